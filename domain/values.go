@@ -1,0 +1,162 @@
+package domain
+
+import (
+	"net/mail"
+	"net/netip"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Role is a user's role. Its field is unexported, so a Role can only come from
+// the three values below or from ParseRole: a conversion cannot forge one.
+type Role struct{ name string }
+
+// The three roles, ranked user < admin < superadmin.
+var (
+	RoleUser       = Role{"user"}
+	RoleAdmin      = Role{"admin"}
+	RoleSuperadmin = Role{"superadmin"}
+)
+
+// Roles lists every role in rank order.
+func Roles() []Role { return []Role{RoleUser, RoleAdmin, RoleSuperadmin} }
+
+// ParseRole accepts exactly "user", "admin" or "superadmin".
+func ParseRole(s string) (Role, error) {
+	for _, r := range Roles() {
+		if s == r.name {
+			return r, nil
+		}
+	}
+	return Role{}, invalid("role", "must be one of user, admin, superadmin")
+}
+
+func (r Role) String() string { return r.name }
+
+// IsZero reports whether r is the zero value (no role).
+func (r Role) IsZero() bool { return r.name == "" }
+
+// Gender is one of the eight genders of the contract, stored in its canonical spelling.
+type Gender struct{ name string }
+
+var genders = [...]string{"Male", "Female", "Non-binary", "Agender", "Bigender", "Genderqueer", "Polygender", "Genderfluid"}
+
+// Genders lists every gender in the contract's order.
+func Genders() []Gender {
+	out := make([]Gender, len(genders))
+	for i, g := range genders {
+		out[i] = Gender{g}
+	}
+	return out
+}
+
+// ParseGender accepts any letter case and returns the canonical spelling.
+func ParseGender(s string) (Gender, error) {
+	s = strings.TrimSpace(s)
+	for _, g := range genders {
+		if strings.EqualFold(s, g) {
+			return Gender{g}, nil
+		}
+	}
+	return Gender{}, invalid("gender", "must be one of "+strings.Join(genders[:], ", "))
+}
+
+func (g Gender) String() string { return g.name }
+
+// IsZero reports whether g is the zero value (no gender).
+func (g Gender) IsZero() bool { return g.name == "" }
+
+// Fold maps s to the form used for case-insensitive comparison: every rune is
+// upper- then lower-cased, which folds case variants (ZOË, Zoë, final and
+// medial sigma, the Kelvin sign) to one spelling. Storage keeps folded copies of
+// searchable columns so SQL and Filter.Matches compare exactly the same strings.
+func Fold(s string) string {
+	return strings.Map(func(r rune) rune { return unicode.ToLower(unicode.ToUpper(r)) }, s)
+}
+
+// Email is a validated address, stored folded (lower-cased), which makes the
+// unique index on it case-insensitive.
+type Email struct{ addr string }
+
+const maxEmailLen = 254
+
+// ParseEmail trims, validates and folds an address: a bare addr-spec (no
+// display name), a domain with a dot, at most 254 bytes.
+func ParseEmail(s string) (Email, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Email{}, invalid("email", "is required")
+	}
+	if len(s) > maxEmailLen || !utf8.ValidString(s) {
+		return Email{}, invalid("email", "is not a valid email address")
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" {
+		return Email{}, invalid("email", "is not a valid email address")
+	}
+	at := strings.LastIndexByte(s, '@')
+	domainPart := s[at+1:]
+	if !strings.Contains(domainPart, ".") || strings.HasPrefix(domainPart, ".") || strings.HasSuffix(domainPart, ".") {
+		return Email{}, invalid("email", "is not a valid email address")
+	}
+	return Email{Fold(s)}, nil
+}
+
+func (e Email) String() string { return e.addr }
+
+// IsZero reports whether e is the zero value.
+func (e Email) IsZero() bool { return e.addr == "" }
+
+const maxNameLen = 100
+
+// ParseName validates a first or last name (field names the field for errors):
+// 1..100 characters after trimming; letters, marks, spaces, apostrophes,
+// hyphens and periods. The trimmed name is returned.
+func ParseName(field, s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", invalid(field, "is not valid UTF-8")
+	}
+	s = strings.TrimSpace(s)
+	n := utf8.RuneCountInString(s)
+	if n == 0 {
+		return "", invalid(field, "is required")
+	}
+	if n > maxNameLen {
+		return "", invalid(field, "must be at most 100 characters")
+	}
+	for _, r := range s {
+		switch {
+		case unicode.IsLetter(r), unicode.IsMark(r), r == ' ', r == '\'', r == '\u2019', r == '-', r == '.':
+		default:
+			return "", invalid(field, "may contain only letters, spaces, apostrophes, hyphens and periods")
+		}
+	}
+	return s, nil
+}
+
+// ParseIP accepts an IPv4 or IPv6 address and returns its canonical form.
+// IPv4-mapped IPv6 addresses are unmapped to IPv4 and zones are refused, so
+// one address has exactly one stored spelling.
+func ParseIP(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, invalid("ip_address", "must be a valid IPv4 or IPv6 address")
+	}
+	return a.Unmap(), nil
+}
+
+// Password length limits of the contract, in characters.
+const (
+	MinPasswordLen = 8
+	MaxPasswordLen = 128
+)
+
+// CheckPassword validates a clear-text password's length (8..128 characters).
+func CheckPassword(field, p string) error {
+	n := utf8.RuneCountInString(p)
+	if !utf8.ValidString(p) || n < MinPasswordLen || n > MaxPasswordLen {
+		return invalid(field, "must be 8 to 128 characters")
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package ports
+
+import (
+	"context"
+	"time"
+
+	"github.com/userservice/userservice/domain"
+)
+
+// Clock tells the time; tests inject a fixed one. Times are UTC, truncated to
+// microseconds (what PostgreSQL stores), so a round trip changes nothing.
+type Clock interface {
+	Now() time.Time
+}
+
+// UpdateFunc changes u inside the repository's transaction, with u's row
+// locked. superadmins counts superadmins under a lock held to commit. It
+// returns the action to record; when it leaves u unchanged nothing is written.
+// An error rolls everything back.
+type UpdateFunc func(u *domain.User, superadmins domain.SuperadminCount) (domain.ChangeAction, error)
+
+// DeleteCheck vets a deletion inside the repository's transaction.
+type DeleteCheck func(u *domain.User, superadmins domain.SuperadminCount) error
+
+// UserRepository stores users. Every write appends its change-log entry in the
+// same transaction. Errors are domain errors: ErrNotFound, ErrEmailTaken,
+// ErrIDTaken, ErrUnavailable, or internal.
+type UserRepository interface {
+	// Create inserts u (its ID kept when non-zero and free) and returns it as stored.
+	Create(ctx context.Context, u *domain.User, actor domain.Actor) (*domain.User, error)
+	Get(ctx context.Context, id int64) (*domain.User, error)
+	GetByEmail(ctx context.Context, email domain.Email) (*domain.User, error)
+	// Update runs fn on the locked user and saves the result with its change entry.
+	Update(ctx context.Context, id int64, actor domain.Actor, fn UpdateFunc) (*domain.User, error)
+	// Delete runs check on the locked user, then deletes it and returns it as it was.
+	Delete(ctx context.Context, id int64, actor domain.Actor, check DeleteCheck) (*domain.User, error)
+	// Search returns up to q.Limit users matching q.Filter in q.Sort order.
+	Search(ctx context.Context, q SearchQuery) ([]*domain.User, error)
+	// Count counts users matching f exactly up to limit; past it the count may
+	// be an estimate, and exact is false.
+	Count(ctx context.Context, f domain.Filter, limit int64) (n int64, exact bool, err error)
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+}
+
+// SearchQuery is one page of a search. With After set, the page starts
+// strictly after that key (keyset); otherwise Offset rows are skipped.
+type SearchQuery struct {
+	Filter domain.Filter
+	Sort   domain.Sort
+	After  *domain.SortKey
+	Offset int
+	Limit  int
+}
+
+// ChangeLog reads the ordered change log that every write appends to.
+type ChangeLog interface {
+	// ChangesAfter returns up to limit entries with seq > after, in seq order.
+	// Seq follows commit order: no entry with a smaller seq commits later.
+	ChangesAfter(ctx context.Context, after int64, limit int) ([]domain.Change, error)
+	// Audit returns entries matching q in seq order.
+	Audit(ctx context.Context, q AuditQuery) ([]domain.Change, error)
+}
+
+// AuditQuery filters the change log; nil and zero fields do not filter.
+type AuditQuery struct {
+	TargetID *int64
+	ActorID  *int64
+	Action   domain.ChangeAction
+	Since    time.Time
+	Until    time.Time
+	AfterSeq int64
+	Limit    int
+}
+
+// PasswordHasher hashes and verifies passwords with a slow, salted hash.
+type PasswordHasher interface {
+	Hash(password string) (string, error)
+	// Verify reports whether password matches hash, and whether hash was made
+	// with parameters older than the current ones (so it should be replaced).
+	Verify(hash, password string) (ok, needsRehash bool, err error)
+}
+
+// Authorizer decides whether an actor may perform a permission, given the
+// target user's attributes. It returns nil, domain.ErrForbidden, or an
+// internal error.
+type Authorizer interface {
+	Authorize(ctx context.Context, req AuthzRequest) error
+}
+
+// AuthzRequest is one authorization question.
+type AuthzRequest struct {
+	Actor      domain.Actor
+	Permission domain.Permission
+	Target     *domain.User // nil when the action has no target user
+	NewRole    domain.Role  // for role changes and creations with a role
+}
