@@ -95,3 +95,47 @@ type AuthzRequest struct {
 	Target     *domain.User // nil when the action has no target user
 	NewRole    domain.Role  // for role changes and creations with a role
 }
+
+// AccessClaims is what a verified access token says.
+type AccessClaims struct {
+	UserID       int64
+	TokenVersion int64 // must equal the user's current version, or the token is revoked
+	ID           string
+	IssuedAt     time.Time
+	ExpiresAt    time.Time
+}
+
+// TokenIssuer signs short-lived access tokens.
+type TokenIssuer interface {
+	IssueAccess(userID, tokenVersion int64, now time.Time) (token string, claims AccessClaims, err error)
+}
+
+// TokenVerifier checks an access token's signature, algorithm, issuer,
+// audience and expiry. Any failure is domain.ErrUnauthenticated.
+type TokenVerifier interface {
+	VerifyAccess(token string, now time.Time) (AccessClaims, error)
+}
+
+// RefreshToken is a stored refresh token: only the SHA-256 hash of the random
+// token is kept. Tokens rotated from one login share a family.
+type RefreshToken struct {
+	Hash      string // hex SHA-256 of the token
+	UserID    int64
+	FamilyID  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// RefreshTokenStore keeps refresh tokens with rotation and reuse detection.
+type RefreshTokenStore interface {
+	// Save stores a new token (a fresh family at login).
+	Save(ctx context.Context, t RefreshToken) error
+	// Rotate spends the unspent, unexpired token with hash oldHash and stores
+	// next in its family (next.UserID and FamilyID are filled in), atomically.
+	// Presenting a spent token revokes its whole family and returns reused=true
+	// with the owner's id and domain.ErrUnauthenticated; an unknown, expired or
+	// revoked token returns domain.ErrUnauthenticated.
+	Rotate(ctx context.Context, oldHash string, next RefreshToken, now time.Time) (userID int64, reused bool, err error)
+	// RevokeFamily revokes the family of the token with hash, if userID owns it.
+	RevokeFamily(ctx context.Context, hash string, userID int64, now time.Time) error
+}
