@@ -139,6 +139,8 @@ var (
 	ErrOwnRoleChange     = &Error{Kind: KindForbidden, Code: "own_role_change", Message: "nobody may change their own role"}
 	ErrForbidden         = &Error{Kind: KindForbidden, Code: "forbidden", Message: "not allowed"}
 	ErrUnauthenticated   = &Error{Kind: KindUnauthenticated, Code: "unauthenticated", Message: "not authenticated"}
+	ErrBadCredentials    = &Error{Kind: KindUnauthenticated, Code: "bad_credentials", Message: "Incorrect email or password"}
+	ErrPasswordChange    = &Error{Kind: KindForbidden, Code: "password_change_required", Message: "you must change your password first"}
 	ErrStale             = &Error{Kind: KindPreconditionFailed, Code: "stale", Message: "the user changed since it was read"}
 	ErrUnavailable       = &Error{Kind: KindUnavailable, Code: "unavailable", Message: "the database is unreachable"}
 	ErrPasswordRequired  = &Error{Kind: KindInvalid, Code: "current_password_required", Message: "current_password is required to change your own email or password"}

@@ -57,3 +57,29 @@ type UpdateUserRequest struct {
 	CurrentPassword *string
 	IfMatch         string
 }
+
+// AuthService signs users up and in, rotates and revokes refresh tokens, and
+// turns an access token into the actor every other use case needs.
+type AuthService interface {
+	// SignUp creates a user with role user (any role in the request is ignored).
+	SignUp(ctx context.Context, req CreateUserRequest) (*domain.User, error)
+	// Login checks email and password and issues a token pair. A wrong email
+	// or password gives the same error (domain.ErrBadCredentials) in about the
+	// same time.
+	Login(ctx context.Context, email, password string) (TokenPair, error)
+	// Refresh spends a refresh token and issues a new pair in its family.
+	Refresh(ctx context.Context, refreshToken string) (TokenPair, error)
+	// Logout revokes the refresh token's family if actor owns it.
+	Logout(ctx context.Context, actor domain.Actor, refreshToken string) error
+	// Authenticate verifies an access token against the user's current state
+	// (existence, token version) and returns the actor it stands for.
+	Authenticate(ctx context.Context, accessToken string) (domain.Actor, error)
+}
+
+// TokenPair is what a login or refresh returns.
+type TokenPair struct {
+	AccessToken            string
+	ExpiresIn              int64 // seconds
+	RefreshToken           string
+	PasswordChangeRequired bool
+}
