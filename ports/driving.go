@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"time"
 
 	"github.com/userservice/userservice/domain"
 )
@@ -82,4 +83,32 @@ type TokenPair struct {
 	ExpiresIn              int64 // seconds
 	RefreshToken           string
 	PasswordChangeRequired bool
+}
+
+// AuditService reads the change log for auditors.
+type AuditService interface {
+	Audit(ctx context.Context, actor domain.Actor, req AuditRequest) (AuditPage, error)
+}
+
+// AuditRequest filters the audit log; zero fields do not filter.
+type AuditRequest struct {
+	TargetID *int64
+	ActorID  *int64
+	Action   string // a domain.ChangeAction name
+	Since    time.Time
+	Until    time.Time
+	Cursor   string // opaque, from AuditPage.NextCursor
+	Size     int    // 1..100; 0 means 50
+}
+
+// AuditPage is one page of change-log entries in seq order, in the same
+// envelope as user pages.
+type AuditPage struct {
+	Items      []domain.Change
+	Total      int64
+	TotalExact bool
+	Page       int
+	Size       int
+	Pages      int64
+	NextCursor string
 }
