@@ -1,0 +1,98 @@
+package application
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
+)
+
+// Login checks email and password and issues a token pair in a new refresh
+// family. Whatever is wrong (malformed or unknown email, no password set,
+// wrong password) gives domain.ErrBadCredentials after one password
+// verification, so neither the answer nor its timing tells whether the email
+// is registered.
+func (a *Auth) Login(ctx context.Context, email, password string) (ports.TokenPair, error) {
+	u, err := a.loginUser(ctx, email)
+	if err != nil {
+		return ports.TokenPair{}, err
+	}
+	if u == nil || !u.HasPassword() {
+		_, _, _ = a.hasher.Verify(a.dummyHash, password) // only its cost matters
+		return ports.TokenPair{}, domain.ErrBadCredentials
+	}
+	ok, needsRehash, err := a.hasher.Verify(u.PasswordHash(), password)
+	if err != nil {
+		a.log.WarnContext(ctx, "stored password hash cannot be verified", slog.Int64("user_id", u.ID()), slog.Any("error", err))
+		return ports.TokenPair{}, domain.ErrBadCredentials
+	}
+	if !ok {
+		return ports.TokenPair{}, domain.ErrBadCredentials
+	}
+	if needsRehash {
+		a.upgradeHash(ctx, u, password)
+	}
+
+	now := a.clock.Now()
+	access, err := a.issueAccess(u, now)
+	if err != nil {
+		return ports.TokenPair{}, err
+	}
+	refresh, hash := newRefreshToken(u.TokenVersion())
+	err = a.refresh.Save(ctx, ports.RefreshToken{
+		Hash: hash, UserID: u.ID(), FamilyID: newFamilyID(),
+		CreatedAt: now, ExpiresAt: now.Add(a.refreshTTL),
+	})
+	if err != nil {
+		return ports.TokenPair{}, fmt.Errorf("save refresh token: %w", err)
+	}
+	return ports.TokenPair{
+		AccessToken:            access,
+		ExpiresIn:              a.expiresIn(),
+		RefreshToken:           refresh,
+		PasswordChangeRequired: u.MustChangePassword(),
+	}, nil
+}
+
+// loginUser finds the account of email; nil when there is none. Only
+// infrastructure failures are errors.
+func (a *Auth) loginUser(ctx context.Context, email string) (*domain.User, error) {
+	addr, err := domain.ParseEmail(email)
+	if err != nil {
+		return nil, nil
+	}
+	u, err := a.repo.GetByEmail(ctx, addr)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up login: %w", err)
+	}
+	return u, nil
+}
+
+// upgradeHash re-hashes a verified password made with outdated parameters.
+// The password is the same, so tokens stay valid. Failing only postpones the
+// upgrade to the next login, so it does not fail the login.
+func (a *Auth) upgradeHash(ctx context.Context, u *domain.User, password string) {
+	hash, err := a.hasher.Hash(password)
+	if err != nil {
+		a.log.WarnContext(ctx, "password rehash failed", slog.Int64("user_id", u.ID()), slog.Any("error", err))
+		return
+	}
+	old := u.PasswordHash()
+	self := domain.Actor{ID: u.ID(), Role: u.Role()}
+	_, err = a.repo.Update(ctx, u.ID(), self, func(locked *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {
+		// A password changed since the check is not ours to replace.
+		if locked.PasswordHash() == old {
+			locked.UpgradePasswordHash(hash)
+		}
+		return domain.ActionUpdated, nil
+	})
+	if err != nil {
+		a.log.WarnContext(ctx, "storing upgraded password hash failed", slog.Int64("user_id", u.ID()), slog.Any("error", err))
+	}
+}

@@ -1,0 +1,109 @@
+package application
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
+)
+
+// Page sizes and the count bound of the contract (CONTRACT §3).
+const (
+	defaultPageSize = 50
+	maxPageSize     = 100
+	// exactCountLimit is how far totals are counted exactly; past it the
+	// repository may estimate, because counting a million rows on every page
+	// costs more than the page.
+	exactCountLimit = 10000
+)
+
+// pageQuery is a validated page request.
+type pageQuery struct {
+	filter domain.Filter
+	sort   domain.Sort
+	page   int
+	size   int
+	after  *domain.SortKey // set when continuing from a cursor
+}
+
+// parsePage validates req, reporting every bad field at once; filter is the
+// already parsed filter (list passes none). A cursor fixes the page number
+// and the position, and must come back with the sort and filter it was
+// issued for.
+func (s *Users) parsePage(req ports.PageRequest, filter domain.Filter, filterErr error) (pageQuery, error) {
+	var v domain.ValidationError
+	v.Check("filter", filterErr)
+	q := pageQuery{filter: filter, page: req.Page, size: req.Size}
+	var err error
+	q.sort, err = domain.ParseSort(req.Sort)
+	v.Check("sort", err)
+	if q.page == 0 {
+		q.page = 1
+	}
+	if q.page < 1 {
+		v.Add("page", "must be at least 1")
+	}
+	if q.size < 0 || q.size > maxPageSize {
+		v.Add("size", fmt.Sprintf("must be between 1 and %d", maxPageSize))
+	}
+	if err := v.Err(); err != nil {
+		return pageQuery{}, err
+	}
+	if req.Cursor != "" {
+		c, err := decodeCursor(s.cursorKey, req.Cursor, q.sort, q.filter)
+		if err != nil {
+			return pageQuery{}, err
+		}
+		if q.size != 0 && q.size != c.size {
+			// Page numbers count pages of the cursor's size.
+			return pageQuery{}, errInvalidCursor
+		}
+		q.page, q.size, q.after = c.page, c.size, &c.after
+	}
+	if q.size == 0 {
+		q.size = defaultPageSize
+	}
+	return q, nil
+}
+
+// fetchPage reads one page: the total (exact up to exactCountLimit), then
+// size+1 rows, the extra one only telling whether a next page exists.
+func (s *Users) fetchPage(ctx context.Context, q pageQuery) (ports.Page, error) {
+	total, exact, err := s.repo.Count(ctx, q.filter, exactCountLimit)
+	if err != nil {
+		return ports.Page{}, fmt.Errorf("count users: %w", err)
+	}
+	size64 := int64(q.size)
+	p := ports.Page{
+		Items:      []*domain.User{},
+		Total:      total,
+		TotalExact: exact,
+		Page:       q.page,
+		Size:       q.size,
+		Pages:      (total + size64 - 1) / size64,
+	}
+	sq := ports.SearchQuery{Filter: q.filter, Sort: q.sort, After: q.after, Limit: q.size + 1}
+	if q.after == nil {
+		// Past the last page there is nothing to read; the overflow guard
+		// keeps an absurd page number from wrapping the offset around.
+		if (exact && int64(q.page-1) >= p.Pages) || q.page-1 > math.MaxInt/q.size {
+			return p, nil
+		}
+		sq.Offset = (q.page - 1) * q.size
+	}
+	items, err := s.repo.Search(ctx, sq)
+	if err != nil {
+		return ports.Page{}, fmt.Errorf("search users: %w", err)
+	}
+	if len(items) > q.size {
+		items = items[:q.size]
+		next := cursor{page: q.page + 1, size: q.size, after: q.sort.KeyOf(items[len(items)-1])}
+		p.NextCursor = encodeCursor(s.cursorKey, next, q.sort, q.filter)
+	}
+	if len(items) > 0 {
+		p.Items = items
+	}
+	return p, nil
+}

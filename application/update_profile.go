@@ -1,0 +1,122 @@
+package application
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
+)
+
+// UpdateProfile changes user id's profile and, optionally, password.
+//
+// Changing one's own email or password needs the current password. Password
+// checks and hashing are slow, so they run before the repository's
+// transaction, never while it holds the row lock; inside it the decision is
+// checked again against the locked row, which may have changed meanwhile.
+func (s *Users) UpdateProfile(ctx context.Context, actor domain.Actor, id int64, req ports.UpdateUserRequest) (*domain.User, error) {
+	forced := actor.PasswordChangeRequired
+	if forced && (actor.ID != id || req.Password == nil) {
+		return nil, domain.ErrPasswordChange
+	}
+	target, err := s.target(ctx, actor, domain.PermUsersUpdate, id, domain.Role{})
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+
+	// Validate everything first, reporting every field at once.
+	var v domain.ValidationError
+	preview := target.Clone()
+	v.Check("profile", preview.ApplyProfile(req.Patch, now))
+	if req.Password != nil {
+		v.Check("password", domain.CheckPassword("password", *req.Password))
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+
+	self := actor.IsSelf(target)
+	verified := false
+	if self && (req.Password != nil || preview.Email() != target.Email()) {
+		if err := s.checkCurrentPassword(target, req.CurrentPassword); err != nil {
+			return nil, err
+		}
+		verified = true
+	}
+	var newHash string
+	if req.Password != nil {
+		if forced {
+			// The forced change exists to get rid of a password someone else
+			// knows; keeping it would defeat it.
+			if same, _, err := s.hasher.Verify(target.PasswordHash(), *req.Password); err == nil && same {
+				var v domain.ValidationError
+				v.Add("password", "must differ from the current password")
+				return nil, v.Err()
+			}
+		}
+		if newHash, err = s.hasher.Hash(*req.Password); err != nil {
+			return nil, fmt.Errorf("hash password: %w", err)
+		}
+	}
+
+	updated, err := s.repo.Update(ctx, id, actor, func(u *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {
+		if err := authorize(ctx, s.authz, actor, domain.PermUsersUpdate, u, domain.Role{}); err != nil {
+			return "", err
+		}
+		if req.IfMatch != "" && !etagMatches(req.IfMatch, ETag(u)) {
+			return "", domain.ErrStale
+		}
+		if verified && u.PasswordHash() != target.PasswordHash() {
+			// The password was changed after current_password was checked.
+			return "", domain.ErrStale
+		}
+		before := u.Clone()
+		if err := u.ApplyProfile(req.Patch, now); err != nil {
+			return "", err
+		}
+		profileChanged := !sameProfile(before, u)
+		if !profileChanged {
+			*u = *before // keep updated_at: nothing changed, nothing is written
+		}
+		if newHash == "" {
+			return domain.ActionUpdated, nil
+		}
+		u.SetPasswordHash(newHash, now)
+		if profileChanged {
+			return domain.ActionUpdated, nil
+		}
+		return domain.ActionPasswordChanged, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update user %d: %w", id, err)
+	}
+	return updated, nil
+}
+
+// checkCurrentPassword verifies the current password the actor gave for
+// their own account.
+func (s *Users) checkCurrentPassword(u *domain.User, current *string) error {
+	if current == nil || *current == "" {
+		return domain.ErrPasswordRequired
+	}
+	if !u.HasPassword() {
+		return domain.ErrPasswordIncorrect
+	}
+	ok, _, err := s.hasher.Verify(u.PasswordHash(), *current)
+	if err != nil {
+		// An unreadable stored hash matches nothing; the cause is for logs.
+		return domain.ErrPasswordIncorrect.Wrap(err)
+	}
+	if !ok {
+		return domain.ErrPasswordIncorrect
+	}
+	return nil
+}
+
+// sameProfile reports whether a and b differ at most in updated_at.
+func sameProfile(a, b *domain.User) bool {
+	sa, sb := a.Stored(), b.Stored()
+	sa.UpdatedAt = sb.UpdatedAt
+	return sa == sb
+}

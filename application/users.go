@@ -1,0 +1,103 @@
+package application
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
+)
+
+// Deps are the driven ports the use cases work with. Users needs Repo, Authz,
+// Hasher, Clock and CursorKey; Auth needs Repo, Hasher, Clock, Tokens,
+// Verifier, Refresh and Log.
+type Deps struct {
+	Repo     ports.UserRepository
+	Authz    ports.Authorizer
+	Hasher   ports.PasswordHasher
+	Clock    ports.Clock
+	Tokens   ports.TokenIssuer
+	Verifier ports.TokenVerifier
+	Refresh  ports.RefreshTokenStore
+	Log      *slog.Logger // nil: discard
+	// CursorKey authenticates page cursors (HMAC-SHA256). Every instance must
+	// use the same key, so a cursor from one works on all; at least
+	// MinCursorKeyLen bytes.
+	CursorKey []byte
+}
+
+// MinCursorKeyLen is the shortest accepted Deps.CursorKey (256 bits).
+const MinCursorKeyLen = 32
+
+// Users implements the user use cases.
+type Users struct {
+	repo      ports.UserRepository
+	authz     ports.Authorizer
+	hasher    ports.PasswordHasher
+	clock     ports.Clock
+	cursorKey []byte
+}
+
+var _ ports.UserService = (*Users)(nil)
+
+// NewUsers returns the user use cases. A CursorKey shorter than
+// MinCursorKeyLen is a wiring mistake and panics: forgeable cursors would
+// otherwise go unnoticed.
+func NewUsers(deps Deps) *Users {
+	if len(deps.CursorKey) < MinCursorKeyLen {
+		panic(fmt.Sprintf("application.NewUsers: CursorKey must be at least %d bytes", MinCursorKeyLen))
+	}
+	return &Users{
+		repo:      deps.Repo,
+		authz:     deps.Authz,
+		hasher:    deps.Hasher,
+		clock:     deps.Clock,
+		cursorKey: append([]byte(nil), deps.CursorKey...),
+	}
+}
+
+// requireNoPasswordChange refuses an actor who signed in with a password they
+// did not choose (CONTRACT §3): until they change it they may do nothing but
+// that change, which UpdateProfile lets through itself.
+func requireNoPasswordChange(actor domain.Actor) error {
+	if actor.PasswordChangeRequired {
+		return domain.ErrPasswordChange
+	}
+	return nil
+}
+
+// authorize asks the Authorizer one question. A nil target asks whether the
+// actor holds perm for some user, a zero newRole whether for some role.
+func authorize(ctx context.Context, az ports.Authorizer, actor domain.Actor, perm domain.Permission, target *domain.User, newRole domain.Role) error {
+	err := az.Authorize(ctx, ports.AuthzRequest{Actor: actor, Permission: perm, Target: target, NewRole: newRole})
+	if err != nil {
+		return fmt.Errorf("authorize %s: %w", perm, err)
+	}
+	return nil
+}
+
+// target loads user id and asks whether actor may perform perm on it.
+//
+// When the user does not exist, the answer depends on whether the actor holds
+// perm at all (asked with no target): ErrNotFound if so, ErrForbidden if not.
+// Otherwise an actor refused on every existing user could still tell taken
+// ids from free ones by the 403/404 difference, probing a route they may not
+// use.
+func (s *Users) target(ctx context.Context, actor domain.Actor, perm domain.Permission, id int64, newRole domain.Role) (*domain.User, error) {
+	u, err := s.repo.Get(ctx, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		if aerr := authorize(ctx, s.authz, actor, perm, nil, newRole); aerr != nil {
+			return nil, aerr
+		}
+		return nil, fmt.Errorf("user %d: %w", id, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load user %d: %w", id, err)
+	}
+	if err := authorize(ctx, s.authz, actor, perm, u, newRole); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
