@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,13 +68,13 @@ func (e *fileError) Unwrap() error { return e.err }
 func load(dir string) (set *policySet, warnings []*fileError, err error) {
 	modelPath := filepath.Join(dir, modelFile)
 	policyPath := filepath.Join(dir, policyFile)
-	modelText, err := os.ReadFile(modelPath)
+	modelText, err := readFile(modelPath)
 	if err != nil {
-		return nil, nil, &fileError{file: modelPath, err: err}
+		return nil, nil, err
 	}
-	policyText, err := os.ReadFile(policyPath)
+	policyText, err := readFile(policyPath)
 	if err != nil {
-		return nil, nil, &fileError{file: policyPath, err: err}
+		return nil, nil, err
 	}
 
 	// The files are hand-edited, and Casbin panics on some malformed input;
@@ -126,6 +127,18 @@ func load(dir string) (set *policySet, warnings []*fileError, err error) {
 		}
 	}
 	return &policySet{enforcer: enforcer, model: modelText, policy: policyText, rules: n}, warnings, nil
+}
+
+func readFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the path is said once, by fileError
+	}
+	if err != nil {
+		return nil, &fileError{file: path, err: err}
+	}
+	return b, nil
 }
 
 // rule is one row of policy.csv.
