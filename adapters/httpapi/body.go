@@ -1,0 +1,184 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/userservice/userservice/domain"
+)
+
+// jsonObject is a request body read strictly: one JSON object and nothing
+// after it. Keys are looked up one by one so that every problem (a wrong
+// type, an unknown or missing key) is reported at once, each naming its field.
+type jsonObject struct {
+	raw  map[string]json.RawMessage
+	errs domain.ValidationError
+}
+
+var (
+	errNotJSON = &domain.Error{Kind: domain.KindMalformed, Code: "malformed_json",
+		Message: "request body must be a single JSON object"}
+	errEmptyBody = &domain.Error{Kind: domain.KindMalformed, Code: "malformed_json",
+		Message: "request body is empty; a JSON object is required"}
+)
+
+// readObject reads the request body as one JSON object. A missing
+// Content-Type is read as JSON (clients that forget it still work); any other
+// non-JSON type is refused with 415 rather than guessed at.
+func readObject(c echo.Context) (*jsonObject, error) {
+	if err := requireJSON(c.Request()); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return nil, readError(err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errEmptyBody
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var raw map[string]json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return nil, errNotJSON
+		}
+		return nil, malformedJSON(err)
+	}
+	if raw == nil { // the body was `null`
+		return nil, errNotJSON
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &domain.Error{Kind: domain.KindMalformed, Code: "malformed_json",
+			Message: "request body has data after the JSON object"}
+	}
+	return &jsonObject{raw: raw}, nil
+}
+
+// malformedJSON describes a syntax error by position, never echoing the body.
+func malformedJSON(err error) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return &domain.Error{Kind: domain.KindMalformed, Code: "malformed_json",
+			Message: fmt.Sprintf("request body is not valid JSON (at byte %d)", syn.Offset), Err: err}
+	}
+	return &domain.Error{Kind: domain.KindMalformed, Code: "malformed_json",
+		Message: "request body is not valid JSON", Err: err}
+}
+
+// readError turns a failed body read into 413 when the limit cut it short.
+func readError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return errBodyTooLarge(tooLarge.Limit)
+	}
+	return &domain.Error{Kind: domain.KindMalformed, Code: "malformed_body",
+		Message: "request body could not be read", Err: err}
+}
+
+func errBodyTooLarge(limit int64) *domain.Error {
+	return &domain.Error{Kind: domain.KindTooLarge, Code: "too_large",
+		Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
+}
+
+func requireJSON(r *http.Request) error {
+	ct := r.Header.Get(echo.HeaderContentType)
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == echo.MIMEApplicationJSON || strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return errUnsupportedMediaType("application/json")
+}
+
+func errUnsupportedMediaType(want ...string) error {
+	return &echo.HTTPError{Code: http.StatusUnsupportedMediaType,
+		Message: "Content-Type must be " + strings.Join(want, " or ")}
+}
+
+// allow records every key outside allowed as an unknown field, so a misspelt
+// key is an error rather than a silently ignored change.
+func (o *jsonObject) allow(allowed ...string) {
+	for _, k := range o.sortedKeys() {
+		if !slices.Contains(allowed, k) {
+			o.errs.Add(k, "unknown field")
+		}
+	}
+}
+
+// reject records key, when present, as not accepted here.
+func (o *jsonObject) reject(key, message string) {
+	if _, ok := o.raw[key]; ok {
+		o.errs.Add(key, message)
+	}
+}
+
+// ignore forgets key, for keys the contract says are accepted and ignored.
+func (o *jsonObject) ignore(key string) { delete(o.raw, key) }
+
+func (o *jsonObject) sortedKeys() []string {
+	keys := make([]string, 0, len(o.raw))
+	for k := range o.raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// str returns key's string value and whether it was present. A value that is
+// not a string (null included) is recorded as an error.
+func (o *jsonObject) str(key string) (string, bool) {
+	v, ok := o.raw[key]
+	if !ok {
+		return "", false
+	}
+	var s string
+	if bytes.Equal(v, []byte("null")) || json.Unmarshal(v, &s) != nil {
+		o.errs.Add(key, "must be a string")
+		return "", false
+	}
+	return s, true
+}
+
+// required is str for a key that must be present.
+func (o *jsonObject) required(key string) string {
+	if _, ok := o.raw[key]; !ok {
+		o.errs.Add(key, "is required")
+		return ""
+	}
+	s, _ := o.str(key)
+	return s
+}
+
+// optional is str as a pointer: nil when absent.
+func (o *jsonObject) optional(key string) *string {
+	s, ok := o.str(key)
+	if !ok {
+		return nil
+	}
+	return &s
+}
+
+// nullable is optional for a key whose null means "clear": it returns a
+// pointer to "" for null.
+func (o *jsonObject) nullable(key string) *string {
+	if v, ok := o.raw[key]; ok && bytes.Equal(v, []byte("null")) {
+		empty := ""
+		return &empty
+	}
+	return o.optional(key)
+}
+
+// err reports every problem recorded so far (422), or nil.
+func (o *jsonObject) err() error { return o.errs.Err() }

@@ -1,0 +1,130 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/userservice/userservice/domain"
+)
+
+// kindStatus is the one place a domain error kind becomes an HTTP status.
+var kindStatus = map[domain.Kind]int{
+	domain.KindInternal:           http.StatusInternalServerError,
+	domain.KindMalformed:          http.StatusBadRequest,
+	domain.KindInvalid:            http.StatusUnprocessableEntity,
+	domain.KindUnauthenticated:    http.StatusUnauthorized,
+	domain.KindForbidden:          http.StatusForbidden,
+	domain.KindNotFound:           http.StatusNotFound,
+	domain.KindConflict:           http.StatusConflict,
+	domain.KindPreconditionFailed: http.StatusPreconditionFailed,
+	domain.KindTooLarge:           http.StatusRequestEntityTooLarge,
+	domain.KindRateLimited:        http.StatusTooManyRequests,
+	domain.KindUnavailable:        http.StatusServiceUnavailable,
+}
+
+// statusCode names the statuses Echo raises itself (unknown route, wrong
+// method, ...) in the same vocabulary as domain error codes.
+var statusCode = map[int]string{
+	http.StatusBadRequest:            "malformed",
+	http.StatusUnauthorized:          "unauthenticated",
+	http.StatusForbidden:             "forbidden",
+	http.StatusNotFound:              "not_found",
+	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusRequestEntityTooLarge: "too_large",
+	http.StatusUnsupportedMediaType:  "unsupported_media_type",
+	http.StatusUnprocessableEntity:   "invalid",
+	http.StatusTooManyRequests:       "rate_limited",
+	http.StatusServiceUnavailable:    "unavailable",
+}
+
+const internalDetail = "internal error"
+
+var errTimeout = &domain.Error{Kind: domain.KindUnavailable, Code: "unavailable",
+	Message: "the service did not answer in time; retry later"}
+
+// handleError is Echo's error handler: every error of every route ends here
+// and leaves as {"detail", "code"[, "errors"]}. Internal errors are logged
+// with their cause at error level; their text never reaches the client.
+func (s *server) handleError(err error, c echo.Context) {
+	ctx := c.Request().Context()
+	if c.Response().Committed {
+		s.log.DebugContext(ctx, "error after the response was sent",
+			"request_id", RequestIDFrom(ctx), "error", err)
+		return
+	}
+	status, body := s.render(ctx, err, c)
+	if status == http.StatusUnauthorized {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, "Bearer")
+	}
+	var werr error
+	if c.Request().Method == http.MethodHead {
+		werr = c.NoContent(status)
+	} else {
+		werr = c.JSON(status, body)
+	}
+	if werr != nil {
+		s.log.DebugContext(ctx, "writing the error response failed",
+			"request_id", RequestIDFrom(ctx), "error", werr)
+	}
+}
+
+func (s *server) render(ctx context.Context, err error, c echo.Context) (int, Error) {
+	de := domain.AsError(err)
+	var he *echo.HTTPError
+	var tooLarge *http.MaxBytesError
+	switch {
+	case de != nil && de.Kind != domain.KindInternal:
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// A query cut off by its deadline is the database not answering in
+		// time, not a bug; a cancelled one is a client that went away.
+		de = errTimeout.Wrap(err)
+	case errors.As(err, &tooLarge):
+		de = errBodyTooLarge(tooLarge.Limit)
+	case de == nil && errors.As(err, &he) && he.Code < http.StatusInternalServerError:
+		return he.Code, echoErrorBody(he)
+	}
+
+	if de == nil || de.Kind == domain.KindInternal {
+		s.log.ErrorContext(ctx, "internal error",
+			"request_id", RequestIDFrom(ctx), "method", c.Request().Method, "route", c.Path(), "error", err)
+		return http.StatusInternalServerError, Error{Detail: internalDetail, Code: "internal"}
+	}
+	status, ok := kindStatus[de.Kind]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if de.Kind == domain.KindUnavailable {
+		s.log.WarnContext(ctx, "dependency unavailable",
+			"request_id", RequestIDFrom(ctx), "route", c.Path(), "error", err)
+	}
+	body := Error{Detail: de.Message, Code: de.Code}
+	if body.Code == "" {
+		body.Code = de.Kind.String()
+	}
+	if len(de.Fields) > 0 {
+		fields := make([]FieldError, len(de.Fields))
+		for i, f := range de.Fields {
+			fields[i] = FieldError{Field: f.Field, Message: f.Message}
+		}
+		body.Errors = &fields
+	}
+	return status, body
+}
+
+// echoErrorBody renders Echo's own errors (404 route, 405, parameter
+// binding) in the service's shape. Their messages are Echo's or the
+// generated binder's, written for clients.
+func echoErrorBody(he *echo.HTTPError) Error {
+	detail, ok := he.Message.(string)
+	if !ok || detail == "" {
+		detail = http.StatusText(he.Code)
+	}
+	code, ok := statusCode[he.Code]
+	if !ok {
+		code = "error"
+	}
+	return Error{Detail: detail, Code: code}
+}

@@ -1,0 +1,224 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
+)
+
+// apiPrefix is where the REST API lives; health, metrics and docs sit outside it.
+const apiPrefix = "/api/v1"
+
+// Deps are the adapter's collaborators. All are required.
+type Deps struct {
+	Users ports.UserService
+	Auth  ports.AuthService
+	Audit ports.AuditService
+	// Ready reports whether the service can serve (the database answers).
+	Ready func(context.Context) error
+	// ETag is the user's version tag (application.ETag), compared by the
+	// application with If-Match.
+	ETag func(*domain.User) string
+	Log  *slog.Logger
+	// Registry receives the HTTP metrics and serves /metrics. Go runtime and
+	// process collectors are the caller's to register.
+	Registry *prometheus.Registry
+	// Version is reported by userservice_build_info.
+	Version string
+}
+
+// Config tunes the adapter; zero values take the defaults.
+type Config struct {
+	// BodyLimit caps request bodies in bytes (default 1 MiB); larger is 413.
+	BodyLimit int64
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed when
+	// working out the client's address (for logs and rate limits). Without
+	// any, the address is the TCP peer's.
+	TrustedProxies []netip.Prefix
+	// ReadyTimeout bounds the readiness check (default 2s).
+	ReadyTimeout time.Duration
+}
+
+const (
+	defaultBodyLimit    = 1 << 20
+	defaultReadyTimeout = 2 * time.Second
+)
+
+// server holds what handlers and middleware share. Its exported methods
+// implement the generated ServerInterface.
+type server struct {
+	users   ports.UserService
+	auth    ports.AuthService
+	audit   ports.AuditService
+	ready   func(context.Context) error
+	etag    func(*domain.User) string
+	log     *slog.Logger
+	metrics *metrics
+	// metricsHandler serves the registry at /metrics.
+	metricsHandler http.Handler
+	cfg            Config
+}
+
+var _ ServerInterface = (*server)(nil)
+
+// New builds the Echo instance serving the REST API, /healthz, /readyz,
+// /metrics, /openapi.yaml and /docs. The caller may mount more routes on it
+// (for example the WebSocket endpoint under /api/v1): they pass through the
+// same request id, logging, metrics, recovery, body limit and error handler,
+// but not through authentication or the strict query check, which apply to
+// the operations of openapi.yaml only.
+func New(deps Deps, cfg Config) (*echo.Echo, error) {
+	if err := deps.check(); err != nil {
+		return nil, err
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = defaultBodyLimit
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = defaultReadyTimeout
+	}
+	m, err := newMetrics(deps.Registry, deps.Version)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{
+		users: deps.Users, auth: deps.Auth, audit: deps.Audit, ready: deps.Ready,
+		etag: deps.ETag, log: deps.Log, metrics: m, cfg: cfg,
+		metricsHandler: promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{}),
+	}
+	spec, err := GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: load embedded spec: %w", err)
+	}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
+	e.Use(requestID, s.observe, s.recover, s.limitBody)
+
+	RegisterHandlersWithOptions(e, s, RegisterHandlersOptions{
+		OperationMiddlewares: s.operationMiddleware(spec),
+	})
+	e.GET("/openapi.yaml", serveSpec)
+	registerDocs(e)
+	return e, nil
+}
+
+func (d Deps) check() error {
+	var missing []string
+	for name, ok := range map[string]bool{
+		"Users": d.Users != nil, "Auth": d.Auth != nil, "Audit": d.Audit != nil,
+		"Ready": d.Ready != nil, "ETag": d.ETag != nil, "Log": d.Log != nil,
+		"Registry": d.Registry != nil,
+	} {
+		if !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return errors.New("httpapi: missing dependencies: " + strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// operationMiddleware reads from the spec which operations need a token
+// (those whose security requirements are not empty) and which query
+// parameters each accepts, so the document and the behaviour cannot drift.
+func (s *server) operationMiddleware(spec *openapi3.T) map[string][]echo.MiddlewareFunc {
+	out := map[string][]echo.MiddlewareFunc{}
+	for path, item := range spec.Paths.Map() {
+		for _, op := range item.Operations() {
+			var mw []echo.MiddlewareFunc
+			security := spec.Security
+			if op.Security != nil {
+				security = *op.Security
+			}
+			if needsToken(security) {
+				mw = append(mw, s.authenticate)
+			}
+			if strings.HasPrefix(path, apiPrefix+"/") {
+				mw = append(mw, strictQuery(queryNames(item.Parameters, op.Parameters)))
+			}
+			out[op.OperationID] = mw
+		}
+	}
+	return out
+}
+
+// needsToken: an empty list, or one alternative without any scheme, means
+// the operation is open to anyone.
+func needsToken(reqs openapi3.SecurityRequirements) bool {
+	if len(reqs) == 0 {
+		return false
+	}
+	for _, r := range reqs {
+		if len(r) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func queryNames(lists ...openapi3.Parameters) []string {
+	var names []string
+	for _, params := range lists {
+		for _, p := range params {
+			if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
+				names = append(names, p.Value.Name)
+			}
+		}
+	}
+	return names
+}
+
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	// Echo trusts loopback and private ranges by default; only the
+	// configured proxies may vouch for a client address here.
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		p = p.Masked()
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{
+			IP:   net.IP(p.Addr().AsSlice()),
+			Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+		}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// NewHTTPServer wraps h in an http.Server with timeouts that keep slow or
+// idle clients from holding connections: 5s to send the headers (slowloris),
+// 30s to send the whole request and 30s to receive the answer (a 1 MiB body
+// or a 100-item page takes far less), 120s for an idle keep-alive connection.
+// Upgraded WebSocket connections are not bound by these once hijacked: the
+// WebSocket library clears the deadlines and sets its own.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+}
