@@ -53,8 +53,10 @@ func encodeCursor(key []byte, c cursor, sort domain.Sort, f domain.Filter) strin
 // wrong with it (not base64, truncated, tampered, another key, sort or
 // filter) gives the same errInvalidCursor.
 func decodeCursor(key []byte, s string, sort domain.Sort, f domain.Filter) (cursor, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(raw) < 1+cursorTagLen {
+	// Strict, and the length check, because the decoder would otherwise skip
+	// newlines and ignore stray trailing bits: one cursor, one spelling.
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil || base64.RawURLEncoding.EncodedLen(len(raw)) != len(s) || len(raw) < 1+cursorTagLen {
 		return cursor{}, errInvalidCursor
 	}
 	payload, tag := raw[:len(raw)-cursorTagLen], raw[len(raw)-cursorTagLen:]

@@ -80,15 +80,15 @@ func authorize(ctx context.Context, az ports.Authorizer, actor domain.Actor, per
 
 // target loads user id and asks whether actor may perform perm on it.
 //
-// When the user does not exist, the answer depends on whether the actor holds
-// perm at all (asked with no target): ErrNotFound if so, ErrForbidden if not.
-// Otherwise an actor refused on every existing user could still tell taken
-// ids from free ones by the 403/404 difference, probing a route they may not
-// use.
+// When the user does not exist, the answer depends on whether the actor could
+// perform perm on a user with that id of any role: ErrNotFound if so,
+// ErrForbidden if not. Otherwise an actor refused on every such user could
+// still tell taken ids from free ones by the 403/404 difference, probing a
+// route they may not use.
 func (s *Users) target(ctx context.Context, actor domain.Actor, perm domain.Permission, id int64, newRole domain.Role) (*domain.User, error) {
 	u, err := s.repo.Get(ctx, id)
 	if errors.Is(err, domain.ErrNotFound) {
-		if aerr := authorize(ctx, s.authz, actor, perm, nil, newRole); aerr != nil {
+		if aerr := s.authorizeAnyRole(ctx, actor, perm, id, newRole); aerr != nil {
 			return nil, aerr
 		}
 		return nil, fmt.Errorf("user %d: %w", id, err)
@@ -100,4 +100,28 @@ func (s *Users) target(ctx context.Context, actor domain.Actor, perm domain.Perm
 		return nil, err
 	}
 	return u, nil
+}
+
+// authorizeAnyRole asks whether actor may perform perm on a user with id
+// holding some role. The question is put with hypothetical users rather than
+// with no target, because "no target" means an action on no user at all
+// (listing, creating), which policies answer differently.
+func (s *Users) authorizeAnyRole(ctx context.Context, actor domain.Actor, perm domain.Permission, id int64, newRole domain.Role) error {
+	var refusal error
+	for _, r := range domain.Roles() {
+		// Only what a policy looks at: the id (self or other) and the role.
+		hypothetical, err := domain.RestoreUser(domain.StoredUser{ID: id, Role: r.String()})
+		if err != nil {
+			return fmt.Errorf("hypothetical %s: %w", r, err)
+		}
+		err = authorize(ctx, s.authz, actor, perm, hypothetical, newRole)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, domain.ErrForbidden) {
+			return err
+		}
+		refusal = err
+	}
+	return refusal
 }
