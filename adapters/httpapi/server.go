@@ -71,7 +71,10 @@ type server struct {
 	metrics *metrics
 	// metricsHandler serves the registry at /metrics.
 	metricsHandler http.Handler
-	cfg            Config
+	// paramHints says, per parameter name, what a valid value looks like,
+	// for the generated binder's errors (see bindError).
+	paramHints map[string]string
+	cfg        Config
 }
 
 var _ ServerInterface = (*server)(nil)
@@ -113,6 +116,7 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Use(requestID, s.observe, s.recover, s.limitBody)
 
+	s.paramHints = paramHints(spec)
 	RegisterHandlersWithOptions(e, s, RegisterHandlersOptions{
 		OperationMiddlewares: s.operationMiddleware(spec),
 	})
@@ -187,6 +191,33 @@ func queryNames(lists ...openapi3.Parameters) []string {
 		}
 	}
 	return names
+}
+
+// paramHints describes the valid values of every parameter of the spec by
+// name; a name means the same thing on every operation that has it.
+func paramHints(spec *openapi3.T) map[string]string {
+	hints := map[string]string{}
+	add := func(params openapi3.Parameters) {
+		for _, p := range params {
+			if p.Value == nil || p.Value.Schema == nil || p.Value.Schema.Value == nil {
+				continue
+			}
+			sch := p.Value.Schema.Value
+			switch {
+			case sch.Type.Is(openapi3.TypeInteger):
+				hints[p.Value.Name] = "must be an integer"
+			case sch.Format == "date-time":
+				hints[p.Value.Name] = "must be an RFC 3339 date-time, such as 2024-01-31T08:00:00Z"
+			}
+		}
+	}
+	for _, item := range spec.Paths.Map() {
+		add(item.Parameters)
+		for _, op := range item.Operations() {
+			add(op.Parameters)
+		}
+	}
+	return hints
 }
 
 func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
