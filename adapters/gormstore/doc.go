@@ -1,0 +1,10 @@
+// Package gormstore is the service's persistence: the user repository, the
+// change log and the refresh-token store, with GORM on SQLite (embedded,
+// zero set-up, pure Go) or PostgreSQL (pgx), and the embedded SQL migrations
+// of both dialects, applied with goose.
+//
+// Database errors are translated here, once: a taken email or id, a missing
+// row, an unreachable database become domain errors; everything else is
+// internal. Every write appends its change-log entry in its own transaction,
+// numbered in commit order.
+package gormstore

@@ -1,0 +1,158 @@
+package gormstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gorm.io/gorm"
+
+	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
+)
+
+// likeEscaper makes every character of a substring literal in a LIKE
+// pattern with ESCAPE '\'.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// filtered restricts users to those f matches: the SQL twin of
+// domain.Filter.Matches, held equal to it by the contract suite's property
+// test. Substring filters compare folded columns with folded text.
+func (s *Store) filtered(db *gorm.DB, f domain.Filter) *gorm.DB {
+	db = db.Table("users")
+	contains := func(column, sub string) {
+		if sub == "" {
+			return
+		}
+		if s.dialect == dialectSQLite {
+			// SQLite's LIKE folds ASCII case on its own, which would make
+			// "ß" and "SS" differ while "a" and "A" match: instr is exact.
+			db = db.Where("instr("+column+", ?) > 0", sub)
+			return
+		}
+		// A LIKE pattern, not strpos, so the trigram indexes serve it.
+		db = db.Where(column+` LIKE ? ESCAPE '\'`, "%"+likeEscaper.Replace(sub)+"%")
+	}
+	contains("first_name_fold", f.FirstName)
+	contains("last_name_fold", f.LastName)
+	contains("email", f.Email)
+	if !f.Gender.IsZero() {
+		db = db.Where("gender = ?", f.Gender.String())
+	}
+	if !f.Role.IsZero() {
+		db = db.Where("role = ?", f.Role.String())
+	}
+	if f.IP.IsSet() {
+		lo, hi := f.IP.Bounds()
+		db = db.Where("ip_key BETWEEN ? AND ?", lo[:], hi[:])
+	}
+	return db
+}
+
+// sortColumn is the column a sort field orders by.
+func sortColumn(f domain.SortField) string {
+	switch f {
+	case domain.SortEmail:
+		return "email"
+	case domain.SortLastName:
+		return "last_name_fold"
+	case domain.SortCreatedAt:
+		return "created_at"
+	}
+	return "id"
+}
+
+// Search returns up to q.Limit users matching q.Filter, ordered by the sort
+// field then id, both in the sort's direction. With q.After the page starts
+// strictly after that key, a row-value comparison that the (column, id)
+// indexes serve on both engines; otherwise q.Offset rows are skipped.
+func (r *Users) Search(ctx context.Context, q ports.SearchQuery) ([]*domain.User, error) {
+	db := r.s.filtered(r.s.read.WithContext(ctx), q.Filter)
+	col := sortColumn(q.Sort.Field)
+	dir, op := "ASC", ">"
+	if q.Sort.Desc {
+		dir, op = "DESC", "<"
+	}
+	switch {
+	case q.After != nil && col == "id":
+		db = db.Where("id "+op+" ?", q.After.ID)
+	case q.After != nil && col == "created_at":
+		db = db.Where("(created_at, id) "+op+" (?, ?)", newDBTime(q.After.Time), q.After.ID)
+	case q.After != nil:
+		db = db.Where("("+col+", id) "+op+" (?, ?)", q.After.Text, q.After.ID)
+	case q.Offset > 0:
+		db = db.Offset(q.Offset)
+	}
+	if col != "id" {
+		db = db.Order(col + " " + dir)
+	}
+	db = db.Order("id " + dir)
+	if q.Limit > 0 {
+		db = db.Limit(q.Limit)
+	}
+	var recs []userRecord
+	if err := db.Find(&recs).Error; err != nil {
+		return nil, translate(ctx, err, true)
+	}
+	users, err := usersOf(recs)
+	if err != nil {
+		return nil, translate(ctx, err, true)
+	}
+	return users, nil
+}
+
+// Count counts users matching f: exactly up to limit, by counting at most
+// limit+1 rows. Past the limit, PostgreSQL answers with the planner's
+// estimate (never below limit+1) and exact=false, because an exact count of
+// a broad filter over millions of rows costs more than the page it labels.
+// SQLite, for small deployments, counts exactly. limit <= 0 counts exactly.
+func (r *Users) Count(ctx context.Context, f domain.Filter, limit int64) (int64, bool, error) {
+	db := r.s.read.WithContext(ctx)
+	if limit <= 0 || r.s.dialect == dialectSQLite {
+		var n int64
+		if err := r.s.filtered(db, f).Count(&n).Error; err != nil {
+			return 0, false, translate(ctx, err, true)
+		}
+		return n, true, nil
+	}
+	capped := r.s.filtered(db, f).Select("1").Limit(int(limit + 1))
+	var n int64
+	if err := db.Table("(?) AS matching", capped).Count(&n).Error; err != nil {
+		return 0, false, translate(ctx, err, true)
+	}
+	if n <= limit {
+		return n, true, nil
+	}
+	est, err := r.s.estimate(ctx, f)
+	if err != nil {
+		return 0, false, err
+	}
+	return max(est, limit+1), false, nil
+}
+
+// estimate returns PostgreSQL's planner estimate of the users f matches.
+func (s *Store) estimate(ctx context.Context, f domain.Filter) (int64, error) {
+	// Build the statement without running it, then ask EXPLAIN about it
+	// with the same parameters.
+	stmt := s.filtered(s.read.WithContext(ctx).Session(&gorm.Session{DryRun: true}), f).
+		Select("1").Find(&[]userRecord{}).Statement
+	var plan string
+	err := s.read.WithContext(ctx).Raw("EXPLAIN (FORMAT JSON) "+stmt.SQL.String(), stmt.Vars...).Row().Scan(&plan)
+	if err != nil {
+		return 0, translate(ctx, err, false)
+	}
+	var out []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		} `json:"Plan"`
+	}
+	if err := json.Unmarshal([]byte(plan), &out); err != nil {
+		return 0, fmt.Errorf("gormstore: read the planner's estimate: %w", err)
+	}
+	if len(out) == 0 {
+		return 0, errors.New("gormstore: EXPLAIN returned no plan")
+	}
+	return int64(out[0].Plan.Rows), nil
+}

@@ -1,0 +1,191 @@
+package gormstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
+)
+
+// Users is the user repository. Every write appends its change-log entry in
+// its own transaction.
+type Users struct{ s *Store }
+
+var _ ports.UserRepository = (*Users)(nil)
+
+// Create inserts u, keeping its id when non-zero (domain.ErrIDTaken when
+// another user has it), and returns it as stored.
+func (r *Users) Create(ctx context.Context, u *domain.User, actor domain.Actor) (*domain.User, error) {
+	rec := recordOf(u)
+	var out *domain.User
+	err := r.s.write(ctx, func(tx *gorm.DB) error {
+		explicit := rec.ID != 0
+		if err := r.s.xactLock(tx, lockUserIDs, !explicit); err != nil {
+			return err
+		}
+		if err := tx.Create(&rec).Error; err != nil {
+			return err
+		}
+		if explicit {
+			if err := r.s.advanceUserIDs(tx, rec.ID); err != nil {
+				return err
+			}
+		}
+		var err error
+		if out, err = rec.user(); err != nil {
+			return err
+		}
+		return r.s.appendChange(tx, domain.Change{
+			ActorID: actor.ID, Action: domain.ActionCreated, TargetID: rec.ID, After: out,
+		})
+	})
+	if err != nil {
+		return nil, translate(ctx, err, true)
+	}
+	return out, nil
+}
+
+// advanceUserIDs moves PostgreSQL's id sequence past an explicitly inserted
+// id, so later drawn ids do not collide with it. The caller holds
+// lockUserIDs exclusively: no id is drawn between the read of the sequence
+// and setval. SQLite's AUTOINCREMENT already continues after the largest id.
+func (s *Store) advanceUserIDs(tx *gorm.DB, id int64) error {
+	if s.dialect != dialectPostgres {
+		return nil
+	}
+	return tx.Exec(`SELECT setval(seq, ?) FROM (SELECT pg_get_serial_sequence('users', 'id')::regclass AS seq) AS s
+		WHERE ? > COALESCE(pg_sequence_last_value(seq), 0)`, id, id).Error
+}
+
+// Get returns the user with id, or domain.ErrNotFound.
+func (r *Users) Get(ctx context.Context, id int64) (*domain.User, error) {
+	return r.getWhere(ctx, "id = ?", id)
+}
+
+// GetByEmail returns the user with email, or domain.ErrNotFound.
+func (r *Users) GetByEmail(ctx context.Context, email domain.Email) (*domain.User, error) {
+	return r.getWhere(ctx, "email = ?", email.String())
+}
+
+func (r *Users) getWhere(ctx context.Context, cond string, arg any) (*domain.User, error) {
+	var rec userRecord
+	if err := r.s.read.WithContext(ctx).Where(cond, arg).Take(&rec).Error; err != nil {
+		return nil, translate(ctx, err, true)
+	}
+	u, err := rec.user()
+	if err != nil {
+		return nil, translate(ctx, err, true)
+	}
+	return u, nil
+}
+
+// lockUser reads the user with id and locks its row until the transaction
+// ends (SELECT ... FOR UPDATE on PostgreSQL; SQLite's write transaction
+// already excludes every other writer).
+func (s *Store) lockUser(tx *gorm.DB, id int64) (*domain.User, error) {
+	var rec userRecord
+	if err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).Where("id = ?", id).Take(&rec).Error; err != nil {
+		return nil, err
+	}
+	return rec.user()
+}
+
+// superadminCount counts superadmins in tx. On PostgreSQL it first takes
+// lockSuperadmins, held to commit: a concurrent demotion or deletion of a
+// superadmin waits, then counts what this transaction committed.
+func (s *Store) superadminCount(ctx context.Context, tx *gorm.DB) domain.SuperadminCount {
+	return func() (int64, error) {
+		if err := s.xactLock(tx, lockSuperadmins, false); err != nil {
+			return 0, translate(ctx, err, false)
+		}
+		var n int64
+		err := tx.Table("users").Where("role = ?", domain.RoleSuperadmin.String()).Count(&n).Error
+		return n, translate(ctx, err, false)
+	}
+}
+
+// Update runs fn on the locked user and saves the result with its change
+// entry. When fn leaves the user as it was, nothing is written. fn's own
+// errors come back unchanged, after everything is rolled back.
+func (r *Users) Update(ctx context.Context, id int64, actor domain.Actor, fn ports.UpdateFunc) (*domain.User, error) {
+	var out *domain.User
+	err := r.s.write(ctx, func(tx *gorm.DB) error {
+		u, err := r.s.lockUser(tx, id)
+		if err != nil {
+			return err
+		}
+		before := u.Clone()
+		action, err := fn(u, r.s.superadminCount(ctx, tx))
+		if err != nil {
+			return callerError{err}
+		}
+		if sameStored(before.Stored(), u.Stored()) {
+			out = u
+			return nil
+		}
+		if u.ID() != id {
+			return fmt.Errorf("gormstore: update of user %d changed its id to %d", id, u.ID())
+		}
+		if action == "" {
+			return errors.New("gormstore: update changed the user but named no change action")
+		}
+		rec := recordOf(u)
+		if err := tx.Table("users").Where("id = ?", id).Updates(rec.changes()).Error; err != nil {
+			return err
+		}
+		if out, err = rec.user(); err != nil {
+			return err
+		}
+		return r.s.appendChange(tx, domain.Change{
+			ActorID: actor.ID, Action: action, TargetID: id, Before: before, After: out,
+		})
+	})
+	if err != nil {
+		return nil, translate(ctx, err, true)
+	}
+	return out, nil
+}
+
+// sameStored reports whether two states of a user are equal, comparing
+// times as instants.
+func sameStored(a, b domain.StoredUser) bool {
+	timesEqual := a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt)
+	a.CreatedAt, a.UpdatedAt = b.CreatedAt, b.UpdatedAt
+	return timesEqual && a == b
+}
+
+// Delete runs check on the locked user, then deletes it (its refresh tokens
+// go with it) and returns it as it was. check's errors come back unchanged.
+func (r *Users) Delete(ctx context.Context, id int64, actor domain.Actor, check ports.DeleteCheck) (*domain.User, error) {
+	var out *domain.User
+	err := r.s.write(ctx, func(tx *gorm.DB) error {
+		u, err := r.s.lockUser(tx, id)
+		if err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(u, r.s.superadminCount(ctx, tx)); err != nil {
+				return callerError{err}
+			}
+		}
+		if err := tx.Exec("DELETE FROM users WHERE id = ?", id).Error; err != nil {
+			return err
+		}
+		out = u
+		return r.s.appendChange(tx, domain.Change{
+			ActorID: actor.ID, Action: domain.ActionDeleted, TargetID: id, Before: u,
+		})
+	})
+	if err != nil {
+		return nil, translate(ctx, err, true)
+	}
+	return out, nil
+}
+
+// Ping reports whether the database answers.
+func (r *Users) Ping(ctx context.Context) error { return r.s.Ping(ctx) }
