@@ -101,7 +101,11 @@ func (s *server) render(ctx context.Context, err error, c echo.Context) (int, Er
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	if de.Kind == domain.KindUnavailable {
+	switch {
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		// The client went away; nobody reads this answer and nothing failed.
+		s.log.DebugContext(ctx, "request cancelled", "request_id", RequestIDFrom(ctx), "route", c.Path())
+	case de.Kind == domain.KindUnavailable:
 		s.log.WarnContext(ctx, "dependency unavailable",
 			"request_id", RequestIDFrom(ctx), "route", c.Path(), "error", err)
 	}

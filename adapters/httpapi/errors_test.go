@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -115,5 +116,21 @@ func TestHeadErrorsHaveNoBody(t *testing.T) {
 	wantStatus(t, rec, http.StatusNotFound)
 	if rec.Body.Len() != 0 {
 		t.Errorf("HEAD answered with a body: %q", rec.Body.String())
+	}
+}
+
+func TestClientCancellationIsNotAWarning(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{})
+	h.users.MeFn = func(ctx context.Context, _ domain.Actor) (*domain.User, error) { return nil, ctx.Err() }
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/api/v1/users/me", nil)
+	req.Header.Set("Authorization", "Bearer "+userToken)
+	rec := httptest.NewRecorder()
+	h.e.ServeHTTP(rec, req)
+	wantError(t, rec, http.StatusServiceUnavailable, "unavailable")
+	if logs := h.logs.String(); strings.Contains(logs, `"level":"WARN"`) || strings.Contains(logs, `"level":"ERROR"`) {
+		t.Errorf("a client going away was logged as a problem:\n%s", logs)
 	}
 }
