@@ -32,7 +32,7 @@ type cursor struct {
 	after domain.SortKey
 }
 
-func encodeCursor(key []byte, c cursor, sort domain.Sort, f domain.Filter) string {
+func encodeCursor(key []byte, c cursor, sort domain.Sort, binding []string) string {
 	b := []byte{cursorVersion}
 	b = binary.AppendUvarint(b, uint64(c.page))
 	b = binary.AppendUvarint(b, uint64(c.size))
@@ -45,14 +45,14 @@ func encodeCursor(key []byte, c cursor, sort domain.Sort, f domain.Filter) strin
 		b = binary.AppendVarint(b, c.after.Time.Unix())
 		b = binary.AppendUvarint(b, uint64(c.after.Time.Nanosecond()))
 	}
-	b = append(b, cursorTag(key, b, sort, f)...)
+	b = append(b, cursorTag(key, b, binding)...)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // decodeCursor authenticates s for sort and f and reads it. Whatever is
 // wrong with it (not base64, truncated, tampered, another key, sort or
 // filter) gives the same errInvalidCursor.
-func decodeCursor(key []byte, s string, sort domain.Sort, f domain.Filter) (cursor, error) {
+func decodeCursor(key []byte, s string, sort domain.Sort, binding []string) (cursor, error) {
 	// Strict, and the length check, because the decoder would otherwise skip
 	// newlines and ignore stray trailing bits: one cursor, one spelling.
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(s)
@@ -60,7 +60,7 @@ func decodeCursor(key []byte, s string, sort domain.Sort, f domain.Filter) (curs
 		return cursor{}, errInvalidCursor
 	}
 	payload, tag := raw[:len(raw)-cursorTagLen], raw[len(raw)-cursorTagLen:]
-	if !hmac.Equal(tag, cursorTag(key, payload, sort, f)) || payload[0] != cursorVersion {
+	if !hmac.Equal(tag, cursorTag(key, payload, binding)) || payload[0] != cursorVersion {
 		return cursor{}, errInvalidCursor
 	}
 	r := cursorReader{b: payload[1:]}
@@ -83,10 +83,18 @@ func decodeCursor(key []byte, s string, sort domain.Sort, f domain.Filter) (curs
 	return c, nil
 }
 
-func cursorTag(key, payload []byte, sort domain.Sort, f domain.Filter) []byte {
-	m := hmac.New(sha256.New, key)
+// usersBinding is what a users-page cursor is bound to: its purpose, the sort
+// and the canonical filter.
+func usersBinding(sort domain.Sort, f domain.Filter) []string {
 	p := f.Params()
-	for _, s := range []string{cursorPurpose, sort.String(), p.FirstName, p.LastName, p.Email, p.Gender, p.Role, p.IPAddress} {
+	return []string{cursorPurpose, sort.String(), p.FirstName, p.LastName, p.Email, p.Gender, p.Role, p.IPAddress}
+}
+
+// cursorTag authenticates payload together with binding (length-prefixed, so
+// no two bindings share an encoding).
+func cursorTag(key, payload []byte, binding []string) []byte {
+	m := hmac.New(sha256.New, key)
+	for _, s := range binding {
 		var n [binary.MaxVarintLen64]byte
 		m.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
 		m.Write([]byte(s))

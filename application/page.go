@@ -52,7 +52,7 @@ func (s *Users) parsePage(req ports.PageRequest, filter domain.Filter, filterErr
 		return pageQuery{}, err
 	}
 	if req.Cursor != "" {
-		c, err := decodeCursor(s.cursorKey, req.Cursor, q.sort, q.filter)
+		c, err := decodeCursor(s.cursorKey, req.Cursor, q.sort, usersBinding(q.sort, q.filter))
 		if err != nil {
 			return pageQuery{}, err
 		}
@@ -100,7 +100,7 @@ func (s *Users) fetchPage(ctx context.Context, q pageQuery) (ports.Page, error) 
 	if len(items) > q.size {
 		items = items[:q.size]
 		next := cursor{page: q.page + 1, size: q.size, after: q.sort.KeyOf(items[len(items)-1])}
-		p.NextCursor = encodeCursor(s.cursorKey, next, q.sort, q.filter)
+		p.NextCursor = encodeCursor(s.cursorKey, next, q.sort, usersBinding(q.sort, q.filter))
 	}
 	if len(items) > 0 {
 		p.Items = items

@@ -21,6 +21,7 @@ type Deps struct {
 	Tokens   ports.TokenIssuer
 	Verifier ports.TokenVerifier
 	Refresh  ports.RefreshTokenStore
+	Changes  ports.ChangeLog
 	Log      *slog.Logger // nil: discard
 	// CursorKey authenticates page cursors (HMAC-SHA256). Every instance must
 	// use the same key, so a cursor from one works on all; at least

@@ -60,6 +60,9 @@ type ChangeLog interface {
 	ChangesAfter(ctx context.Context, after int64, limit int) ([]domain.Change, error)
 	// Audit returns entries matching q in seq order.
 	Audit(ctx context.Context, q AuditQuery) ([]domain.Change, error)
+	// CountAudit counts entries matching q (AfterSeq and Limit ignored)
+	// exactly up to limit; past it the count may be an estimate (exact false).
+	CountAudit(ctx context.Context, q AuditQuery, limit int64) (n int64, exact bool, err error)
 }
 
 // AuditQuery filters the change log; nil and zero fields do not filter.
