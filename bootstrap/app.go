@@ -1,0 +1,195 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/userservice/userservice/adapters/gormstore"
+	"github.com/userservice/userservice/adapters/httpapi"
+	"github.com/userservice/userservice/adapters/jwtauth"
+	"github.com/userservice/userservice/adapters/passwords"
+	"github.com/userservice/userservice/adapters/rbac"
+	"github.com/userservice/userservice/application"
+)
+
+// shutdownGrace bounds how long in-flight requests may run after SIGTERM.
+const shutdownGrace = 20 * time.Second
+
+// App is the whole service wired together: New builds it, Run serves until
+// the context ends, Close releases what New opened. End-to-end tests boot it
+// on ":0" and read Addr.
+type App struct {
+	cfg   Config
+	log   *slog.Logger
+	store *gormstore.Store
+	authz *rbac.Authorizer
+	users *application.Users
+	auth  *application.Auth
+	audit *application.Audit
+	http  *http.Server
+	ln    net.Listener
+}
+
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*gormstore.Store, error) {
+	store, err := gormstore.Open(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return nil, fmt.Errorf("opening the database: %w", err)
+	}
+	return store, nil
+}
+
+// newApp wires the core and its adapters without migrating or listening.
+func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	authz, err := rbac.New(cfg.PolicyDir, log)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("loading the policy from POLICY_DIR=%s: %w", cfg.PolicyDir, err)
+	}
+	tokens, err := jwtauth.New(jwtauth.Config{Secret: cfg.JWTSecret, TTL: cfg.AccessTTL})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("JWT_SECRET: %w", err)
+	}
+	deps := application.Deps{
+		Repo:      store.Users(),
+		Refresh:   store.RefreshTokens(),
+		Changes:   store.ChangeLog(),
+		Authz:     authz,
+		Hasher:    passwords.NewArgon2id(passwords.DefaultParams()),
+		Tokens:    tokens,
+		Verifier:  tokens,
+		Clock:     systemClock{},
+		Log:       log,
+		CursorKey: deriveKey(cfg.JWTSecret, "userservice cursor v1"),
+	}
+	authCfg := application.AuthConfig{AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL}
+	return &App{
+		cfg:   cfg,
+		log:   log,
+		store: store,
+		authz: authz,
+		users: application.NewUsers(deps),
+		auth:  application.NewAuth(deps, authCfg),
+		audit: application.NewAudit(deps),
+	}, nil
+}
+
+// New builds the service ready to Run: storage opened and migrated, the
+// policy loaded, the listener bound (so Addr is known before Run).
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.store.MigrateUp(ctx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("applying migrations: %w", err)
+	}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	e, err := httpapi.New(httpapi.Deps{
+		Users:    a.users,
+		Auth:     a.auth,
+		Audit:    a.audit,
+		Ready:    a.store.Users().Ping,
+		ETag:     application.ETag,
+		Log:      log,
+		Registry: registry,
+		Version:  Version,
+	}, httpapi.Config{TrustedProxies: cfg.TrustedProxies})
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("building the HTTP API: %w", err)
+	}
+	a.http = httpapi.NewHTTPServer(cfg.HTTPAddr, e)
+	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+	return a, nil
+}
+
+// Addr is the address the service listens on.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Run serves until ctx ends, then drains in-flight requests for up to
+// shutdownGrace. The policy is reloaded when its files change and on SIGHUP.
+func (a *App) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		if err := a.authz.Watch(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("policy watcher stopped; edits need SIGHUP now", "err", err)
+		}
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				a.log.Info("SIGHUP: reloading the policy")
+				_ = a.authz.Reload() // a bad file is logged by Reload; the old policy stays
+			}
+		}
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- a.http.Serve(a.ln) }()
+	a.log.Info("serving", "addr", a.Addr(), "version", Version, "database", a.store.Dialect())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down: draining in-flight requests")
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer scancel()
+	if err := a.http.Shutdown(sctx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close releases the database.
+func (a *App) Close() {
+	if err := a.store.Close(); err != nil {
+		a.log.Warn("closing the database", "err", err)
+	}
+}
+
+func serve(ctx context.Context, env Env) error {
+	cfg, err := loadConfig(env, true)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, env.Stderr)
+	if cfg.JWTSecretRandom {
+		log.Warn("JWT_SECRET is unset: using a random secret, so tokens do not survive a restart; set JWT_SECRET (32+ bytes) to keep them")
+	}
+	app, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	return app.Run(ctx)
+}

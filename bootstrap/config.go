@@ -1,0 +1,159 @@
+package bootstrap
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the service's configuration, read from the environment only
+// (CONTRACT §7). Secrets are kept out of String and of every log line.
+type Config struct {
+	DatabaseURL     string
+	HTTPAddr        string
+	JWTSecret       []byte
+	JWTSecretRandom bool // JWT_SECRET was unset and a random one was made (SQLite only)
+	AccessTTL       time.Duration
+	RefreshTTL      time.Duration
+	PolicyDir       string
+	TrustedProxies  []netip.Prefix
+	RedisURL        string
+	LogLevel        slog.Level
+	LogFormat       string
+}
+
+// minSecretLen is the shortest JWT_SECRET accepted: 256 bits for HS256.
+const minSecretLen = 32
+
+// LoadConfig reads the configuration from getenv and reports every problem at
+// once, one line per variable, naming the variable and never echoing a secret.
+// forServe demands what only serving needs (a JWT_SECRET with PostgreSQL);
+// administration commands issue no tokens.
+func LoadConfig(getenv func(string) string, forServe bool) (Config, error) {
+	c := Config{
+		DatabaseURL: strings.TrimSpace(getenv("DATABASE_URL")),
+		HTTPAddr:    orDefault(getenv("HTTP_ADDR"), ":8000"),
+		PolicyDir:   orDefault(getenv("POLICY_DIR"), "policies"),
+		RedisURL:    strings.TrimSpace(getenv("REDIS_URL")),
+		LogFormat:   orDefault(getenv("LOG_FORMAT"), "text"),
+	}
+	var problems []error
+	bad := func(name, format string, args ...any) {
+		problems = append(problems, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
+	}
+
+	postgres := false
+	switch {
+	case c.DatabaseURL == "", strings.HasPrefix(c.DatabaseURL, "sqlite:"), strings.HasPrefix(c.DatabaseURL, "file:"):
+	case strings.HasPrefix(c.DatabaseURL, "postgres://"), strings.HasPrefix(c.DatabaseURL, "postgresql://"):
+		postgres = true
+	default:
+		bad("DATABASE_URL", "must be unset (embedded SQLite), sqlite:PATH, or a postgres:// URL")
+	}
+
+	if _, _, err := splitHostPort(c.HTTPAddr); err != nil {
+		bad("HTTP_ADDR", "must be host:port or :port (got %q)", c.HTTPAddr)
+	}
+
+	switch secret := getenv("JWT_SECRET"); {
+	case secret == "" && postgres && forServe:
+		bad("JWT_SECRET", "is required with PostgreSQL (at least %d bytes)", minSecretLen)
+	case secret == "":
+		c.JWTSecret = make([]byte, 32)
+		if _, err := rand.Read(c.JWTSecret); err != nil {
+			bad("JWT_SECRET", "unset and no random secret could be made: %v", err)
+		}
+		c.JWTSecretRandom = true
+	case len(secret) < minSecretLen:
+		bad("JWT_SECRET", "must be at least %d bytes (got %d)", minSecretLen, len(secret))
+	default:
+		c.JWTSecret = []byte(secret)
+	}
+
+	c.AccessTTL = duration(getenv("ACCESS_TOKEN_TTL"), 15*time.Minute, "ACCESS_TOKEN_TTL", bad)
+	c.RefreshTTL = duration(getenv("REFRESH_TOKEN_TTL"), 720*time.Hour, "REFRESH_TOKEN_TTL", bad)
+
+	for _, field := range strings.FieldsFunc(getenv("TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' }) {
+		p, err := parsePrefix(field)
+		if err != nil {
+			bad("TRUSTED_PROXIES", "%q is not an IP address or CIDR block", field)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		bad("REDIS_URL", "must be a redis:// or rediss:// URL")
+	}
+
+	switch lvl := strings.ToLower(orDefault(getenv("LOG_LEVEL"), "info")); lvl {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "info":
+		c.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		bad("LOG_LEVEL", "must be debug, info, warn or error (got %q)", lvl)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("LOG_FORMAT", "must be json or text (got %q)", c.LogFormat)
+	}
+	return c, errors.Join(problems...)
+}
+
+// Postgres reports whether the configuration points at PostgreSQL.
+func (c Config) Postgres() bool {
+	return strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://")
+}
+
+func duration(s string, def time.Duration, name string, bad func(string, string, ...any)) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		bad(name, "must be a positive duration such as 15m or 720h (got %q)", s)
+		return def
+	}
+	return d
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func orDefault(s, def string) string {
+	if s = strings.TrimSpace(s); s == "" {
+		return def
+	}
+	return s
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", port)
+	}
+	return host, n, nil
+}
