@@ -1,6 +1,6 @@
 // Package testdb gives each test its own empty PostgreSQL database and its own Redis
-// logical database, on a server chosen once per test binary, in the order
-// /work/shared/TESTING.md fixes:
+// logical database, on a server chosen once per test binary, in the order the
+// project's testing spec (TESTING.md) fixes:
 //
 //  1. the developer's own server: TEST_DATABASE_URL (a postgres:// URL whose user may
 //     CREATE DATABASE) or TEST_REDIS_URL (a redis:// URL);
@@ -10,6 +10,10 @@
 //     tests/images/redis/build.sh and point those variables at them;
 //  3. otherwise the test is skipped with one line saying how to provide a server, or
 //     fails if TEST_REQUIRE_DB=1 (CI sets it, so CI cannot pass by skipping).
+//
+// "No Docker" means that no engine answers within a few seconds; when DOCKER_HOST is
+// set, that engine alone counts. Where the tests run in a container beside the
+// engine, TESTCONTAINERS_HOST_OVERRIDE=localhost is needed (see tests/images/README.md).
 //
 // A package whose tests use this helper must terminate the containers itself, because
 // CI runs with Ryuk (testcontainers' reaper) disabled:

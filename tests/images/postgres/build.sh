@@ -97,9 +97,14 @@ else
 	mirror=$(awk '$1 == "URIs:" { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
 	debootstrap --variant=minbase --include=postgresql-15 bookworm "$root" "${mirror:-http://deb.debian.org/debian}"
 	# The package made a cluster of its own, and debootstrap leaves caches and docs.
+	# JIT (LLVM and its z3) is dropped as on the host path, and so are perl (only
+	# postgresql-common's wrappers use it) and the locale sources.
 	rm -rf "$root/var/lib/postgresql/15" "$root/etc/postgresql" "$root/var/cache/apt" \
 		"$root/var/lib/apt/lists" "$root/usr/share/doc" "$root/usr/share/man" \
-		"$root/usr/share/info" "$root/usr/share/locale" "$root$pg/lib/bitcode"
+		"$root/usr/share/info" "$root/usr/share/locale" "$root/usr/share/i18n" \
+		"$root/usr/share/perl" "$root"/usr/lib/*-linux-gnu/perl \
+		"$root"/usr/lib/*-linux-gnu/libLLVM-* "$root"/usr/lib/*-linux-gnu/libz3.so* \
+		"$root$pg/lib/bitcode" "$root$pg"/lib/llvmjit*
 	uid=$(awk -F: '$1 == "postgres" { print $3 }' "$root/etc/passwd")
 	gid=$(awk -F: '$1 == "postgres" { print $4 }' "$root/etc/passwd")
 	if [ -z "$uid" ] || [ -z "$gid" ]; then

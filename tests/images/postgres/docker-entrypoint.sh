@@ -36,7 +36,8 @@ fi
 : "${POSTGRES_DB:=$POSTGRES_USER}"
 : "${POSTGRES_PASSWORD:=}"
 : "${POSTGRES_HOST_AUTH_METHOD:=scram-sha-256}"
-export PGDATA
+# Exported for the init scripts, as the official image does.
+export PGDATA POSTGRES_USER POSTGRES_DB POSTGRES_PASSWORD
 
 # psql_run runs psql over the Unix socket as the superuser; extra arguments follow.
 psql_run() {
