@@ -49,7 +49,19 @@ func (l *ChangeLog) ChangesAfter(ctx context.Context, after int64, limit int) ([
 // Audit returns entries matching q in seq order. Since is inclusive and
 // Until exclusive, so consecutive windows neither overlap nor leave gaps.
 func (l *ChangeLog) Audit(ctx context.Context, q ports.AuditQuery) ([]domain.Change, error) {
-	db := l.s.read.WithContext(ctx).Where("seq > ?", q.AfterSeq)
+	db := auditFilter(l.s.read.WithContext(ctx).Where("seq > ?", q.AfterSeq), q)
+	return l.find(ctx, db, q.Limit)
+}
+
+// CountAudit counts entries matching q's filters (not AfterSeq or Limit),
+// exactly up to limit; past it, like Users.Count, PostgreSQL answers with
+// the planner's estimate.
+func (l *ChangeLog) CountAudit(ctx context.Context, q ports.AuditQuery, limit int64) (int64, bool, error) {
+	return l.s.count(ctx, func(db *gorm.DB) *gorm.DB { return auditFilter(db.Table("change_log"), q) }, limit)
+}
+
+// auditFilter applies q's filters (not AfterSeq or Limit) to db.
+func auditFilter(db *gorm.DB, q ports.AuditQuery) *gorm.DB {
 	if q.TargetID != nil {
 		db = db.Where("target_id = ?", *q.TargetID)
 	}
@@ -65,7 +77,7 @@ func (l *ChangeLog) Audit(ctx context.Context, q ports.AuditQuery) ([]domain.Cha
 	if !q.Until.IsZero() {
 		db = db.Where("at < ?", newDBTime(q.Until))
 	}
-	return l.find(ctx, db, q.Limit)
+	return db
 }
 
 func (l *ChangeLog) find(ctx context.Context, db *gorm.DB, limit int) ([]domain.Change, error) {

@@ -80,7 +80,10 @@ func (l *gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (stri
 }
 
 // ParamsFilter drops every parameter value, so statements are logged with
-// their placeholders only (GORM's ParameterizedQueries).
+// their placeholders only (GORM's ParameterizedQueries). One GORM path
+// escapes it: (*gorm.DB).Scan traces through GORM's global recorder, which
+// interpolates values before this logger sees the SQL. This package never
+// calls it; use Find or Take (or Row().Scan) instead.
 func (l *gormLogger) ParamsFilter(_ context.Context, sql string, _ ...any) (string, []any) {
 	return sql, nil
 }

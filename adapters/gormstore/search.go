@@ -103,41 +103,46 @@ func (r *Users) Search(ctx context.Context, q ports.SearchQuery) ([]*domain.User
 	return users, nil
 }
 
-// Count counts users matching f: exactly up to limit, by counting at most
-// limit+1 rows. Past the limit, PostgreSQL answers with the planner's
+// Count counts users matching f: exactly up to limit; past it, see count.
+func (r *Users) Count(ctx context.Context, f domain.Filter, limit int64) (int64, bool, error) {
+	return r.s.count(ctx, func(db *gorm.DB) *gorm.DB { return r.s.filtered(db, f) }, limit)
+}
+
+// count counts the rows of query exactly up to limit, by counting at most
+// limit+1 of them. Past the limit, PostgreSQL answers with the planner's
 // estimate (never below limit+1) and exact=false, because an exact count of
 // a broad filter over millions of rows costs more than the page it labels.
 // SQLite, for small deployments, counts exactly. limit <= 0 counts exactly.
-func (r *Users) Count(ctx context.Context, f domain.Filter, limit int64) (int64, bool, error) {
-	db := r.s.read.WithContext(ctx)
-	if limit <= 0 || r.s.dialect == dialectSQLite {
+func (s *Store) count(ctx context.Context, query func(*gorm.DB) *gorm.DB, limit int64) (int64, bool, error) {
+	db := s.read.WithContext(ctx)
+	if limit <= 0 || s.dialect == dialectSQLite {
 		var n int64
-		if err := r.s.filtered(db, f).Count(&n).Error; err != nil {
-			return 0, false, translate(ctx, err, true)
+		if err := query(db).Count(&n).Error; err != nil {
+			return 0, false, translate(ctx, err, false)
 		}
 		return n, true, nil
 	}
-	capped := r.s.filtered(db, f).Select("1").Limit(int(limit + 1))
+	capped := query(db).Select("1").Limit(int(limit + 1))
 	var n int64
 	if err := db.Table("(?) AS matching", capped).Count(&n).Error; err != nil {
-		return 0, false, translate(ctx, err, true)
+		return 0, false, translate(ctx, err, false)
 	}
 	if n <= limit {
 		return n, true, nil
 	}
-	est, err := r.s.estimate(ctx, f)
+	est, err := s.estimate(ctx, query)
 	if err != nil {
 		return 0, false, err
 	}
 	return max(est, limit+1), false, nil
 }
 
-// estimate returns PostgreSQL's planner estimate of the users f matches.
-func (s *Store) estimate(ctx context.Context, f domain.Filter) (int64, error) {
+// estimate returns PostgreSQL's planner estimate of the rows of query.
+func (s *Store) estimate(ctx context.Context, query func(*gorm.DB) *gorm.DB) (int64, error) {
 	// Build the statement without running it, then ask EXPLAIN about it
 	// with the same parameters.
-	stmt := s.filtered(s.read.WithContext(ctx).Session(&gorm.Session{DryRun: true}), f).
-		Select("1").Find(&[]userRecord{}).Statement
+	stmt := query(s.read.WithContext(ctx).Session(&gorm.Session{DryRun: true})).
+		Select("1").Find(&[]map[string]any{}).Statement
 	var plan string
 	err := s.read.WithContext(ctx).Raw("EXPLAIN (FORMAT JSON) "+stmt.SQL.String(), stmt.Vars...).Row().Scan(&plan)
 	if err != nil {

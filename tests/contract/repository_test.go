@@ -551,6 +551,26 @@ func testChangeLog(t *testing.T, r repos) {
 		}
 	}
 
+	for _, c := range []struct {
+		q     ports.AuditQuery
+		limit int64
+		want  int64
+	}{
+		{ports.AuditQuery{TargetID: &id}, 100, 5},
+		{ports.AuditQuery{TargetID: &id, AfterSeq: got[3].Seq, Limit: 1}, 5, 5}, // paging fields ignored
+		{ports.AuditQuery{TargetID: &id, Action: domain.ActionUpdated}, 0, 1},
+		{ports.AuditQuery{TargetID: &id, ActorID: &other}, 10, 0},
+	} {
+		n, exact, err := r.changes.CountAudit(t.Context(), c.q, c.limit)
+		if err != nil || n != c.want || !exact {
+			t.Errorf("CountAudit(%+v, %d) = %d, %v, %v; want %d, exact", c.q, c.limit, n, exact, err, c.want)
+		}
+	}
+	n, exact, err := r.changes.CountAudit(t.Context(), ports.AuditQuery{TargetID: &id}, 3)
+	if err != nil || (exact && n != 5) || (!exact && n < 4) {
+		t.Errorf("CountAudit(limit 3) = %d, %v, %v; want 5 exact, or an estimate of at least 4", n, exact, err)
+	}
+
 	// The feed returns the same entries in the same order, among others'.
 	feed, err := r.changes.ChangesAfter(t.Context(), got[0].Seq-1, 0)
 	if err != nil {
