@@ -167,8 +167,9 @@ func dockerUnavailable(ctx context.Context) (reason string) {
 			return fmt.Sprintf("DOCKER_HOST=%s: %v", host, err)
 		}
 	}
-	// Older testcontainers versions panicked when no Docker host could be found;
-	// a panic means "no Docker" just as an error does.
+	// testcontainers panics on some environment problems (its Must* look-ups of the
+	// Docker host, a malformed TESTCONTAINERS_SESSION_ID); that means "no usable
+	// Docker" just as an error does.
 	defer func() {
 		if r := recover(); r != nil {
 			reason = fmt.Sprint(r)
