@@ -326,4 +326,7 @@ func TestNewRejects(t *testing.T) {
 	if _, err := ratelimit.New(ratelimit.Config{Dir: shipped, RedisURL: "http://example.com"}); err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
 		t.Errorf("New with a bad Redis URL: %v, want an error naming REDIS_URL", err)
 	}
+	if _, err := ratelimit.New(ratelimit.Config{Dir: shipped, RedisURL: "redis://u:s3cret@host:port/0"}); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("New with a malformed Redis URL: %v, want an error without the password", err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -107,6 +108,10 @@ var errRedisDown = errors.New("redis failed a moment ago; not asking again yet")
 func newRedisBackend(rawURL string) (*redisBackend, error) {
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error quotes the URL, password included
+		}
 		return nil, fmt.Errorf("ratelimit: REDIS_URL: %w", err)
 	}
 	opts.ContextTimeoutEnabled = true // so that redisTimeout bounds each Take
