@@ -11,6 +11,8 @@ import (
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/userservice/userservice/domain"
 )
 
 // migrations holds the versioned SQL migrations, one directory per dialect:
@@ -53,6 +55,16 @@ func (s *Store) migrator() (*goose.Provider, error) {
 	return p, nil
 }
 
+// migrationError names the failed operation; an unreachable database is
+// domain.ErrUnavailable, as everywhere else.
+func migrationError(op string, err error) error {
+	err = fmt.Errorf("%s: %w", op, err)
+	if unavailable(err) {
+		return domain.ErrUnavailable.Wrap(err)
+	}
+	return fmt.Errorf("gormstore: %w", err)
+}
+
 // MigrateUp applies every pending migration.
 func (s *Store) MigrateUp(ctx context.Context) error {
 	p, err := s.migrator()
@@ -60,7 +72,7 @@ func (s *Store) MigrateUp(ctx context.Context) error {
 		return err
 	}
 	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("gormstore: migrate up: %w", translate(ctx, err, false))
+		return migrationError("migrate up", err)
 	}
 	return nil
 }
@@ -72,7 +84,7 @@ func (s *Store) MigrateDown(ctx context.Context) error {
 		return err
 	}
 	if _, err := p.Down(ctx); err != nil {
-		return fmt.Errorf("gormstore: migrate down: %w", translate(ctx, err, false))
+		return migrationError("migrate down", err)
 	}
 	return nil
 }
@@ -86,7 +98,7 @@ func (s *Store) MigrateStatus(ctx context.Context, w io.Writer) error {
 	}
 	statuses, err := p.Status(ctx)
 	if err != nil {
-		return fmt.Errorf("gormstore: migrate status: %w", translate(ctx, err, false))
+		return migrationError("migrate status", err)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tSTATE\tAPPLIED AT\tMIGRATION")

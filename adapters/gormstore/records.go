@@ -123,11 +123,6 @@ type userRecord struct {
 
 func (userRecord) TableName() string { return "users" }
 
-// userColumns lists the columns of users in a fixed order, for SELECT lists
-// and RETURNING clauses written by hand.
-const userColumns = "id, first_name, last_name, first_name_fold, last_name_fold, email, gender, role, " +
-	"ip_address, ip_key, password_hash, must_change_password, token_version, created_at, updated_at"
-
 func recordOf(u *domain.User) userRecord {
 	s := u.Stored()
 	r := userRecord{

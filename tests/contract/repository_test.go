@@ -294,6 +294,28 @@ func testUpdate(t *testing.T, r repos) {
 	}
 	sameUser(t, "entry before", c.Before, public(u))
 	sameUser(t, "entry after", c.After, public(got))
+
+	// Clearing the address stores no address at all, not an empty one.
+	none := ""
+	cleared, err := r.users.Update(t.Context(), u.ID(), actor,
+		func(u *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {
+			return domain.ActionUpdated, u.ApplyProfile(domain.ProfilePatch{IPAddress: &none}, later.Add(time.Second))
+		})
+	if err != nil {
+		t.Fatalf("Update clearing the address: %v", err)
+	}
+	stored, err = r.users.Get(t.Context(), u.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameUser(t, "Get after clearing the address", stored, cleared)
+	if stored.IP().IsValid() {
+		t.Errorf("address %v left after clearing it", stored.IP())
+	}
+	everyAddress := mustFilter(t, domain.FilterParams{IPAddress: "::/0", Email: u.Email().String()})
+	if us, err := r.users.Search(t.Context(), ports.SearchQuery{Filter: everyAddress}); err != nil || len(us) != 0 {
+		t.Errorf("a user without an address matched ::/0: %v, %v", ids(us), err)
+	}
 }
 
 func testUpdateClosureError(t *testing.T, r repos) {
