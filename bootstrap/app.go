@@ -19,6 +19,7 @@ import (
 	"github.com/userservice/userservice/adapters/httpapi"
 	"github.com/userservice/userservice/adapters/jwtauth"
 	"github.com/userservice/userservice/adapters/passwords"
+	"github.com/userservice/userservice/adapters/ratelimit"
 	"github.com/userservice/userservice/adapters/rbac"
 	"github.com/userservice/userservice/application"
 )
@@ -30,15 +31,17 @@ const shutdownGrace = 20 * time.Second
 // the context ends, Close releases what New opened. End-to-end tests boot it
 // on ":0" and read Addr.
 type App struct {
-	cfg   Config
-	log   *slog.Logger
-	store *gormstore.Store
-	authz *rbac.Authorizer
-	users *application.Users
-	auth  *application.Auth
-	audit *application.Audit
-	http  *http.Server
-	ln    net.Listener
+	cfg    Config
+	log    *slog.Logger
+	store  *gormstore.Store
+	tokens *jwtauth.JWT
+	authz  *rbac.Authorizer
+	limit  *ratelimit.Limiter
+	users  *application.Users
+	auth   *application.Auth
+	audit  *application.Audit
+	http   *http.Server
+	ln     net.Listener
 }
 
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*gormstore.Store, error) {
@@ -79,13 +82,14 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	authCfg := application.AuthConfig{AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL}
 	return &App{
-		cfg:   cfg,
-		log:   log,
-		store: store,
-		authz: authz,
-		users: application.NewUsers(deps),
-		auth:  application.NewAuth(deps, authCfg),
-		audit: application.NewAudit(deps),
+		cfg:    cfg,
+		tokens: tokens,
+		log:    log,
+		store:  store,
+		authz:  authz,
+		users:  application.NewUsers(deps),
+		auth:   application.NewAuth(deps, authCfg),
+		audit:  application.NewAudit(deps),
 	}, nil
 }
 
@@ -116,6 +120,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("building the HTTP API: %w", err)
 	}
+	a.limit, err = ratelimit.New(ratelimit.Config{
+		Dir:            cfg.PolicyDir,
+		TrustedProxies: cfg.TrustedProxies,
+		RedisURL:       cfg.RedisURL,
+		Verifier:       a.tokens,
+		Log:            log,
+		Registry:       registry,
+	})
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("loading the rate limits from POLICY_DIR=%s: %w", cfg.PolicyDir, err)
+	}
+	// After routing (Use, not Pre): limits are per route template.
+	e.Use(a.limit.Middleware())
 	a.http = httpapi.NewHTTPServer(cfg.HTTPAddr, e)
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -138,6 +156,11 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Error("policy watcher stopped; edits need SIGHUP now", "err", err)
 		}
 	}()
+	go func() {
+		if err := a.limit.Watch(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("rate-limit watcher stopped; edits need SIGHUP now", "err", err)
+		}
+	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -147,8 +170,10 @@ func (a *App) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				a.log.Info("SIGHUP: reloading the policy")
-				_ = a.authz.Reload() // a bad file is logged by Reload; the old policy stays
+				a.log.Info("SIGHUP: reloading the policy and the rate limits")
+				// A bad file is logged by Reload; what was in force stays.
+				_ = a.authz.Reload()
+				_ = a.limit.Reload()
 			}
 		}
 	}()
@@ -170,8 +195,13 @@ func (a *App) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the database.
+// Close releases the database and the rate-limit store.
 func (a *App) Close() {
+	if a.limit != nil {
+		if err := a.limit.Close(); err != nil {
+			a.log.Warn("closing the rate-limit store", "err", err)
+		}
+	}
 	if err := a.store.Close(); err != nil {
 		a.log.Warn("closing the database", "err", err)
 	}
