@@ -86,7 +86,7 @@ func TestOpenEmptyURLIsTheEmbeddedDatabase(t *testing.T) {
 
 func TestOpenRefusesOtherURLsWithoutEchoingThem(t *testing.T) {
 	t.Parallel()
-	for _, u := range []string{"mysql://root:hunter2@db/users", "hunter2", "sqlite:"} {
+	for _, u := range []string{"mysql://root:hunter2@db/users", "hunter2", "sqlite:", "postgres://app:hunter2@db:port/users"} {
 		_, err := Open(t.Context(), u, discard())
 		if err == nil {
 			t.Errorf("Open(%q) succeeded", u)

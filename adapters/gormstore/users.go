@@ -85,11 +85,17 @@ func (r *Users) getWhere(ctx context.Context, cond string, arg any) (*domain.Use
 }
 
 // lockUser reads the user with id and locks its row until the transaction
-// ends (SELECT ... FOR UPDATE on PostgreSQL; SQLite's write transaction
-// already excludes every other writer).
-func (s *Store) lockUser(tx *gorm.DB, id int64) (*domain.User, error) {
+// ends: FOR UPDATE on PostgreSQL before a deletion, otherwise FOR NO KEY
+// UPDATE, which still excludes every other writer of the row but lets a
+// refresh token referencing the user be saved meanwhile. SQLite's write
+// transaction already excludes every other writer.
+func (s *Store) lockUser(tx *gorm.DB, id int64, forDelete bool) (*domain.User, error) {
+	strength := "NO KEY UPDATE"
+	if forDelete {
+		strength = clause.LockingStrengthUpdate
+	}
 	var rec userRecord
-	if err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).Where("id = ?", id).Take(&rec).Error; err != nil {
+	if err := tx.Clauses(clause.Locking{Strength: strength}).Where("id = ?", id).Take(&rec).Error; err != nil {
 		return nil, err
 	}
 	return rec.user()
@@ -115,7 +121,7 @@ func (s *Store) superadminCount(ctx context.Context, tx *gorm.DB) domain.Superad
 func (r *Users) Update(ctx context.Context, id int64, actor domain.Actor, fn ports.UpdateFunc) (*domain.User, error) {
 	var out *domain.User
 	err := r.s.write(ctx, func(tx *gorm.DB) error {
-		u, err := r.s.lockUser(tx, id)
+		u, err := r.s.lockUser(tx, id, false)
 		if err != nil {
 			return err
 		}
@@ -164,7 +170,7 @@ func sameStored(a, b domain.StoredUser) bool {
 func (r *Users) Delete(ctx context.Context, id int64, actor domain.Actor, check ports.DeleteCheck) (*domain.User, error) {
 	var out *domain.User
 	err := r.s.write(ctx, func(tx *gorm.DB) error {
-		u, err := r.s.lockUser(tx, id)
+		u, err := r.s.lockUser(tx, id, true)
 		if err != nil {
 			return err
 		}

@@ -726,8 +726,9 @@ func newSearchFixture(t *testing.T, r repos, n int) searchFixture {
 		p := domain.NewUserParams{
 			FirstName: []string{"Zoë", "Ølaf", "Σίσυφος", "İlker"}[rand.IntN(4)],
 			LastName:  lastNames[rand.IntN(len(lastNames))],
-			// Random local parts: email order is not id order.
-			Email:     tag()[:4] + strconv.Itoa(i) + f.domain,
+			// Random local parts, some not ASCII: email order is neither
+			// id order nor any locale's order.
+			Email:     []string{"", "ü", "Ø", "é"}[rand.IntN(4)] + tag()[:4] + strconv.Itoa(i) + f.domain,
 			Gender:    domain.Genders()[rand.IntN(len(domain.Genders()))].String(),
 			IPAddress: ips[rand.IntN(len(ips))],
 			Role:      domain.Roles()[rand.IntN(2)],
