@@ -64,10 +64,11 @@ func sortColumn(f domain.SortField) string {
 	return "id"
 }
 
-// Search returns up to q.Limit users matching q.Filter, ordered by the sort
-// field then id, both in the sort's direction. With q.After the page starts
-// strictly after that key, a row-value comparison that the (column, id)
-// indexes serve on both engines; otherwise q.Offset rows are skipped.
+// Search returns up to q.Limit users (all when it is 0) matching q.Filter,
+// ordered by the sort field then id, both in the sort's direction. With
+// q.After the page starts strictly after that key, a row-value comparison
+// that the (column, id) indexes serve on both engines; otherwise q.Offset
+// rows are skipped.
 func (r *Users) Search(ctx context.Context, q ports.SearchQuery) ([]*domain.User, error) {
 	db := r.s.filtered(r.s.read.WithContext(ctx), q.Filter)
 	col := sortColumn(q.Sort.Field)

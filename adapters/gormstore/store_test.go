@@ -293,3 +293,27 @@ func TestSQLLogReportsUnexpectedFailures(t *testing.T) {
 		t.Errorf("the failure log shows a parameter value:\n%s", out)
 	}
 }
+
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+func TestChangeLogEntriesTakeTheClocksTime(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2030, 1, 2, 3, 4, 5, 678901000, time.UTC)
+	s, err := Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "clock.db"), discard(), WithClock(fixedClock(at)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.MigrateUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Users().Create(t.Context(), testUser(t, "clock@example.com"), domain.Operator()); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s.ChangeLog().ChangesAfter(t.Context(), 0, 0)
+	if err != nil || len(cs) != 1 || !cs[0].At.Equal(at) {
+		t.Fatalf("ChangesAfter = %+v, %v; want one entry at %v", cs, err, at)
+	}
+}
