@@ -142,7 +142,7 @@ func recordOf(u *domain.User) userRecord {
 
 // changes are the columns an update writes: everything but id and created_at.
 func (r userRecord) changes() map[string]any {
-	m := map[string]any{
+	return map[string]any{
 		"first_name": r.FirstName, "last_name": r.LastName,
 		"first_name_fold": r.FirstNameFold, "last_name_fold": r.LastNameFold,
 		"email": r.Email, "gender": r.Gender, "role": r.Role,
@@ -150,7 +150,6 @@ func (r userRecord) changes() map[string]any {
 		"password_hash": r.PasswordHash, "must_change_password": r.MustChangePassword,
 		"token_version": r.TokenVersion, "updated_at": r.UpdatedAt,
 	}
-	return m
 }
 
 func (r userRecord) user() (*domain.User, error) {

@@ -13,9 +13,11 @@ import (
 	"github.com/userservice/userservice/ports"
 )
 
-// likeEscaper makes every character of a substring literal in a LIKE
-// pattern with ESCAPE '\'.
-var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+// escapeLike makes every character of s literal in a LIKE pattern with
+// ESCAPE '\'.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
 
 // filtered restricts users to those f matches: the SQL twin of
 // domain.Filter.Matches, held equal to it by the contract suite's property
@@ -33,7 +35,7 @@ func (s *Store) filtered(db *gorm.DB, f domain.Filter) *gorm.DB {
 			return
 		}
 		// A LIKE pattern, not strpos, so the trigram indexes serve it.
-		db = db.Where(column+` LIKE ? ESCAPE '\'`, "%"+likeEscaper.Replace(sub)+"%")
+		db = db.Where(column+` LIKE ? ESCAPE '\'`, "%"+escapeLike(sub)+"%")
 	}
 	contains("first_name_fold", f.FirstName)
 	contains("last_name_fold", f.LastName)
