@@ -58,9 +58,10 @@ func WithClock(c ports.Clock) Option {
 
 // Open connects to the database named by databaseURL: "" is the embedded
 // SQLite file userservice.db in the working directory, "sqlite:PATH" or
-// "file:PATH" a SQLite file at PATH, "postgres://" or "postgresql://" a
-// PostgreSQL server. It checks the connection but applies no migrations
-// (see MigrateUp). An unreachable database is domain.ErrUnavailable.
+// "file:PATH" a SQLite file at PATH (a path taken literally, not a URI with
+// parameters), "postgres://" or "postgresql://" a PostgreSQL server. It
+// checks the connection but applies no migrations (see MigrateUp). An
+// unreachable database is domain.ErrUnavailable.
 func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Option) (*Store, error) {
 	s := &Store{log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 	for _, o := range opts {
