@@ -20,7 +20,7 @@ func (a *Auth) SignUp(ctx context.Context, req ports.CreateUserRequest) (*domain
 	}
 	// Nobody is signed in yet: the actor is anonymous (ID 0 but not the
 	// operator, whose role is superadmin).
-	created, err := a.repo.Create(ctx, u, domain.Actor{Role: domain.RoleUser})
+	created, err := a.repo.Create(ctx, u, domain.Newcomer())
 	if err != nil {
 		return nil, fmt.Errorf("sign up: %w", err)
 	}

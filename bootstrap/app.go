@@ -45,7 +45,9 @@ type App struct {
 }
 
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*gormstore.Store, error) {
-	store, err := gormstore.Open(ctx, cfg.DatabaseURL, log)
+	// The use cases' clock also stamps change-log entries, so an entry's
+	// time equals the updated_at it records.
+	store, err := gormstore.Open(ctx, cfg.DatabaseURL, log, gormstore.WithClock(systemClock{}))
 	if err != nil {
 		return nil, fmt.Errorf("opening the database: %w", err)
 	}

@@ -16,6 +16,13 @@ type Actor struct {
 // import): someone with access to the database and the binary.
 func Operator() Actor { return Actor{ID: 0, Role: RoleSuperadmin} }
 
+// Newcomer is the actor of a self-service sign-up: nobody yet. The change log
+// records the new user as the actor of their own creation.
+func Newcomer() Actor { return Actor{} }
+
+// IsNewcomer reports whether a is the zero actor of a sign-up.
+func (a Actor) IsNewcomer() bool { return a.ID == 0 && a.Role.IsZero() }
+
 // IsOperator reports whether a is the command-line operator.
 func (a Actor) IsOperator() bool { return a.ID == 0 && a.Role == RoleSuperadmin }
 

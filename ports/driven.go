@@ -26,7 +26,9 @@ type DeleteCheck func(u *domain.User, superadmins domain.SuperadminCount) error
 // same transaction. Errors are domain errors: ErrNotFound, ErrEmailTaken,
 // ErrIDTaken, ErrUnavailable, or internal.
 type UserRepository interface {
-	// Create inserts u (its ID kept when non-zero and free) and returns it as stored.
+	// Create inserts u (its ID kept when non-zero and free) and returns it as
+	// stored. With domain.Newcomer() as actor (a sign-up) the change-log entry
+	// names the new user as its own actor.
 	Create(ctx context.Context, u *domain.User, actor domain.Actor) (*domain.User, error)
 	Get(ctx context.Context, id int64) (*domain.User, error)
 	GetByEmail(ctx context.Context, email domain.Email) (*domain.User, error)

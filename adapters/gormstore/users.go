@@ -40,8 +40,12 @@ func (r *Users) Create(ctx context.Context, u *domain.User, actor domain.Actor) 
 		if out, err = rec.user(); err != nil {
 			return err
 		}
+		actorID := actor.ID
+		if actor.IsNewcomer() {
+			actorID = rec.ID // a sign-up: the user creates themselves
+		}
 		return r.s.appendChange(tx, domain.Change{
-			ActorID: actor.ID, Action: domain.ActionCreated, TargetID: rec.ID, After: out,
+			ActorID: actorID, Action: domain.ActionCreated, TargetID: rec.ID, After: out,
 		})
 	})
 	if err != nil {

@@ -37,6 +37,7 @@ func repoCases() []repoCase {
 		{"LastSuperadminRace", true, testLastSuperadminRace},
 		{"Delete", false, testDelete},
 		{"ChangeLog", false, testChangeLog},
+		{"SignUpActor", false, testSignUpActor},
 		{"CommitOrder", true, testCommitOrder},
 		{"SearchSortPage", false, testSearchSortPage},
 		{"Count", false, testCount},
@@ -949,4 +950,17 @@ func testRefreshTokens(t *testing.T, r repos) {
 		t.Fatal(err)
 	}
 	rotate("token of a deleted user", orphan.Hash, at, false, domain.ErrUnauthenticated)
+}
+
+// testSignUpActor: a sign-up (the Newcomer actor) is recorded as the new
+// user creating themselves, never as the command-line operator (actor 0).
+func testSignUpActor(t *testing.T, r repos) {
+	u, err := r.users.Create(t.Context(), newUser(t, params(tag(), 1), now()), domain.Newcomer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := auditOf(t, r, u.ID())
+	if len(cs) != 1 || cs[0].Action != domain.ActionCreated || cs[0].ActorID != u.ID() {
+		t.Fatalf("sign-up entry %+v, want one created entry with actor %d", cs, u.ID())
+	}
 }
