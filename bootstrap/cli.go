@@ -179,6 +179,11 @@ func superadmin(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer app.Close()
+	// The first superadmin is often made before the first serve: bring the
+	// schema up to date (idempotent, and serialised across instances).
+	if err := app.store.MigrateUp(ctx); err != nil {
+		return fmt.Errorf("applying migrations: %w", err)
+	}
 	u, created, err := app.users.EnsureSuperadmin(ctx, domain.Operator(), *email, password)
 	if err != nil {
 		return err

@@ -1,0 +1,92 @@
+package bootstrap
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// run calls Main with env vars and stdin, returning status, stdout, stderr.
+func run(t *testing.T, vars map[string]string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Main(context.Background(), args, Env{
+		Getenv: func(k string) string { return vars[k] },
+		Stdin:  strings.NewReader(stdin),
+		Stdout: &out,
+		Stderr: &errOut,
+	})
+	return code, out.String(), errOut.String()
+}
+
+func TestBadConfigStopsServeWithOneLinePerVariable(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := run(t, map[string]string{"LOG_LEVEL": "loud"}, "", "serve")
+	if code != ExitBadInput {
+		t.Fatalf("exit %d, want %d", code, ExitBadInput)
+	}
+	if !strings.Contains(stderr, "LOG_LEVEL: must be debug, info, warn or error") {
+		t.Fatalf("stderr does not name the variable:\n%s", stderr)
+	}
+}
+
+func TestUnknownCommandAndUsage(t *testing.T) {
+	t.Parallel()
+	if code, _, stderr := run(t, nil, "", "frobnicate"); code != ExitBadInput || !strings.Contains(stderr, "unknown command") {
+		t.Fatalf("unknown command: %d %q", code, stderr)
+	}
+	if code, _, _ := run(t, nil, ""); code != ExitBadInput {
+		t.Fatalf("no command: %d", code)
+	}
+	if code, _, _ := run(t, nil, "", "migrate", "sideways"); code != ExitBadInput {
+		t.Fatalf("bad migrate direction: %d", code)
+	}
+}
+
+func TestMigrateAndSuperadminCreateThenPromote(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{
+		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "cli.db"),
+		"POLICY_DIR":   filepath.Join("..", "policies"),
+	}
+	if code, _, stderr := run(t, vars, "", "migrate", "up"); code != ExitOK {
+		t.Fatalf("migrate up: %d %s", code, stderr)
+	}
+	code, stdout, stderr := run(t, vars, "", "migrate", "status")
+	if code != ExitOK || stdout == "" {
+		t.Fatalf("migrate status: %d %q %s", code, stdout, stderr)
+	}
+
+	if code, _, stderr := run(t, vars, "", "superadmin", "--email", "root@example.com"); code != ExitBadInput || !strings.Contains(stderr, "no password") {
+		t.Fatalf("superadmin without a password: %d %s", code, stderr)
+	}
+	code, stdout, stderr = run(t, vars, "first-password\n", "superadmin", "--email", "Root@Example.com", "--password-stdin")
+	if code != ExitOK || !strings.Contains(stdout, "superadmin created") || !strings.Contains(stdout, "root@example.com") {
+		t.Fatalf("create: %d %q %s", code, stdout, stderr)
+	}
+	vars["USERSERVICE_SUPERADMIN_PASSWORD"] = "second-password"
+	code, stdout, stderr = run(t, vars, "", "superadmin", "--email", "root@example.com")
+	if code != ExitOK || !strings.Contains(stdout, "superadmin promoted") {
+		t.Fatalf("promote: %d %q %s", code, stdout, stderr)
+	}
+	if strings.Contains(stdout+stderr, "second-password") || strings.Contains(stdout+stderr, "first-password") {
+		t.Fatal("a password was printed")
+	}
+	if code, _, stderr := run(t, vars, "short\n", "superadmin", "--email", "other@example.com", "--password-stdin"); code != ExitFailure || !strings.Contains(stderr, "password") {
+		t.Fatalf("too short a password: %d %s", code, stderr)
+	}
+}
+
+func TestSuperadminOnAFreshDatabase(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{
+		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "fresh.db"),
+		"POLICY_DIR":   filepath.Join("..", "policies"),
+	}
+	code, stdout, stderr := run(t, vars, "a-long-password\n", "superadmin", "--email", "root@example.com", "--password-stdin")
+	if code != ExitOK || !strings.Contains(stdout, "superadmin created") {
+		t.Fatalf("superadmin before any serve or migrate: %d %q %s", code, stdout, stderr)
+	}
+}
