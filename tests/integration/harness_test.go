@@ -449,7 +449,13 @@ func (s *service) seedSuperadmin(t *testing.T) *account {
 // create makes a user with role through POST /users/create-admin as by.
 func (s *service) create(t *testing.T, by *account, role string) *account {
 	t.Helper()
-	a := &account{email: email(role), password: s.password(), role: role}
+	return s.createNamed(t, by, role, role)
+}
+
+// createNamed is create with an email starting with prefix.
+func (s *service) createNamed(t *testing.T, by *account, role, prefix string) *account {
+	t.Helper()
+	a := &account{email: email(prefix), password: s.password(), role: role}
 	r := s.expect(t, http.StatusCreated, http.MethodPost, "/api/v1/users/create-admin", by.access, newUserBody(a.email, a.password, role))
 	if r.status != http.StatusCreated {
 		t.FailNow()

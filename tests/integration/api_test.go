@@ -1,0 +1,339 @@
+package integration
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// errorBody is the service's error shape.
+type errorBody struct {
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+	Errors []struct {
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+func (r response) error(t *testing.T) errorBody {
+	t.Helper()
+	var e errorBody
+	r.decode(t, &e)
+	return e
+}
+
+// TestWrongLoginLooksTheSame logs in with an unknown email and with a wrong
+// password, by form and by JSON: the answers cannot be told apart (CONTRACT §3).
+func TestWrongLoginLooksTheSame(t *testing.T) {
+	t.Parallel()
+	onEachBackend(t, options{}, func(t *testing.T, s *service) {
+		root := s.seedSuperadmin(t)
+		u := s.create(t, root, user)
+		wrong := s.password()
+		unknown := email("nobody")
+
+		var bodies []errorBody
+		for _, body := range []any{
+			url.Values{"username": {unknown}, "password": {u.password}},
+			url.Values{"username": {u.email}, "password": {wrong}},
+			url.Values{"username": {strings.ToUpper(u.email)}, "password": {wrong}},
+			url.Values{"username": {"not an email"}, "password": {wrong}},
+			map[string]any{"email": unknown, "password": u.password},
+			map[string]any{"email": u.email, "password": wrong},
+		} {
+			r := s.expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", body)
+			e := r.error(t)
+			if e.Detail != "Incorrect email or password" {
+				t.Errorf("%s: want the detail %q", r, "Incorrect email or password")
+			}
+			if r.header.Get("WWW-Authenticate") != "Bearer" {
+				t.Errorf("%s: WWW-Authenticate %q, want Bearer", r, r.header.Get("WWW-Authenticate"))
+			}
+			bodies = append(bodies, e)
+		}
+		for _, e := range bodies[1:] {
+			if e.Detail != bodies[0].Detail || e.Code != bodies[0].Code || len(e.Errors) != 0 {
+				t.Errorf("wrong logins differ: %+v and %+v", bodies[0], e)
+			}
+		}
+
+		// The right password works by JSON too, whatever the email's case.
+		r := s.expect(t, http.StatusOK, http.MethodPost, "/api/v1/auth/token", "", map[string]any{"email": strings.ToUpper(u.email), "password": u.password})
+		var p struct {
+			AccessToken string `json:"access_token"`
+			TokenType   string `json:"token_type"`
+			ExpiresIn   int64  `json:"expires_in"`
+		}
+		r.decode(t, &p)
+		if p.TokenType != "bearer" || p.ExpiresIn != 15*60 {
+			t.Errorf("%s: token_type %q, expires_in %d; want bearer, 900", r, p.TokenType, p.ExpiresIn)
+		}
+		if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", r, cc)
+		}
+		s.expect(t, http.StatusOK, http.MethodGet, me, p.AccessToken, nil)
+	})
+}
+
+// TestSignUpIgnoresRole signs up asking to be superadmin: the account is a
+// plain user (CONTRACT §3).
+func TestSignUpIgnoresRole(t *testing.T) {
+	t.Parallel()
+	onEachBackend(t, options{}, func(t *testing.T, s *service) {
+		a := &account{email: email("climber"), password: s.password(), role: user}
+		r := s.expect(t, http.StatusCreated, http.MethodPost, "/api/v1/auth/sign-up", "", newUserBody(a.email, a.password, superadmin))
+		created := r.user(t)
+		if created.Role != user {
+			t.Errorf("%s: signed up with role %s, want user", r, created.Role)
+		}
+		if r.header.Get("Location") != userPath(created.ID) || r.header.Get("ETag") == "" {
+			t.Errorf("%s: Location %q, ETag %q", r, r.header.Get("Location"), r.header.Get("ETag"))
+		}
+		s.login(t, a)
+		if got := s.expect(t, http.StatusOK, http.MethodGet, me, a.access, nil).user(t); got.Role != user || got.ID != created.ID {
+			t.Errorf("/users/me: %+v, want user %d with role user", got, created.ID)
+		}
+		s.expect(t, http.StatusForbidden, http.MethodGet, "/api/v1/users/search", a.access, nil)
+		s.expect(t, http.StatusForbidden, http.MethodPost, "/api/v1/users/create-admin", a.access, newUserBody(email("x"), s.password(), admin))
+		s.expect(t, http.StatusForbidden, http.MethodPatch, userPath(a.id)+"/role", a.access, map[string]any{"role": admin})
+
+		// The same email in another case is taken.
+		r = s.expect(t, http.StatusConflict, http.MethodPost, "/api/v1/auth/sign-up", "", newUserBody(strings.ToUpper(a.email), s.password(), ""))
+		if e := r.error(t); e.Code != "email_taken" {
+			t.Errorf("%s: want code email_taken", r)
+		}
+
+		// Every bad field is named at once; a rejected password is never repeated.
+		bad := newUserBody("not-an-email", "s-"+strings.ToLower(s.password()[3:8]), "")
+		s.leaks.secretPassword(bad["password"].(string))
+		bad["gender"] = "robot"
+		r = s.expect(t, http.StatusUnprocessableEntity, http.MethodPost, "/api/v1/auth/sign-up", "", bad)
+		var fields []string
+		for _, f := range r.error(t).Errors {
+			fields = append(fields, f.Field)
+		}
+		for _, want := range []string{"email", "gender", "password"} {
+			if !slices.Contains(fields, want) {
+				t.Errorf("%s: no error for %s", r, want)
+			}
+		}
+	})
+}
+
+// TestConditionalUpdate uses ETag and If-Match (CONTRACT §3): a stale tag is
+// a 412 and changes nothing.
+func TestConditionalUpdate(t *testing.T) {
+	t.Parallel()
+	onEachBackend(t, options{}, func(t *testing.T, s *service) {
+		root := s.seedSuperadmin(t)
+		u := s.createAndLogin(t, root, user)
+		path := userPath(u.id)
+
+		e1 := s.expect(t, http.StatusOK, http.MethodGet, path, root.access, nil).header.Get("ETag")
+		if e1 == "" {
+			t.Fatal("GET /users/{id}: no ETag")
+		}
+		if got := s.expect(t, http.StatusOK, http.MethodGet, me, u.access, nil).header.Get("ETag"); got != e1 {
+			t.Errorf("/users/me ETag %s, /users/{id} ETag %s: the same user, the same tag", got, e1)
+		}
+		r := s.expect(t, http.StatusOK, http.MethodPut, path, u.access, map[string]any{"first_name": "Anna"}, "If-Match", e1)
+		e2 := r.header.Get("ETag")
+		if e2 == "" || e2 == e1 {
+			t.Errorf("%s: ETag %q after a change, was %q", r, e2, e1)
+		}
+
+		// Somebody changed the user since e1 was read.
+		r = s.expect(t, http.StatusPreconditionFailed, http.MethodPut, path, root.access, map[string]any{"first_name": "Bella"}, "If-Match", e1)
+		if e := r.error(t); e.Code != "stale" {
+			t.Errorf("%s: want code stale", r)
+		}
+		r = s.expect(t, http.StatusOK, http.MethodGet, path, root.access, nil)
+		if r.user(t).FirstName != "Anna" || r.header.Get("ETag") != e2 {
+			t.Errorf("%s: the stale update changed the user", r)
+		}
+
+		// A role change is a change too.
+		s.expect(t, http.StatusOK, http.MethodPatch, path+"/role", root.access, map[string]any{"role": admin})
+		s.expect(t, http.StatusPreconditionFailed, http.MethodPut, path, root.access, map[string]any{"first_name": "Cleo"}, "If-Match", e2)
+		e3 := s.expect(t, http.StatusOK, http.MethodGet, path, root.access, nil).header.Get("ETag")
+		s.expect(t, http.StatusOK, http.MethodPut, path, root.access, map[string]any{"first_name": "Cleo"}, "If-Match", `"stale", `+e3)
+		s.expect(t, http.StatusOK, http.MethodPut, path, root.access, map[string]any{"first_name": "Dora"}, "If-Match", "*")
+		s.expect(t, http.StatusPreconditionFailed, http.MethodPut, path, root.access, map[string]any{"first_name": "Emma"}, "If-Match", "W/"+e3)
+		s.expect(t, http.StatusOK, http.MethodPut, path, root.access, map[string]any{"first_name": "Emma"})
+	})
+}
+
+// page reads one page envelope, checking that every member is there.
+func (s *service) page(t *testing.T, path, token string) pageDTO {
+	t.Helper()
+	r := s.expect(t, http.StatusOK, http.MethodGet, path, token, nil)
+	var raw map[string]json.RawMessage
+	r.decode(t, &raw)
+	for _, k := range []string{"items", "total", "total_exact", "page", "size", "pages", "next_cursor"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("%s: the envelope has no %q", r, k)
+		}
+	}
+	var p pageDTO
+	r.decode(t, &p)
+	if p.Items == nil || p.Total == nil || p.TotalExact == nil || p.Page == nil || p.Size == nil || p.Pages == nil {
+		t.Fatalf("%s: an incomplete envelope", r)
+	}
+	if want := (*p.Total + int64(*p.Size) - 1) / int64(*p.Size); *p.Pages != want {
+		t.Errorf("%s: pages %d, want ceil(total/size) = %d", r, *p.Pages, want)
+	}
+	return p
+}
+
+// walk follows next_cursor from path to the last page and returns the ids
+// in the order seen, checking each page against the first.
+func (s *service) walk(t *testing.T, path, token string, size int) []int64 {
+	t.Helper()
+	first := s.page(t, path, token)
+	var ids []int64
+	p := first
+	for n := 1; ; n++ {
+		if *p.Page != n || *p.Size != size || *p.Total != *first.Total || !*p.TotalExact {
+			t.Errorf("%s page %d: page %d, size %d, total %d (exact %v); want page %d, size %d, total %d (exact)",
+				path, n, *p.Page, *p.Size, *p.Total, *p.TotalExact, n, size, *first.Total)
+		}
+		for _, u := range p.Items {
+			ids = append(ids, u.ID)
+		}
+		if p.NextCursor == nil {
+			if int64(n) != *first.Pages && *first.Total > 0 {
+				t.Errorf("%s: the cursor ran out after page %d of %d", path, n, *first.Pages)
+			}
+			return ids
+		}
+		if len(p.Items) != size {
+			t.Errorf("%s page %d: %d items and a next cursor", path, n, len(p.Items))
+		}
+		if n > 100 {
+			t.Fatalf("%s: more than 100 pages", path)
+		}
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		p = s.page(t, path+sep+"cursor="+url.QueryEscape(*p.NextCursor), token)
+	}
+}
+
+// TestPaging walks list and search by page and by cursor (CONTRACT §3: the
+// page envelope, cursors, the order, pages past the last, and parameter
+// errors).
+func TestPaging(t *testing.T) {
+	t.Parallel()
+	onEachBackend(t, options{}, func(t *testing.T, s *service) {
+		root := s.seedSuperadmin(t)
+		u := s.createAndLogin(t, root, user)
+		all := []int64{root.id, u.id}
+		tagged := map[int64]string{}
+		for i := range 9 {
+			role := []string{user, admin, superadmin}[i%3]
+			a := s.createNamed(t, root, role, "pagetag")
+			all = append(all, a.id)
+			tagged[a.id] = a.email
+		}
+		slices.Sort(all)
+
+		// The list, by cursor: every user once, in id order.
+		const size = 3
+		first := s.page(t, "/api/v1/users/list?size=3", u.access)
+		if *first.Total != int64(len(all)) || *first.Pages != 4 || !*first.TotalExact || first.NextCursor == nil {
+			t.Errorf("first page: total %d, pages %d, exact %v, next %v; want %d, 4, exact, a cursor",
+				*first.Total, *first.Pages, *first.TotalExact, first.NextCursor, len(all))
+		}
+		if ids := s.walk(t, "/api/v1/users/list?size=3", u.access, size); !slices.Equal(ids, all) {
+			t.Errorf("walking the list by cursor saw %v, want every user once in id order: %v", ids, all)
+		}
+
+		// By page number, the same pages; past the last, an empty page.
+		var byPage []int64
+		for n := 1; n <= 4; n++ {
+			for _, it := range s.page(t, "/api/v1/users/list?size=3&page="+strconv.Itoa(n), u.access).Items {
+				byPage = append(byPage, it.ID)
+			}
+		}
+		if !slices.Equal(byPage, all) {
+			t.Errorf("the list by page number saw %v, want %v", byPage, all)
+		}
+		past := s.page(t, "/api/v1/users/list?size=3&page=9", u.access)
+		if len(past.Items) != 0 || past.NextCursor != nil || *past.Total != int64(len(all)) {
+			t.Errorf("a page past the last: %d items, next %v, total %d", len(past.Items), past.NextCursor, *past.Total)
+		}
+
+		// A search with a filter and a sort, by cursor.
+		var want []int64
+		for id := range tagged {
+			want = append(want, id)
+		}
+		slices.SortFunc(want, func(a, b int64) int { return strings.Compare(tagged[b], tagged[a]) })
+		if ids := s.walk(t, "/api/v1/users/search?email=PAGETAG&sort=-email&size=2", root.access, 2); !slices.Equal(ids, want) {
+			t.Errorf("walking a search by cursor saw %v, want the tagged users by email descending: %v", ids, want)
+		}
+		if admins := s.walk(t, "/api/v1/users/search?role=admin&size=2", root.access, 2); len(admins) != 3 {
+			t.Errorf("role=admin found %v, want the 3 admins", admins)
+		}
+
+		// Nothing found: an empty page, no pages.
+		none := s.page(t, "/api/v1/users/search?email=nobody-has-this", root.access)
+		if *none.Total != 0 || *none.Pages != 0 || len(none.Items) != 0 || none.NextCursor != nil {
+			t.Errorf("an empty search: %+v", none)
+		}
+
+		// A cursor is the service's own, for the query it came from.
+		cursor := *first.NextCursor
+		forged := []byte(cursor)
+		forged[len(forged)/2] ^= 1
+		for _, path := range []string{
+			"/api/v1/users/list?cursor=" + url.QueryEscape(string(forged)),
+			"/api/v1/users/list?cursor=" + url.QueryEscape(cursor[:len(cursor)-2]),
+			"/api/v1/users/list?cursor=garbage",
+			"/api/v1/users/list?size=5&cursor=" + url.QueryEscape(cursor),
+			"/api/v1/users/search?email=pagetag&cursor=" + url.QueryEscape(cursor),
+			"/api/v1/users/search?sort=-id&cursor=" + url.QueryEscape(cursor),
+			"/api/v1/audit?cursor=" + url.QueryEscape(cursor),
+		} {
+			if e := s.expect(t, http.StatusBadRequest, http.MethodGet, path, root.access, nil).error(t); e.Code != "invalid_cursor" {
+				t.Errorf("GET %s: code %q, want invalid_cursor", path, e.Code)
+			}
+		}
+		s.expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/list?size=3&cursor="+url.QueryEscape(cursor), root.access, nil)
+
+		// Parameters: unknown or repeated ones are 400s naming them; bad values 400 or 422.
+		for _, tc := range []struct {
+			path  string
+			want  int
+			names string // the parameter the error must name
+		}{
+			{"/api/v1/users/search?emial=zoe", http.StatusBadRequest, "emial"},
+			{"/api/v1/users/search?email=zoe&first_nam=Zo", http.StatusBadRequest, "first_nam"},
+			{"/api/v1/users/list?role=admin", http.StatusBadRequest, "role"},
+			{"/api/v1/users/search?role=admin&role=user", http.StatusBadRequest, "role"},
+			{"/api/v1/audit?actor=1", http.StatusBadRequest, "actor"},
+			{"/api/v1/users/list?page=abc", http.StatusBadRequest, "page"},
+			{"/api/v1/users/list?size=0", http.StatusUnprocessableEntity, "size"},
+			{"/api/v1/users/list?size=101", http.StatusUnprocessableEntity, "size"},
+			{"/api/v1/users/list?page=0", http.StatusUnprocessableEntity, "page"},
+			{"/api/v1/users/search?sort=password", http.StatusUnprocessableEntity, "sort"},
+			{"/api/v1/users/search?ip_address=10.0.0.0/33", http.StatusUnprocessableEntity, "ip_address"},
+		} {
+			r := s.expect(t, tc.want, http.MethodGet, tc.path, root.access, nil)
+			e := r.error(t)
+			named := strings.Contains(e.Detail, tc.names)
+			for _, f := range e.Errors {
+				named = named || f.Field == tc.names
+			}
+			if !named {
+				t.Errorf("%s: the error does not name %q", r, tc.names)
+			}
+		}
+	})
+}

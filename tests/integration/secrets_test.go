@@ -1,0 +1,117 @@
+package integration
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestSecretsStayOutOfAnswersAndLogs drives the paths where a secret would
+// most likely slip out: mistakes clients make with their credentials,
+// rejected passwords, unreadable bodies that hold a password, and the audit
+// log of password changes. The leak scan that ends every test (see start)
+// then finds no password, hash, token or JWT secret in any answer or line
+// of the log.
+func TestSecretsStayOutOfAnswersAndLogs(t *testing.T) {
+	t.Parallel()
+	onEachBackend(t, options{}, func(t *testing.T, s *service) {
+		root := s.seedSuperadmin(t)
+		u := s.createAndLogin(t, root, user)
+
+		// Credentials in the wrong fields or places.
+		s.expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", url.Values{"username": {u.password}, "password": {u.email}})
+		s.expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", map[string]any{"email": u.password, "password": u.password})
+		s.expect(t, http.StatusUnauthorized, http.MethodGet, me, u.refresh, nil)
+		s.expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": u.access})
+		s.expect(t, http.StatusBadRequest, http.MethodGet, "/api/v1/users/list?cursor="+url.QueryEscape(u.refresh), u.access, nil)
+		s.expect(t, http.StatusBadRequest, http.MethodGet, "/api/v1/users/list?password="+url.QueryEscape(u.password), u.access, nil)
+		s.expect(t, http.StatusBadRequest, http.MethodGet, "/api/v1/users/list?access_token="+url.QueryEscape(u.access), u.access, nil)
+		s.expect(t, http.StatusUnprocessableEntity, http.MethodPost, "/api/v1/auth/sign-up", "", newUserBody(u.password, u.password, ""))
+
+		// Passwords the service refuses.
+		long := s.password() + strings.Repeat("x", 128)
+		s.leaks.secretPassword(long)
+		s.expect(t, http.StatusUnprocessableEntity, http.MethodPost, "/api/v1/auth/sign-up", "", newUserBody(email("long"), long, ""))
+		s.expect(t, http.StatusUnprocessableEntity, http.MethodPut, userPath(u.id), u.access, map[string]any{"password": long, "current_password": u.password})
+		s.expect(t, http.StatusUnprocessableEntity, http.MethodPut, userPath(u.id), u.access, map[string]any{"password": s.password(), "current_password": s.password()})
+		s.expect(t, http.StatusUnprocessableEntity, http.MethodPut, userPath(u.id), u.access, map[string]any{"password": []string{s.password()}, "current_password": u.password})
+
+		// Bodies that cannot be read, holding a password.
+		s.expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/auth/token", "",
+			rawBody{"application/json", `{"email":"` + u.email + `","password":"` + u.password + `"x}`})
+		s.expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/auth/token", "",
+			rawBody{"application/x-www-form-urlencoded", "username=" + url.QueryEscape(u.email) + "&password=" + u.password + "%zz"})
+		s.expect(t, http.StatusUnsupportedMediaType, http.MethodPost, "/api/v1/auth/token", "",
+			rawBody{"text/plain", "username=" + u.email + "&password=" + u.password})
+		s.expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/auth/sign-up", "",
+			rawBody{"application/json", `{"password":"` + s.password() + `"`})
+
+		// Password changes, then the audit log that records them.
+		next := s.password()
+		s.expect(t, http.StatusOK, http.MethodPut, userPath(u.id), u.access, map[string]any{"password": next, "current_password": u.password})
+		u.password = next
+		s.expect(t, http.StatusOK, http.MethodPut, userPath(u.id), root.access, map[string]any{"password": s.password(), "first_name": "Ada"})
+		r := s.expect(t, http.StatusOK, http.MethodGet, "/api/v1/audit?target_id="+strconv.FormatInt(u.id, 10), root.access, nil)
+		var p struct {
+			Items []struct {
+				Action string         `json:"action"`
+				Before map[string]any `json:"before"`
+				After  map[string]any `json:"after"`
+			} `json:"items"`
+		}
+		r.decode(t, &p)
+		actions := map[string]bool{}
+		for _, e := range p.Items {
+			actions[e.Action] = true
+		}
+		if !actions["created"] || !actions["password_changed"] || !actions["updated"] {
+			t.Errorf("%s: want created, password_changed and updated entries", r)
+		}
+	})
+}
+
+// TestHostileInputIsAnsweredPlainly sends what a careless or hostile client
+// might: every answer is the documented 4xx (CONTRACT §3: no 500 for
+// anything a client can send).
+func TestHostileInputIsAnsweredPlainly(t *testing.T) {
+	t.Parallel()
+	onEachBackend(t, options{}, func(t *testing.T, s *service) {
+		root := s.seedSuperadmin(t)
+		id := userPath(root.id)
+		huge := `{"first_name":"` + strings.Repeat("a", 2<<20) + `"}`
+		for _, tc := range []struct {
+			name, method, path string
+			body               any
+			want               int
+		}{
+			{"JSON array", http.MethodPost, "/api/v1/auth/sign-up", rawBody{"application/json", `[]`}, http.StatusBadRequest},
+			{"JSON after the object", http.MethodPut, id, rawBody{"application/json", `{"first_name":"A"} {}`}, http.StatusBadRequest},
+			{"not JSON", http.MethodPatch, id + "/role", rawBody{"application/json", `role=admin`}, http.StatusBadRequest},
+			{"unknown content type", http.MethodPut, id, rawBody{"application/xml", `<user/>`}, http.StatusUnsupportedMediaType},
+			{"body over the limit", http.MethodPut, id, rawBody{"application/json", huge}, http.StatusRequestEntityTooLarge},
+			{"unknown key", http.MethodPut, id, map[string]any{"nickname": "x"}, http.StatusUnprocessableEntity},
+			{"wrong type", http.MethodPut, id, map[string]any{"first_name": 42}, http.StatusUnprocessableEntity},
+			{"no role", http.MethodPatch, id + "/role", map[string]any{}, http.StatusUnprocessableEntity},
+			{"bad address", http.MethodPut, id, map[string]any{"ip_address": "999.1.1.1"}, http.StatusUnprocessableEntity},
+			{"bad name", http.MethodPut, id, map[string]any{"first_name": "<script>"}, http.StatusUnprocessableEntity},
+			{"id not a number", http.MethodGet, "/api/v1/users/abc", nil, http.StatusBadRequest},
+			{"id past int64", http.MethodGet, "/api/v1/users/99999999999999999999", nil, http.StatusBadRequest},
+			{"negative id", http.MethodGet, "/api/v1/users/-1", nil, http.StatusNotFound},
+			{"no such route", http.MethodGet, "/api/v1/nothing", nil, http.StatusNotFound},
+			{"wrong method", http.MethodPut, "/api/v1/auth/token", nil, http.StatusMethodNotAllowed},
+			{"wildcards are literal", http.MethodGet, "/api/v1/users/search?email=" + url.QueryEscape(`%_\`), nil, http.StatusOK},
+			{"CIDR out of range", http.MethodGet, "/api/v1/users/search?ip_address=10.0.0.0/40", nil, http.StatusUnprocessableEntity},
+			{"long filter", http.MethodGet, "/api/v1/users/search?last_name=" + strings.Repeat("z", 5000), nil, http.StatusUnprocessableEntity},
+			{"bad time", http.MethodGet, "/api/v1/audit?since=yesterday", nil, http.StatusBadRequest},
+			{"until before since", http.MethodGet, "/api/v1/audit?since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z", nil, http.StatusUnprocessableEntity},
+			{"bad action", http.MethodGet, "/api/v1/audit?action=stolen", nil, http.StatusUnprocessableEntity},
+			{"bad query string", http.MethodGet, "/api/v1/users/list?size=%zz", nil, http.StatusBadRequest},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s.expect(t, tc.want, tc.method, tc.path, root.access, tc.body)
+			})
+		}
+	})
+}
