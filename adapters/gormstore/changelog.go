@@ -2,6 +2,7 @@ package gormstore
 
 import (
 	"context"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -28,6 +29,9 @@ func (s *Store) appendChange(tx *gorm.DB, c domain.Change) error {
 	if err := s.xactLock(tx, lockChangeLog, false); err != nil {
 		return err
 	}
+	if err := s.notifyInTx(tx); err != nil {
+		return err
+	}
 	rec := changeRecord{
 		At: newDBTime(s.now()), ActorID: c.ActorID, Action: string(c.Action),
 		TargetID: c.TargetID, Before: before, After: after,
@@ -35,10 +39,55 @@ func (s *Store) appendChange(tx *gorm.DB, c domain.Change) error {
 	return tx.Create(&rec).Error
 }
 
-// ChangeLog reads the change log.
+// ChangeLog reads the change log and bounds its retention.
 type ChangeLog struct{ s *Store }
 
-var _ ports.ChangeLog = (*ChangeLog)(nil)
+var (
+	_ ports.ChangeLog          = (*ChangeLog)(nil)
+	_ ports.ChangeLogRetention = (*ChangeLog)(nil)
+)
+
+// ChangeLogRetention returns the change log's retention: its bounds and pruning.
+func (s *Store) ChangeLogRetention() ports.ChangeLogRetention { return s.changes }
+
+// pruneBatch bounds one pruning transaction, so that pruning a large
+// backlog never holds SQLite's write lock (or a long PostgreSQL
+// transaction) for long.
+const pruneBatch = 5000
+
+// SeqBounds returns the smallest and the largest seq held (0, 0 when empty).
+func (l *ChangeLog) SeqBounds(ctx context.Context) (first, last int64, err error) {
+	var b struct{ First, Last int64 }
+	err = l.s.read.WithContext(ctx).Raw("SELECT COALESCE(MIN(seq), 0) AS first, COALESCE(MAX(seq), 0) AS last FROM change_log").Scan(&b).Error
+	if err != nil {
+		return 0, 0, translate(ctx, err, false)
+	}
+	return b.First, b.Last, nil
+}
+
+// Prune deletes the entries written before before, oldest first, in
+// batches, never the newest entry.
+func (l *ChangeLog) Prune(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := l.s.write(ctx, func(tx *gorm.DB) error {
+			res := tx.Exec(`DELETE FROM change_log WHERE seq IN (
+				SELECT seq FROM change_log
+				WHERE at < ? AND seq < (SELECT MAX(seq) FROM change_log)
+				ORDER BY seq LIMIT ?)`, newDBTime(before), pruneBatch)
+			n = res.RowsAffected
+			return res.Error
+		})
+		if err != nil {
+			return total, translate(ctx, err, false)
+		}
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
+}
 
 // ChangesAfter returns up to limit entries with seq > after, in seq order
 // (limit <= 0: all of them).

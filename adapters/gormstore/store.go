@@ -41,9 +41,12 @@ type Store struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	users   *Users
-	changes *ChangeLog
-	tokens  *RefreshTokens
+	users    *Users
+	changes  *ChangeLog
+	tokens   *RefreshTokens
+	notifier *Notifier
+	// pgConfig opens the notifier's LISTEN connections (PostgreSQL only).
+	pgConfig *pgx.ConnConfig
 }
 
 // Option adjusts a Store at Open.
@@ -97,6 +100,7 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Opt
 	s.users = &Users{s: s}
 	s.changes = &ChangeLog{s: s}
 	s.tokens = &RefreshTokens{s: s}
+	s.notifier = newNotifier(s)
 	return s, nil
 }
 
@@ -166,6 +170,7 @@ func (s *Store) openPostgres(databaseURL string, gcfg *gorm.Config) error {
 	// pgx's default exec mode prepares each statement once per connection
 	// and reuses it (QueryExecModeCacheStatement); the URL may choose another
 	// mode (default_query_exec_mode) for a pooler that cannot keep them.
+	s.pgConfig = cfg.Copy()
 	pool := stdlib.OpenDB(*cfg)
 	s.pools = append(s.pools, pool)
 	pool.SetMaxOpenConns(pgMaxConns)
@@ -213,9 +218,17 @@ func (s *Store) Close() error {
 
 // write runs fn in a write transaction: BEGIN IMMEDIATE on SQLite (the
 // database's one write lock, held to commit), READ COMMITTED on PostgreSQL,
-// where row and advisory locks order what must be ordered.
+// where row and advisory locks order what must be ordered. Once it has
+// committed, change-log readers in this process are woken; a transaction
+// that appended nothing wakes them for one cheap query that finds nothing.
 func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return s.db.WithContext(ctx).Transaction(fn)
+	if err := s.db.WithContext(ctx).Transaction(fn); err != nil {
+		return err
+	}
+	if s.notifier != nil {
+		s.notifier.wake()
+	}
+	return nil
 }
 
 // Transaction-scoped advisory lock keys (PostgreSQL). Arbitrary constants,

@@ -1,0 +1,295 @@
+package gormstore_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/userservice/userservice/adapters/gormstore"
+	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/tests/testdb"
+)
+
+// wakeWithin bounds every wait for a wake-up.
+const wakeWithin = 10 * time.Second
+
+func migrated(t *testing.T, url string, opts ...gormstore.Option) *gormstore.Store {
+	t.Helper()
+	s, err := gormstore.Open(t.Context(), url, slog.New(slog.DiscardHandler), opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	if err := s.MigrateUp(t.Context()); err != nil {
+		t.Fatalf("MigrateUp: %v", err)
+	}
+	return s
+}
+
+func sqliteURL(t *testing.T) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "userservice.db")
+}
+
+func newUser(t *testing.T, n int) *domain.User {
+	t.Helper()
+	u, err := domain.NewUser(domain.NewUserParams{
+		FirstName: "Zoë", LastName: "Ølaf", Email: fmt.Sprintf("zoe%d@example.com", n), Gender: "female",
+	}, time.Now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func create(t *testing.T, s *gormstore.Store, n int) *domain.User {
+	t.Helper()
+	u, err := s.Users().Create(t.Context(), newUser(t, n), domain.Operator())
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	return u
+}
+
+func awaitWake(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(wakeWithin):
+		t.Fatalf("no wake-up within %v: %s", wakeWithin, what)
+	}
+}
+
+// drained empties a coalesced wake-up left by earlier writes.
+func drained(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	default:
+	}
+}
+
+func TestNotifierWakesInProcessAfterCommit(t *testing.T) {
+	t.Parallel()
+	for name, url := range map[string]func(*testing.T) string{"sqlite": sqliteURL, "postgres": func(t *testing.T) string { return testdb.PostgresURL(t) }} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := migrated(t, url(t))
+			a, b := s.ChangeNotifier().Changes(t.Context()), s.ChangeNotifier().Changes(t.Context())
+			if name == "postgres" {
+				awaitWake(t, a, "the listener's first connection")
+				awaitWake(t, b, "the listener's first connection")
+			}
+			create(t, s, 1)
+			awaitWake(t, a, "a commit in this process")
+			awaitWake(t, b, "a commit in this process, second subscriber")
+		})
+	}
+}
+
+func TestNotifierWakesOtherInstancesOnPostgres(t *testing.T) {
+	t.Parallel()
+	url := testdb.PostgresURL(t)
+	writer, reader := migrated(t, url), migrated(t, url)
+	ch := reader.ChangeNotifier().Changes(t.Context())
+	awaitWake(t, ch, "the listener's first connection")
+	drained(ch)
+	u := create(t, writer, 1)
+	awaitWake(t, ch, "a create committed by another store")
+	if _, err := writer.Users().Update(t.Context(), u.ID(), domain.Operator(), func(u *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {
+		return domain.ActionUpdated, u.ApplyProfile(domain.ProfilePatch{FirstName: ptr("Ann")}, time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	awaitWake(t, ch, "an update committed by another store")
+}
+
+// TestNotifyIsTransactional counts, on a raw listener, the notifications
+// of one committed write and one refused write, up to a marker.
+func TestNotifyIsTransactional(t *testing.T) {
+	t.Parallel()
+	url := testdb.PostgresURL(t)
+	s := migrated(t, url)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), "LISTEN userservice_changes"); err != nil {
+		t.Fatal(err)
+	}
+	create(t, s, 1)
+	if _, err := s.Users().Create(t.Context(), newUser(t, 1), domain.Operator()); err == nil {
+		t.Fatal("a second user with the same email was stored")
+	}
+	if _, err := s.Users().Update(t.Context(), 1, domain.Operator(), func(*domain.User, domain.SuperadminCount) (domain.ChangeAction, error) {
+		return "", domain.ErrForbidden
+	}); err == nil {
+		t.Fatal("a refused update succeeded")
+	}
+	if _, err := conn.Exec(t.Context(), "SELECT pg_notify('userservice_changes', 'marker')"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), wakeWithin)
+	defer cancel()
+	var empty int
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			t.Fatalf("waiting for the marker: %v", err)
+		}
+		if n.Payload == "marker" {
+			break
+		}
+		empty++
+	}
+	if empty != 1 {
+		t.Fatalf("%d notifications before the marker, want 1 (the committed create only)", empty)
+	}
+}
+
+func TestNotifierReconnectsAndWakes(t *testing.T) {
+	t.Parallel()
+	url := testdb.PostgresURL(t)
+	writer, reader := migrated(t, url), migrated(t, url)
+	ch := reader.ChangeNotifier().Changes(t.Context())
+	awaitWake(t, ch, "the listener's first connection")
+
+	admin, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	var killed int
+	err = admin.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = 'userservice-listen' AND datname = current_database()`).Scan(&killed)
+	if err != nil || killed != 1 {
+		t.Fatalf("terminating the listener: %d terminated, %v", killed, err)
+	}
+	// The reconnection wakes the reader, which catches up from the log.
+	awaitWake(t, ch, "the listener's reconnection")
+	deadline := time.Now().Add(wakeWithin)
+	for {
+		var listening int
+		if err := admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = 'userservice-listen' AND datname = current_database()`).Scan(&listening); err != nil {
+			t.Fatal(err)
+		}
+		if listening == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the listener did not come back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	drained(ch)
+	create(t, writer, 1)
+	awaitWake(t, ch, "a commit after the reconnection")
+}
+
+func TestNotifierStopsWithItsContext(t *testing.T) {
+	t.Parallel()
+	url := testdb.PostgresURL(t)
+	s := migrated(t, url)
+	ctx, cancel := context.WithCancel(t.Context())
+	ch := s.ChangeNotifier().Changes(ctx)
+	awaitWake(t, ch, "the listener's first connection")
+	cancel()
+	admin, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	deadline := time.Now().Add(wakeWithin)
+	for {
+		var listening int
+		if err := admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = 'userservice-listen' AND datname = current_database()`).Scan(&listening); err != nil {
+			t.Fatal(err)
+		}
+		if listening == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the listener connection outlived its context")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// steppingClock tells the time it was last set to.
+type steppingClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *steppingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *steppingClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+func TestChangeLogBoundsAndPrune(t *testing.T) {
+	t.Parallel()
+	for name, url := range map[string]func(*testing.T) string{"sqlite": sqliteURL, "postgres": func(t *testing.T) string { return testdb.PostgresURL(t) }} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			day := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+			clock := &steppingClock{now: day}
+			s := migrated(t, url(t), gormstore.WithClock(clock))
+			ret := s.ChangeLogRetention()
+			if first, last, err := ret.SeqBounds(t.Context()); err != nil || first != 0 || last != 0 {
+				t.Fatalf("SeqBounds of an empty log = %d, %d, %v; want 0, 0", first, last, err)
+			}
+			if n, err := ret.Prune(t.Context(), day.Add(time.Hour)); err != nil || n != 0 {
+				t.Fatalf("Prune of an empty log = %d, %v", n, err)
+			}
+			for i := range 5 {
+				clock.set(day.Add(time.Duration(i) * time.Minute))
+				create(t, s, i)
+			}
+			all, err := s.ChangeLog().ChangesAfter(t.Context(), 0, 0)
+			if err != nil || len(all) != 5 {
+				t.Fatalf("ChangesAfter: %d entries, %v", len(all), err)
+			}
+			first, last, err := ret.SeqBounds(t.Context())
+			if err != nil || first != all[0].Seq || last != all[4].Seq {
+				t.Fatalf("SeqBounds = %d, %d, %v; want %d, %d", first, last, err, all[0].Seq, all[4].Seq)
+			}
+			// Entries at minutes 0 and 1 are older than 2m; 2 is not (strictly before).
+			n, err := ret.Prune(t.Context(), day.Add(2*time.Minute))
+			if err != nil || n != 2 {
+				t.Fatalf("Prune = %d, %v; want 2", n, err)
+			}
+			if first, _, _ := ret.SeqBounds(t.Context()); first != all[2].Seq {
+				t.Fatalf("after pruning, first seq %d, want %d", first, all[2].Seq)
+			}
+			// Everything is old now, but the newest entry stays.
+			n, err = ret.Prune(t.Context(), day.Add(time.Hour))
+			if err != nil || n != 2 {
+				t.Fatalf("Prune = %d, %v; want 2", n, err)
+			}
+			first, last, err = ret.SeqBounds(t.Context())
+			if err != nil || first != all[4].Seq || last != all[4].Seq {
+				t.Fatalf("after pruning all, SeqBounds = %d, %d, %v; want the newest, %d", first, last, err, all[4].Seq)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
