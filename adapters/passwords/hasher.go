@@ -81,7 +81,10 @@ type Hasher struct {
 	sem    chan struct{}
 }
 
-var _ ports.PasswordHasher = (*Hasher)(nil)
+var (
+	_ ports.PasswordHasher      = (*Hasher)(nil)
+	_ ports.PasswordHashFormats = (*Hasher)(nil)
+)
 
 // NewArgon2id returns a Hasher making hashes with p. It panics when p is not
 // usable (zero passes or threads, a salt or key too short, or parameters this
@@ -174,6 +177,12 @@ func (h *Hasher) verifyBcrypt(hash, password string) (ok, needsRehash bool, err 
 // a syntactic check (no hashing), for vetting imported password_hash values.
 func IsSupportedHash(s string) bool {
 	return isSupported(s, defaultLimits())
+}
+
+// Supports is IsSupportedHash within h's bounds: the formats Verify reads,
+// for vetting imported password_hash values before they are stored.
+func (h *Hasher) Supports(hash string) bool {
+	return isSupported(hash, h.limits)
 }
 
 func isSupported(s string, lim limits) bool {

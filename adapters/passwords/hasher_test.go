@@ -242,9 +242,18 @@ func TestIsSupportedHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := NewArgon2id(cheap())
 	for _, hash := range []string{own, cffiHash, phpHash, "$2a" + phpHash[3:], "$2b" + phpHash[3:]} {
 		if !IsSupportedHash(hash) {
 			t.Errorf("IsSupportedHash(%q) = false", hash)
+		}
+		if !h.Supports(hash) {
+			t.Errorf("Supports(%q) = false", hash)
+		}
+	}
+	for _, hash := range []string{"", "plain text", "$2x" + phpHash[3:], "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", "$2b$31" + phpHash[6:]} {
+		if h.Supports(hash) {
+			t.Errorf("Supports(%q) = true", hash)
 		}
 	}
 }
