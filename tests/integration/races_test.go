@@ -1,0 +1,102 @@
+package integration
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+)
+
+// together sends the requests at once (as near as goroutines get) and
+// returns their answers in order.
+func together(t *testing.T, send ...func() response) []response {
+	t.Helper()
+	out := make([]response, len(send))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, f := range send {
+		wg.Go(func() {
+			<-start
+			out[i] = f()
+		})
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
+// TestRacesKeepInvariants races requests whose interleaving could break an
+// invariant: two superadmins removing each other must leave one
+// (CONTRACT §2), and one refresh token spent twice at once must give one pair
+// and revoke the family (CONTRACT §3).
+func TestRacesKeepInvariants(t *testing.T) {
+	t.Parallel()
+	onEachBackend(t, options{}, func(t *testing.T, s *service) {
+		survivor := s.seedSuperadmin(t)
+		for round, action := range []string{"delete", "demote", "delete", "demote"} {
+			other := s.createAndLogin(t, survivor, superadmin)
+			act := func(actor, target *account) func() response {
+				if action == "delete" {
+					return func() response {
+						return s.do(t, http.MethodDelete, userPath(target.id), actor.access, nil)
+					}
+				}
+				return func() response {
+					return s.do(t, http.MethodPatch, userPath(target.id)+"/role", actor.access, map[string]any{"role": admin})
+				}
+			}
+			rs := together(t, act(survivor, other), act(other, survivor))
+			won := 0
+			for i, r := range rs {
+				switch r.status {
+				case http.StatusOK, http.StatusNoContent:
+					won++
+					if i == 1 {
+						survivor = other
+					}
+				case http.StatusConflict, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+					// Refused as the last superadmin, or the actor already
+					// lost the role or the account.
+				default:
+					t.Errorf("round %d (%s): %s", round, action, r)
+				}
+			}
+			if won != 1 {
+				t.Fatalf("round %d (%s): %d of the two removals succeeded, want exactly one: %v", round, action, won, rs)
+			}
+			var p pageDTO
+			s.expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/search?role=superadmin", survivor.access, nil).decode(t, &p)
+			if len(p.Items) != 1 || p.Items[0].ID != survivor.id {
+				t.Fatalf("round %d (%s): superadmins %v, want only %d", round, action, p.Items, survivor.id)
+			}
+		}
+
+		// One refresh token presented several times at once.
+		u := s.createAndLogin(t, survivor, user)
+		send := make([]func() response, 4)
+		for i := range send {
+			send[i] = func() response {
+				return s.do(t, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": u.refresh})
+			}
+		}
+		var winner pair
+		ok := 0
+		for _, r := range together(t, send...) {
+			switch r.status {
+			case http.StatusOK:
+				ok++
+				r.decode(t, &winner)
+			case http.StatusUnauthorized:
+			default:
+				t.Errorf("a concurrent refresh: %s", r)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d of 4 concurrent refreshes of one token succeeded, want exactly 1", ok)
+		}
+		// The others presented a spent token: the family, and the user's
+		// access tokens, are gone.
+		s.refresh(t, winner.RefreshToken, http.StatusUnauthorized)
+		s.expect(t, http.StatusUnauthorized, http.MethodGet, me, winner.AccessToken, nil)
+		s.expect(t, http.StatusUnauthorized, http.MethodGet, me, u.access, nil)
+	})
+}
