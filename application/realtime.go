@@ -1,0 +1,495 @@
+package application
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
+)
+
+// RealtimeConfig gives real-time delivery its driven ports beyond Deps and
+// tunes it; zero durations and sizes take the defaults.
+type RealtimeConfig struct {
+	// Notifier wakes the change-log reader (required).
+	Notifier ports.ChangeNotifier
+	// Retention bounds the change log (required).
+	Retention ports.ChangeLogRetention
+	// KeepFor is how long change-log entries are kept for resuming
+	// (default 24h; CONTRACT §5 promises at least that). Older entries are
+	// pruned in the background.
+	KeepFor time.Duration
+	// PruneEvery is how often old entries are pruned (default 10m).
+	PruneEvery time.Duration
+	// PollEvery bounds how late a change is seen when its wake-up is lost
+	// (default 1s).
+	PollEvery time.Duration
+	// RecheckEvery is how long an authorization decision is reused for
+	// events before the Authorizer is asked again (default 2s), so a policy
+	// reload reaches live subscriptions within that time.
+	RecheckEvery time.Duration
+	// SweepEvery is how often expired tokens are looked for (default 1s).
+	SweepEvery time.Duration
+	// MaxSubscriptions caps the subscriptions of one connection (default 100).
+	MaxSubscriptions int
+	// BatchSize is how many change-log entries are read at once (default 500).
+	BatchSize int
+}
+
+// Defaults of RealtimeConfig.
+const (
+	DefaultKeepChangesFor   = 24 * time.Hour
+	defaultPruneEvery       = 10 * time.Minute
+	defaultPollEvery        = time.Second
+	defaultRecheckEvery     = 2 * time.Second
+	defaultSweepEvery       = time.Second
+	DefaultMaxSubscriptions = 100
+	defaultBatchSize        = 500
+	// retryEvery spaces attempts after a database error in the background.
+	retryEvery = time.Second
+)
+
+// ErrResumeTooOld answers a since_seq older than what the change log keeps.
+// Its message is the contract's detail.
+var ErrResumeTooOld = &domain.Error{Kind: domain.KindInvalid, Code: "resume_too_old", Message: "resume_too_old"}
+
+// Realtime implements ports.RealtimeService: connections and their
+// subscriptions, and the fan-out that follows the change log and hands each
+// committed change to the subscriptions it matches.
+//
+// One reader per instance follows the log in seq order (ChangesAfter from
+// the last seq it fanned out), woken by the Notifier and by a poll, so every
+// instance delivers every committed change, once per subscription, in order.
+// A subscription with since_seq first catches up on its own from the log,
+// up to the reader's position, and then joins the reader's fan-out under the
+// registry lock, which leaves neither a gap nor a duplicate at the handover.
+type Realtime struct {
+	changes   ports.ChangeLog
+	retention ports.ChangeLogRetention
+	notifier  ports.ChangeNotifier
+	repo      ports.UserRepository
+	authz     ports.Authorizer
+	verifier  ports.TokenVerifier
+	clock     ports.Clock
+	log       *slog.Logger
+	cfg       RealtimeConfig
+
+	// ctx is Start's: catch-ups and background work end with it.
+	ctx     context.Context
+	started atomic.Bool
+
+	// head is the last seq fanned out. Only the reader advances it, while
+	// holding mu for reading, so a holder of mu for writing sees it still.
+	head atomic.Int64
+
+	// mu guards the registry. The reader holds it for reading during the
+	// fan-out of one change; registry changes take it for writing, so they
+	// fall between two changes.
+	mu       sync.RWMutex
+	conns    map[*rtConn]struct{}
+	byUser   map[int64]map[*rtConn]struct{}        // connections by their user (revocation)
+	byTarget map[int64]map[*rtSub]struct{}         // id subscriptions by watched user
+	byFilter map[domain.Filter]map[*rtSub]struct{} // search subscriptions, grouped by filter so each filter is tested once per change
+
+	decisions decisionCache
+
+	// recheckMu guards recheck: users whose token versions could not be
+	// read after a change, tried again by the sweep.
+	recheckMu sync.Mutex
+	recheck   map[int64]struct{}
+}
+
+var _ ports.RealtimeService = (*Realtime)(nil)
+
+// NewRealtime returns the real-time service; Start must run before it
+// accepts connections. It uses Changes, Repo, Authz, Verifier, Clock and Log
+// from deps. A missing Notifier or Retention is a wiring mistake and panics.
+func NewRealtime(deps Deps, cfg RealtimeConfig) *Realtime {
+	if cfg.Notifier == nil || cfg.Retention == nil {
+		panic("application.NewRealtime: Notifier and Retention are required")
+	}
+	setDefault(&cfg.KeepFor, DefaultKeepChangesFor)
+	setDefault(&cfg.PruneEvery, defaultPruneEvery)
+	setDefault(&cfg.PollEvery, defaultPollEvery)
+	setDefault(&cfg.RecheckEvery, defaultRecheckEvery)
+	setDefault(&cfg.SweepEvery, defaultSweepEvery)
+	setDefault(&cfg.MaxSubscriptions, DefaultMaxSubscriptions)
+	setDefault(&cfg.BatchSize, defaultBatchSize)
+	log := deps.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Realtime{
+		changes: deps.Changes, retention: cfg.Retention, notifier: cfg.Notifier,
+		repo: deps.Repo, authz: deps.Authz, verifier: deps.Verifier, clock: deps.Clock,
+		log: log, cfg: cfg,
+		ctx:       context.Background(),
+		conns:     map[*rtConn]struct{}{},
+		byUser:    map[int64]map[*rtConn]struct{}{},
+		byTarget:  map[int64]map[*rtSub]struct{}{},
+		byFilter:  map[domain.Filter]map[*rtSub]struct{}{},
+		decisions: decisionCache{ttl: cfg.RecheckEvery, entries: map[decisionKey]cachedDecision{}},
+		recheck:   map[int64]struct{}{},
+	}
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// Start positions the reader at the end of the change log (a new instance
+// delivers what commits from now on; older changes are had with since_seq)
+// and starts the background work: following the log, expiring tokens and
+// pruning old entries, until ctx ends. Call it once.
+func (rt *Realtime) Start(ctx context.Context) error {
+	_, last, err := rt.retention.SeqBounds(ctx)
+	if err != nil {
+		return fmt.Errorf("realtime: reading the change log's position: %w", err)
+	}
+	rt.head.Store(last)
+	rt.ctx = ctx
+	wake := rt.notifier.Changes(ctx)
+	rt.started.Store(true)
+	go rt.follow(ctx, wake)
+	go rt.sweep(ctx)
+	go rt.prune(ctx)
+	return nil
+}
+
+// Head is the last seq this instance has fanned out.
+func (rt *Realtime) Head() int64 { return rt.head.Load() }
+
+// Connect authenticates accessToken and opens a connection for sink.
+func (rt *Realtime) Connect(ctx context.Context, accessToken string, sink ports.EventSink) (ports.RealtimeConn, error) {
+	if !rt.started.Load() {
+		return nil, domain.ErrUnavailable.Wrap(errors.New("real-time delivery has not started"))
+	}
+	claims, err := rt.verifier.VerifyAccess(accessToken, rt.clock.Now())
+	if err != nil {
+		return nil, fmt.Errorf("verify access token: %w", err)
+	}
+	cctx, cancel := context.WithCancel(rt.ctx)
+	c := &rtConn{
+		rt: rt, sink: sink, ctx: cctx, cancel: cancel,
+		userID: claims.UserID, version: claims.TokenVersion, expires: claims.ExpiresAt,
+		subs: map[string]*rtSub{},
+	}
+	// Registered before the user is read: a revocation committed after the
+	// read below is then seen by the reader, which finds c registered; one
+	// committed before it is seen by the read.
+	rt.register(c)
+	u, err := rt.repo.Get(ctx, claims.UserID)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		rt.unregister(c)
+		return nil, domain.ErrUnauthenticated.Wrap(err)
+	case err != nil:
+		rt.unregister(c)
+		return nil, fmt.Errorf("load user %d: %w", claims.UserID, err)
+	case u.TokenVersion() != claims.TokenVersion:
+		rt.unregister(c)
+		return nil, domain.ErrUnauthenticated
+	}
+	c.actor = domain.Actor{ID: u.ID(), Role: u.Role(), PasswordChangeRequired: u.MustChangePassword()}
+	return c, nil
+}
+
+func (rt *Realtime) register(c *rtConn) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.conns[c] = struct{}{}
+	addTo(rt.byUser, c.userID, c)
+}
+
+// unregister removes c and its subscriptions; it is idempotent.
+func (rt *Realtime) unregister(c *rtConn) {
+	c.dead.Store(true)
+	c.cancel()
+	rt.mu.Lock()
+	subs := make([]*rtSub, 0, len(c.subs))
+	if _, ok := rt.conns[c]; ok {
+		delete(rt.conns, c)
+		removeFrom(rt.byUser, c.userID, c)
+		for id, s := range c.subs {
+			rt.unindex(s)
+			delete(c.subs, id)
+			subs = append(subs, s)
+		}
+	}
+	rt.mu.Unlock()
+	for _, s := range subs {
+		s.markRemoved()
+	}
+}
+
+// index adds s to the fan-out's indexes; mu is held for writing.
+func (rt *Realtime) index(s *rtSub) {
+	if s.search {
+		addTo(rt.byFilter, s.filter, s)
+	} else {
+		addTo(rt.byTarget, s.userID, s)
+	}
+}
+
+// unindex removes s from the fan-out's indexes; mu is held for writing.
+func (rt *Realtime) unindex(s *rtSub) {
+	if s.search {
+		removeFrom(rt.byFilter, s.filter, s)
+	} else {
+		removeFrom(rt.byTarget, s.userID, s)
+	}
+}
+
+func addTo[K comparable, V comparable](m map[K]map[V]struct{}, k K, v V) {
+	set := m[k]
+	if set == nil {
+		set = map[V]struct{}{}
+		m[k] = set
+	}
+	set[v] = struct{}{}
+}
+
+func removeFrom[K comparable, V comparable](m map[K]map[V]struct{}, k K, v V) {
+	if set := m[k]; set != nil {
+		delete(set, v)
+		if len(set) == 0 {
+			delete(m, k)
+		}
+	}
+}
+
+// rtConn is one connection: its user, the token it was opened with, and its
+// subscriptions.
+type rtConn struct {
+	rt     *Realtime
+	sink   ports.EventSink
+	ctx    context.Context // ends the connection's catch-ups
+	cancel context.CancelFunc
+
+	userID  int64
+	version int64     // the token's version: the user's must stay equal
+	expires time.Time // the token's expiry (zero: none)
+	// actor is set by Connect before it returns, and read only by work on
+	// subscriptions, which exist only after that.
+	actor domain.Actor
+
+	// dead is set once nothing more is to be sent: the connection was
+	// ended, closed, or its sink refused an event.
+	dead atomic.Bool
+	// ended makes End happen at most once.
+	ended atomic.Bool
+
+	// Guarded by rt.mu.
+	subs    map[string]*rtSub
+	nextSub uint64
+}
+
+var _ ports.RealtimeConn = (*rtConn)(nil)
+
+// rtSub is one subscription.
+type rtSub struct {
+	conn   *rtConn
+	id     string
+	search bool
+	userID int64
+	filter domain.Filter
+	perm   domain.Permission
+
+	// live is set, under rt.mu held for writing, when the subscription's
+	// events come from the reader's fan-out; before, its catch-up delivers
+	// them and the fan-out passes it by.
+	live bool
+	// last is the last seq delivered or passed over. The catch-up owns it
+	// until live, then the reader.
+	last int64
+
+	// mu is held by the catch-up around each delivery and by the removal,
+	// so no event of a catch-up follows the end of the subscription.
+	mu      sync.Mutex
+	removed bool
+}
+
+func (s *rtSub) markRemoved() {
+	s.mu.Lock()
+	s.removed = true
+	s.mu.Unlock()
+}
+
+// matches reports whether change c concerns the subscription: its user, or
+// a user matching its filter before or after the change.
+func (s *rtSub) matches(c *domain.Change) bool {
+	if s.search {
+		return c.Matches(s.filter)
+	}
+	return c.TargetID == s.userID
+}
+
+// end closes the connection for reason, once, and unregisters it.
+func (c *rtConn) end(reason error) {
+	if c.ended.CompareAndSwap(false, true) {
+		c.dead.Store(true)
+		c.sink.End(reason)
+		c.rt.unregister(c)
+	}
+}
+
+// Close ends the connection: the client left.
+func (c *rtConn) Close() { c.rt.unregister(c) }
+
+// Subscribe authorizes req, registers the subscription and acknowledges it
+// to the sink before any event; with SinceSeq it first catches up.
+func (c *rtConn) Subscribe(ctx context.Context, req ports.SubscribeRequest) (ports.Subscription, error) {
+	rt := c.rt
+	if c.dead.Load() {
+		return ports.Subscription{}, domain.ErrUnauthenticated
+	}
+	if err := requireNoPasswordChange(c.actor); err != nil {
+		return ports.Subscription{}, err
+	}
+	s := &rtSub{conn: c, search: req.Search}
+	out := ports.Subscription{Search: req.Search}
+	if req.Search {
+		s.perm = domain.PermSubscribeSearch
+		if err := authorize(ctx, rt.authz, c.actor, s.perm, nil, domain.Role{}); err != nil {
+			return ports.Subscription{}, err
+		}
+		f, err := domain.ParseFilter(req.Filter)
+		if err != nil {
+			return ports.Subscription{}, err
+		}
+		s.filter, out.Filter = f, f.Params()
+	} else {
+		s.perm = domain.PermSubscribeID
+		if req.UserID <= 0 {
+			return ports.Subscription{}, domain.Errorf(domain.KindInvalid, "invalid_user_id", "user_id must be a positive integer")
+		}
+		if err := rt.authorizeWatch(ctx, c.actor, req.UserID); err != nil {
+			return ports.Subscription{}, err
+		}
+		s.userID, out.UserID = req.UserID, req.UserID
+	}
+	if req.SinceSeq != nil {
+		if err := rt.checkResume(ctx, *req.SinceSeq); err != nil {
+			return ports.Subscription{}, err
+		}
+	}
+
+	rt.mu.Lock()
+	if _, ok := rt.conns[c]; !ok {
+		rt.mu.Unlock()
+		return ports.Subscription{}, domain.ErrUnauthenticated
+	}
+	if len(c.subs) >= rt.cfg.MaxSubscriptions {
+		rt.mu.Unlock()
+		return ports.Subscription{}, domain.Errorf(domain.KindConflict, "too_many_subscriptions",
+			"at most %d subscriptions per connection", rt.cfg.MaxSubscriptions)
+	}
+	c.nextSub++
+	s.id = fmt.Sprintf("s%d", c.nextSub)
+	head := rt.head.Load()
+	s.last, s.live = head, true
+	if req.SinceSeq != nil {
+		s.last = *req.SinceSeq
+		s.live = s.last >= head // ahead of this reader: the fan-out skips up to it
+	}
+	out.ID, out.Seq = s.id, s.last
+	c.subs[s.id] = s
+	// Acknowledged under the lock: no fan-out runs, so no event of s can
+	// precede it.
+	c.sink.Subscribed(out)
+	rt.index(s)
+	rt.mu.Unlock()
+	if !s.live {
+		go rt.catchUp(s)
+	}
+	return out, nil
+}
+
+// authorizeWatch asks whether actor may subscribe to user id: to the user
+// as stored, or, for an id not taken yet, to a user with that id of some
+// role (so the answer does not tell taken ids from free ones).
+func (rt *Realtime) authorizeWatch(ctx context.Context, actor domain.Actor, id int64) error {
+	u, err := rt.repo.Get(ctx, id)
+	if err == nil {
+		return authorize(ctx, rt.authz, actor, domain.PermSubscribeID, u, domain.Role{})
+	}
+	if !errors.Is(err, domain.ErrNotFound) {
+		return fmt.Errorf("load user %d: %w", id, err)
+	}
+	var refusal error
+	for _, r := range domain.Roles() {
+		hypothetical, herr := domain.RestoreUser(domain.StoredUser{ID: id, Role: r.String()})
+		if herr != nil {
+			return fmt.Errorf("hypothetical %s: %w", r, herr)
+		}
+		err := authorize(ctx, rt.authz, actor, domain.PermSubscribeID, hypothetical, domain.Role{})
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, domain.ErrForbidden) {
+			return err
+		}
+		refusal = err
+	}
+	return refusal
+}
+
+// checkResume refuses a since_seq whose following entries may have been
+// pruned. Entries are kept KeepFor and the newest is never pruned, so the
+// oldest seq held tells: below it (less one) something may be gone. A gap
+// left there by a rolled-back write is indistinguishable and is refused
+// too, which only costs the client a fresh start.
+func (rt *Realtime) checkResume(ctx context.Context, since int64) error {
+	if since < 0 {
+		return domain.Errorf(domain.KindInvalid, "invalid_since_seq", "since_seq must not be negative")
+	}
+	first, _, err := rt.retention.SeqBounds(ctx)
+	if err != nil {
+		return fmt.Errorf("realtime: reading the change log's bounds: %w", err)
+	}
+	if first > 0 && since+1 < first {
+		return ErrResumeTooOld
+	}
+	return nil
+}
+
+// Unsubscribe ends subscription id; no event of it follows.
+func (c *rtConn) Unsubscribe(_ context.Context, id string) error {
+	rt := c.rt
+	rt.mu.Lock()
+	s, ok := c.subs[id]
+	if ok {
+		delete(c.subs, id)
+		rt.unindex(s)
+	}
+	rt.mu.Unlock()
+	if !ok {
+		return domain.Errorf(domain.KindNotFound, "unknown_subscription", "no such subscription_id on this connection")
+	}
+	s.markRemoved()
+	return nil
+}
+
+// endSubscription ends s because its subscriber may no longer receive its
+// events, and tells the sink.
+func (rt *Realtime) endSubscription(s *rtSub, reason error) {
+	c := s.conn
+	rt.mu.Lock()
+	_, ok := c.subs[s.id]
+	if ok {
+		delete(c.subs, s.id)
+		rt.unindex(s)
+	}
+	rt.mu.Unlock()
+	s.markRemoved()
+	if ok {
+		c.sink.SubscriptionEnded(s.id, reason)
+	}
+}

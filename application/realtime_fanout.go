@@ -1,0 +1,379 @@
+package application
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
+)
+
+// Why a connection is ended; the Kind makes every adapter treat both as an
+// authentication failure (4401 on a WebSocket).
+var (
+	errTokenExpired = &domain.Error{Kind: domain.KindUnauthenticated, Code: "token_expired", Message: "the access token expired"}
+	errTokenRevoked = &domain.Error{Kind: domain.KindUnauthenticated, Code: "token_revoked", Message: "the access token was revoked"}
+)
+
+// follow is the instance's one reader of the change log: it fans out what
+// committed since the last seq it saw, whenever woken and at least every
+// PollEvery (a lost wake-up only delays).
+func (rt *Realtime) follow(ctx context.Context, wake <-chan struct{}) {
+	poll := time.NewTicker(rt.cfg.PollEvery)
+	defer poll.Stop()
+	for {
+		if err := rt.drain(ctx); err != nil && ctx.Err() == nil {
+			rt.log.WarnContext(ctx, "reading the change log failed; retrying", slog.Any("error", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// drain fans out every committed change after head, in seq order.
+func (rt *Realtime) drain(ctx context.Context) error {
+	for {
+		batch, err := rt.changes.ChangesAfter(ctx, rt.head.Load(), rt.cfg.BatchSize)
+		if err != nil {
+			return fmt.Errorf("realtime: reading the change log: %w", err)
+		}
+		for i := range batch {
+			c := &batch[i]
+			rt.fanOut(c)
+			rt.revoke(ctx, c)
+		}
+		if len(batch) < rt.cfg.BatchSize {
+			return nil
+		}
+	}
+}
+
+// refusal is a subscription whose subscriber may no longer see its events.
+type refusal struct {
+	sub *rtSub
+	err error
+}
+
+// fanOut hands c to every live subscription it matches and advances head,
+// all under mu held for reading, so no subscription starts or hands over
+// in the middle.
+func (rt *Realtime) fanOut(c *domain.Change) {
+	var refused []refusal
+	memo := map[decisionKey]error{}
+	rt.mu.RLock()
+	send := func(s *rtSub) {
+		if !s.live || c.Seq <= s.last {
+			return
+		}
+		s.last = c.Seq
+		if s.conn.dead.Load() {
+			return
+		}
+		if err := rt.allowed(s, c, memo); err != nil {
+			refused = append(refused, refusal{s, err})
+			return
+		}
+		if !s.conn.sink.Deliver(ports.Event{SubscriptionID: s.id, Change: c}) {
+			s.conn.dead.Store(true)
+		}
+	}
+	for s := range rt.byTarget[c.TargetID] {
+		send(s)
+	}
+	for f, subs := range rt.byFilter {
+		if !c.Matches(f) {
+			continue
+		}
+		for s := range subs {
+			send(s)
+		}
+	}
+	rt.head.Store(c.Seq)
+	rt.mu.RUnlock()
+	for _, r := range refused {
+		rt.endSubscription(r.sub, r.err)
+	}
+}
+
+// catchUp delivers to s the matching changes after its since_seq up to the
+// reader's position, then hands s over to the reader's fan-out. The
+// handover happens under mu held for writing, when head cannot move: the
+// changes up to head were the catch-up's, those after it are the reader's.
+func (rt *Realtime) catchUp(s *rtSub) {
+	ctx := s.conn.ctx
+	for {
+		h := rt.head.Load()
+		for s.last < h {
+			batch, err := rt.changes.ChangesAfter(ctx, s.last, rt.cfg.BatchSize)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				rt.log.WarnContext(ctx, "replaying the change log failed; retrying", slog.Any("error", err))
+				if !sleep(ctx, retryEvery) {
+					return
+				}
+				continue
+			}
+			reached := s.last
+			for i := range batch {
+				c := &batch[i]
+				if c.Seq > h {
+					break
+				}
+				if !rt.replay(s, c) {
+					return
+				}
+				reached = c.Seq
+			}
+			if len(batch) < rt.cfg.BatchSize || batch[len(batch)-1].Seq >= h {
+				// Every entry up to h was in the batch: seq follows commit
+				// order, so none of them can still appear.
+				reached = h
+			}
+			s.last = reached
+		}
+		rt.mu.Lock()
+		if s.last >= rt.head.Load() {
+			s.live = true
+			rt.mu.Unlock()
+			return
+		}
+		rt.mu.Unlock()
+	}
+}
+
+// replay delivers c to s if it matches and s still may see it; false means
+// the catch-up is over (subscription or connection ended).
+func (rt *Realtime) replay(s *rtSub, c *domain.Change) bool {
+	if !s.matches(c) {
+		return true
+	}
+	if err := rt.allowed(s, c, nil); err != nil {
+		rt.endSubscription(s, err)
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed || s.conn.dead.Load() {
+		return false
+	}
+	if !s.conn.sink.Deliver(ports.Event{SubscriptionID: s.id, Change: c, Replay: true}) {
+		s.conn.dead.Store(true)
+		return false
+	}
+	return true
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// revoke ends the connections whose token c invalidated: all of a deleted
+// user's, and after any other change to a connected user, those whose
+// token version is no longer the user's (a role or password change, a
+// revocation). The version is read from the repository rather than from c,
+// because the change log does not keep it (it is not public) and because a
+// connection opened after the change with a fresh token must stay.
+func (rt *Realtime) revoke(ctx context.Context, c *domain.Change) {
+	if c.Action == domain.ActionCreated {
+		return
+	}
+	conns := rt.connsOf(c.TargetID)
+	if len(conns) == 0 {
+		return
+	}
+	if c.Action == domain.ActionDeleted {
+		for _, conn := range conns {
+			conn.end(errTokenRevoked)
+		}
+		return
+	}
+	rt.verifyVersions(ctx, c.TargetID, conns)
+}
+
+// verifyVersions ends conns (all of user id) whose token version is no
+// longer the user's. When the user cannot be read it is tried again by the
+// sweep.
+func (rt *Realtime) verifyVersions(ctx context.Context, id int64, conns []*rtConn) {
+	u, err := rt.repo.Get(ctx, id)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		for _, conn := range conns {
+			conn.end(errTokenRevoked)
+		}
+	case err != nil:
+		if ctx.Err() == nil {
+			rt.log.WarnContext(ctx, "checking a subscriber's token version failed; retrying", slog.Int64("user_id", id), slog.Any("error", err))
+		}
+		rt.recheckMu.Lock()
+		rt.recheck[id] = struct{}{}
+		rt.recheckMu.Unlock()
+	default:
+		for _, conn := range conns {
+			if conn.version != u.TokenVersion() {
+				conn.end(errTokenRevoked)
+			}
+		}
+	}
+}
+
+func (rt *Realtime) connsOf(userID int64) []*rtConn {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	return slices.Collect(maps.Keys(rt.byUser[userID]))
+}
+
+// sweep ends connections whose token expired, and retries token-version
+// checks that failed.
+func (rt *Realtime) sweep(ctx context.Context) {
+	t := time.NewTicker(rt.cfg.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := rt.clock.Now()
+		var expired []*rtConn
+		rt.mu.RLock()
+		for c := range rt.conns {
+			if !c.expires.IsZero() && !now.Before(c.expires) {
+				expired = append(expired, c)
+			}
+		}
+		rt.mu.RUnlock()
+		for _, c := range expired {
+			c.end(errTokenExpired)
+		}
+
+		rt.recheckMu.Lock()
+		ids := slices.Collect(maps.Keys(rt.recheck))
+		clear(rt.recheck)
+		rt.recheckMu.Unlock()
+		for _, id := range ids {
+			if conns := rt.connsOf(id); len(conns) > 0 {
+				rt.verifyVersions(ctx, id, conns)
+			}
+		}
+	}
+}
+
+// prune deletes change-log entries older than KeepFor, at start and every
+// PruneEvery. Every instance prunes; deleting what another already deleted
+// costs nothing.
+func (rt *Realtime) prune(ctx context.Context) {
+	t := time.NewTicker(rt.cfg.PruneEvery)
+	defer t.Stop()
+	for {
+		n, err := rt.retention.Prune(ctx, rt.clock.Now().Add(-rt.cfg.KeepFor))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			rt.log.WarnContext(ctx, "pruning the change log failed", slog.Any("error", err))
+		case n > 0:
+			rt.log.InfoContext(ctx, "pruned the change log", slog.Int64("entries", n), slog.Duration("kept_for", rt.cfg.KeepFor))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// decisionKey is what an authorization decision on an event depends on:
+// the subscriber's role, the permission, the subscriber's relation to the
+// changed user and that user's role (the parts of ports.AuthzRequest a
+// policy decides on; the actor's id matters only as that relation).
+type decisionKey struct {
+	role  domain.Role
+	perm  domain.Permission
+	rel   relation
+	trole domain.Role
+}
+
+// relation is the subscriber's relation to the changed user; the zero
+// value is none (a search subscription asks about no user).
+type relation uint8
+
+const (
+	relSelf relation = iota + 1
+	relOther
+)
+
+type cachedDecision struct {
+	err error
+	at  time.Time
+}
+
+// decisionCache reuses decisions on events for ttl, so a fan-out to many
+// subscribers asks the Authorizer a few questions rather than one per
+// delivery, while a policy reload still reaches live subscriptions within
+// ttl. Only allow and forbid are kept; other errors are asked again.
+type decisionCache struct {
+	ttl     time.Duration
+	mu      sync.Mutex
+	entries map[decisionKey]cachedDecision
+}
+
+func (d *decisionCache) decide(key decisionKey, now time.Time, ask func() error) error {
+	d.mu.Lock()
+	e, ok := d.entries[key]
+	d.mu.Unlock()
+	if ok && now.Sub(e.at) < d.ttl && !now.Before(e.at) {
+		return e.err
+	}
+	err := ask()
+	if err == nil || errors.Is(err, domain.ErrForbidden) {
+		d.mu.Lock()
+		d.entries[key] = cachedDecision{err: err, at: now}
+		d.mu.Unlock()
+	}
+	return err
+}
+
+// allowed re-checks that s's subscriber may still receive c: the
+// permission s was granted, asked again about the changed user (by id) or
+// about no user (search). memo, when not nil, holds this fan-out's answers.
+func (rt *Realtime) allowed(s *rtSub, c *domain.Change, memo map[decisionKey]error) error {
+	a := s.conn.actor
+	key := decisionKey{role: a.Role, perm: s.perm}
+	var target *domain.User
+	if !s.search {
+		target = c.User()
+		key.rel, key.trole = relOther, target.Role()
+		if a.IsSelf(target) {
+			key.rel = relSelf
+		}
+	}
+	if memo != nil {
+		if err, ok := memo[key]; ok {
+			return err
+		}
+	}
+	err := rt.decisions.decide(key, rt.clock.Now(), func() error {
+		return authorize(rt.ctx, rt.authz, a, s.perm, target, domain.Role{})
+	})
+	if memo != nil {
+		memo[key] = err
+	}
+	return err
+}
