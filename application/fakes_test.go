@@ -268,7 +268,7 @@ func contractPolicy(req ports.AuthzRequest) error {
 		ok = rel == "self" || (rel == "other" && (super || admin && req.Target.Role() == domain.RoleUser))
 	case domain.PermUsersRoleUpdate:
 		ok = rel == "other" && (super || admin && plain(req.Target.Role()) && plain(req.NewRole))
-	case domain.PermUsersCreate, domain.PermUsersDelete, domain.PermAuditRead:
+	case domain.PermUsersCreate, domain.PermUsersDelete, domain.PermAuditRead, domain.PermUsersImport:
 		ok = super
 	}
 	if !ok {

@@ -12,7 +12,8 @@ import (
 
 // Deps are the driven ports the use cases work with. Users needs Repo, Authz,
 // Hasher, Clock and CursorKey; Auth needs Repo, Hasher, Clock, Tokens,
-// Verifier, Refresh and Log.
+// Verifier, Refresh and Log; Import needs Importer, Decoder, HashFormats,
+// Hasher, Authz and Clock.
 type Deps struct {
 	Repo     ports.UserRepository
 	Authz    ports.Authorizer
@@ -22,7 +23,11 @@ type Deps struct {
 	Verifier ports.TokenVerifier
 	Refresh  ports.RefreshTokenStore
 	Changes  ports.ChangeLog
-	Log      *slog.Logger // nil: discard
+	// Importer, Decoder and HashFormats serve imports (NewImport).
+	Importer    ports.UserImporter
+	Decoder     ports.ImportDecoder
+	HashFormats ports.PasswordHashFormats
+	Log         *slog.Logger // nil: discard
 	// CursorKey authenticates page cursors (HMAC-SHA256). Every instance must
 	// use the same key, so a cursor from one works on all; at least
 	// MinCursorKeyLen bytes.

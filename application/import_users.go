@@ -1,0 +1,418 @@
+package application
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"time"
+
+	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
+)
+
+// importBatchSize is how many rows go to storage per write: large enough
+// that a transaction's fixed cost (a round trip, a commit, a lock) vanishes
+// per row, small enough that a batch stays a few megabytes.
+const importBatchSize = 5000
+
+// Import implements the CSV import use case (ports.ImportService).
+type Import struct {
+	importer ports.UserImporter
+	decoder  ports.ImportDecoder
+	formats  ports.PasswordHashFormats
+	hasher   ports.PasswordHasher
+	authz    ports.Authorizer
+	clock    ports.Clock
+	batch    int
+}
+
+var _ ports.ImportService = (*Import)(nil)
+
+// NewImport returns the import use case. Missing dependencies are a wiring
+// mistake and panic.
+func NewImport(deps Deps) *Import {
+	if deps.Importer == nil || deps.Decoder == nil || deps.HashFormats == nil || deps.Hasher == nil || deps.Authz == nil || deps.Clock == nil {
+		panic("application.NewImport: Importer, Decoder, HashFormats, Hasher, Authz and Clock are required")
+	}
+	return &Import{
+		importer: deps.Importer, decoder: deps.Decoder, formats: deps.HashFormats,
+		hasher: deps.Hasher, authz: deps.Authz, clock: deps.Clock, batch: importBatchSize,
+	}
+}
+
+// conflictRule is what a row whose email is stored does.
+type conflictRule int
+
+const (
+	conflictSkip conflictRule = iota
+	conflictUpdate
+	conflictFail
+)
+
+func parseConflictRule(s string) (conflictRule, error) {
+	switch s {
+	case "", "skip":
+		return conflictSkip, nil
+	case "update":
+		return conflictUpdate, nil
+	case "fail":
+		return conflictFail, nil
+	}
+	var v domain.ValidationError
+	v.Add("on_conflict", "must be one of skip, update, fail")
+	return 0, v.Err()
+}
+
+// pendingRow is a row on its way through an import.
+type pendingRow struct {
+	line  int
+	cells []string
+	// user is the row ready to store; nil when it failed before storage.
+	user        *domain.User
+	roleGiven   bool
+	hashFromRow bool // user's password hash came from the row
+	errs        []ports.ImportError
+}
+
+// importRun is the state of one import.
+type importRun struct {
+	*Import
+	actor   domain.Actor
+	opts    ports.ImportOptions
+	rule    conflictRule
+	now     time.Time
+	header  []string
+	report  ports.ImportReport
+	session ports.ImportSession
+	// defaultHash is the hash of opts.DefaultPassword, made once.
+	defaultHash string
+}
+
+// Import reads file and imports its users; see ports.ImportService.
+//
+// Reading and validating rows runs on one goroutine while batches are
+// written on the caller's, so parsing overlaps the database's work. Rows
+// are checked in file order and the first row with an email wins: a later
+// one fails as a duplicate. With on_conflict=fail every batch goes into one
+// transaction, kept only if no row failed; otherwise each batch commits on
+// its own, so an interrupted import keeps whole batches and a re-run with
+// skip completes it.
+func (im *Import) Import(ctx context.Context, actor domain.Actor, file io.Reader, opts ports.ImportOptions) (ports.ImportReport, error) {
+	run := &importRun{Import: im, actor: actor, opts: opts, report: ports.ImportReport{DryRun: opts.DryRun, Errors: []ports.ImportError{}}}
+	if err := requireNoPasswordChange(actor); err != nil {
+		return run.report, err
+	}
+	if err := authorize(ctx, im.authz, actor, domain.PermUsersImport, nil, domain.Role{}); err != nil {
+		return run.report, err
+	}
+	var v domain.ValidationError
+	rule, err := parseConflictRule(opts.OnConflict)
+	v.Check("on_conflict", err)
+	if opts.DefaultPassword != "" {
+		v.Check("default_password", domain.CheckPassword("default_password", opts.DefaultPassword))
+	}
+	if err := v.Err(); err != nil {
+		return run.report, err
+	}
+	run.rule, run.now = rule, im.clock.Now()
+
+	rows, err := im.decoder.Decode(file, run.now)
+	if err != nil {
+		return run.report, fmt.Errorf("import: %w", err)
+	}
+	run.header = rows.Header()
+	for _, name := range rows.Unknown() {
+		run.report.Errors = append(run.report.Errors, ports.ImportError{Line: 1, Field: name, Message: "unknown column; ignored"})
+	}
+	if opts.DefaultPassword != "" && !opts.DryRun {
+		if run.defaultHash, err = im.hasher.Hash(opts.DefaultPassword); err != nil {
+			return run.report, fmt.Errorf("import: hash the default password: %w", err)
+		}
+	}
+	run.session, err = im.importer.BeginImport(ctx, actor, rule == conflictFail && !opts.DryRun, opts.DryRun)
+	if err != nil {
+		return run.report, fmt.Errorf("import: %w", err)
+	}
+	defer run.session.Close()
+	if err := run.pipeline(ctx, rows); err != nil {
+		return run.report, fmt.Errorf("import: %w", err)
+	}
+	return run.finish(ctx)
+}
+
+// pipeline reads rows into batches on a goroutine and writes each batch as
+// it comes. It returns only once the reader has stopped, so file is never
+// read after Import returns.
+func (run *importRun) pipeline(ctx context.Context, rows ports.ImportRows) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []pendingRow, 1)
+	var readErr error
+	go func() {
+		defer close(batches)
+		readErr = run.read(ctx, rows, batches)
+	}()
+	var writeErr error
+	for b := range batches {
+		if writeErr != nil {
+			continue // draining, so the reader can stop
+		}
+		if writeErr = run.write(ctx, b); writeErr != nil {
+			cancel()
+		}
+	}
+	// The channel is closed after readErr is set.
+	if writeErr != nil {
+		return writeErr
+	}
+	return readErr
+}
+
+// read checks every row in file order and sends them in batches. Only
+// rows that pass every check get a user to store.
+func (run *importRun) read(ctx context.Context, rows ports.ImportRows, out chan<- []pendingRow) error {
+	seen := newEmailSet()
+	grantable := map[domain.Role]error{}
+	batch := make([]pendingRow, 0, run.batch)
+	send := func() error {
+		select {
+		case out <- batch:
+			batch = make([]pendingRow, 0, run.batch)
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	for {
+		row, err := rows.Next()
+		if errors.Is(err, io.EOF) {
+			if len(batch) == 0 {
+				return nil
+			}
+			return send()
+		}
+		if err != nil {
+			return err
+		}
+		p, err := run.check(ctx, row, seen, grantable)
+		if err != nil {
+			return err
+		}
+		if batch = append(batch, p); len(batch) == run.batch {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// check turns one row into a pendingRow, reporting every problem it has.
+// Only an authorizer failure is an error.
+func (run *importRun) check(ctx context.Context, row ports.ImportRow, seen *emailSet, grantable map[domain.Role]error) (pendingRow, error) {
+	p := pendingRow{line: row.Line, cells: row.Cells}
+	for _, e := range row.Errors {
+		p.errs = append(p.errs, ports.ImportError{Line: row.Line, Field: e.Field, Message: e.Message})
+	}
+	if row.User != nil && row.RoleGiven {
+		role := row.User.Role()
+		err, asked := grantable[role]
+		if !asked {
+			err = authorize(ctx, run.authz, run.actor, domain.PermUsersCreate, nil, role)
+			if err != nil && !errors.Is(err, domain.ErrForbidden) {
+				return p, err
+			}
+			grantable[role] = err
+		}
+		if err != nil {
+			p.errs = append(p.errs, ports.ImportError{Line: row.Line, Field: "role",
+				Message: fmt.Sprintf("you may not create users with the role %s", role)})
+		}
+	}
+	if row.PasswordHash != "" && !run.formats.Supports(row.PasswordHash) {
+		p.errs = append(p.errs, ports.ImportError{Line: row.Line, Field: "password_hash",
+			Message: "is not a bcrypt ($2a$, $2b$, $2y$) or argon2id (PHC string) hash within the accepted parameters"})
+	}
+	if len(p.errs) > 0 {
+		return p, nil
+	}
+	if first, dup := seen.add(row.User.Email().String(), row.Line); dup {
+		p.errs = append(p.errs, ports.ImportError{Line: row.Line, Field: "email",
+			Message: fmt.Sprintf("repeats the email of line %d, which counts instead", first)})
+		return p, nil
+	}
+	u := row.User
+	switch {
+	case row.PasswordHash != "":
+		u.SetInitialPassword(row.PasswordHash, false)
+		p.hashFromRow = true
+	case run.defaultHash != "":
+		u.SetInitialPassword(run.defaultHash, true)
+	}
+	p.user, p.roleGiven = u, row.RoleGiven
+	return p, nil
+}
+
+// write stores the valid rows of b and tallies every row of it, in order.
+func (run *importRun) write(ctx context.Context, b []pendingRow) error {
+	var users []*domain.User
+	var at []int // users[i] is b[at[i]]
+	for i, p := range b {
+		if p.user != nil {
+			users = append(users, p.user)
+			at = append(at, i)
+		}
+	}
+	var outcomes []ports.ImportOutcome
+	if len(users) > 0 {
+		var err error
+		outcomes, err = run.session.Write(ctx, users, func(i int, stored *domain.User) (*domain.User, error) {
+			return run.merge(b[at[i]], stored)
+		})
+		if err != nil {
+			return err
+		}
+		if len(outcomes) != len(users) {
+			return fmt.Errorf("storage answered %d outcomes for %d users", len(outcomes), len(users))
+		}
+	}
+	next := 0
+	for _, p := range b {
+		run.report.TotalRows++
+		if p.user == nil {
+			run.failed(p)
+			continue
+		}
+		o := outcomes[next]
+		next++
+		switch o.Result {
+		case ports.ImportInserted:
+			run.report.Imported++
+		case ports.ImportUpdated:
+			run.report.Updated++
+		case ports.ImportUnchanged:
+			run.report.Skipped++
+		case ports.ImportRejected:
+			p.errs = rowErrors(p.line, o.Err)
+			run.failed(p)
+		default:
+			return fmt.Errorf("storage answered outcome %d for line %d", o.Result, p.line)
+		}
+	}
+	if run.opts.Progress != nil {
+		run.opts.Progress(run.report.TotalRows)
+	}
+	return nil
+}
+
+func (run *importRun) failed(p pendingRow) {
+	run.report.Failed++
+	run.report.Errors = append(run.report.Errors, p.errs...)
+	if run.opts.Rejected != nil {
+		run.opts.Rejected(ports.RejectedRow{Line: p.line, Header: run.header, Cells: p.cells, Errors: p.errs})
+	}
+}
+
+// merge applies the conflict rule to a row whose email is stored.
+func (run *importRun) merge(p pendingRow, stored *domain.User) (*domain.User, error) {
+	switch run.rule {
+	case conflictSkip:
+		return nil, nil
+	case conflictFail:
+		return nil, domain.ErrEmailTaken
+	}
+	row := p.user
+	var v domain.ValidationError
+	if row.ID() != 0 && row.ID() != stored.ID() {
+		v.Add("id", fmt.Sprintf("is not the id of the stored user with this email (%d)", stored.ID()))
+	}
+	if p.roleGiven && row.Role() != stored.Role() {
+		// Role changes have rules of their own (the last superadmin, no
+		// change of one's own role, tokens revoked) and their own route.
+		v.Add("role", fmt.Sprintf("differs from the stored user's (%s); an import changes no role, PATCH /api/v1/users/{id}/role does", stored.Role()))
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	after := stored.Clone()
+	first, last, email, gender, ip := row.FirstName(), row.LastName(), row.Email().String(), row.Gender().String(), ""
+	if row.IP().IsValid() {
+		ip = row.IP().String()
+	}
+	err := after.ApplyProfile(domain.ProfilePatch{FirstName: &first, LastName: &last, Email: &email, Gender: &gender, IPAddress: &ip}, run.now)
+	if err != nil {
+		return nil, err
+	}
+	// Only a hash the row carries replaces a password: the default password
+	// is for new users, never for someone who has one of their own.
+	if p.hashFromRow && row.PasswordHash() != stored.PasswordHash() {
+		after.SetPasswordHash(row.PasswordHash(), run.now)
+	}
+	if sameProfile(stored, after) {
+		return nil, nil
+	}
+	return after, nil
+}
+
+// finish commits (or, for a strict import with failures, drops) the
+// import and returns the report.
+func (run *importRun) finish(ctx context.Context) (ports.ImportReport, error) {
+	r := &run.report
+	if run.rule == conflictFail && r.Failed > 0 {
+		// All or nothing: what would have been written was not.
+		r.Rejected = true
+		r.Skipped += r.Imported + r.Updated
+		r.Imported, r.Updated = 0, 0
+		return *r, nil
+	}
+	if !run.opts.DryRun {
+		if err := run.session.Commit(ctx); err != nil {
+			return *r, fmt.Errorf("import: commit: %w", err)
+		}
+	}
+	return *r, nil
+}
+
+// rowErrors turns a merge's refusal into report entries.
+func rowErrors(line int, err error) []ports.ImportError {
+	e := domain.AsError(err)
+	switch {
+	case errors.Is(err, domain.ErrEmailTaken):
+		return []ports.ImportError{{Line: line, Field: "email", Message: "is already registered"}}
+	case e != nil && len(e.Fields) > 0:
+		out := make([]ports.ImportError, len(e.Fields))
+		for i, f := range e.Fields {
+			out[i] = ports.ImportError{Line: line, Field: f.Field, Message: f.Message}
+		}
+		return out
+	case e != nil:
+		return []ports.ImportError{{Line: line, Field: "row", Message: e.Message}}
+	}
+	return []ports.ImportError{{Line: line, Field: "row", Message: "could not be stored"}}
+}
+
+// emailSet remembers the emails of an import and the line of each, by a
+// 128-bit keyed hash: a million emails take some 20 MiB instead of the
+// 100 or so their strings and a map of them would, and with a random key
+// per import no file can be crafted to collide (chance for a million
+// emails: about 10^-27).
+type emailSet struct {
+	seeds [2]maphash.Seed
+	lines map[[2]uint64]int
+}
+
+func newEmailSet() *emailSet {
+	return &emailSet{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, lines: map[[2]uint64]int{}}
+}
+
+// add records email at line; when it was there already, it returns the
+// first line and true instead.
+func (s *emailSet) add(email string, line int) (int, bool) {
+	k := [2]uint64{maphash.String(s.seeds[0], email), maphash.String(s.seeds[1], email)}
+	if first, ok := s.lines[k]; ok {
+		return first, true
+	}
+	s.lines[k] = line
+	return 0, false
+}
