@@ -165,6 +165,16 @@ func TestConditionalUpdate(t *testing.T) {
 		s.expect(t, http.StatusOK, http.MethodPut, path, root.access, map[string]any{"first_name": "Dora"}, "If-Match", "*")
 		s.expect(t, http.StatusPreconditionFailed, http.MethodPut, path, root.access, map[string]any{"first_name": "Emma"}, "If-Match", "W/"+e3)
 		s.expect(t, http.StatusOK, http.MethodPut, path, root.access, map[string]any{"first_name": "Emma"})
+
+		// Another user's email is taken, in any case; null clears the address.
+		r = s.expect(t, http.StatusConflict, http.MethodPut, path, root.access, map[string]any{"email": strings.ToUpper(root.email)})
+		if e := r.error(t); e.Code != "email_taken" {
+			t.Errorf("%s: want code email_taken", r)
+		}
+		r = s.expect(t, http.StatusOK, http.MethodPut, path, root.access, map[string]any{"ip_address": nil, "gender": "NON-BINARY"})
+		if got := r.user(t); got.IPAddress != nil || got.Gender != "Non-binary" {
+			t.Errorf("%s: want no address and gender Non-binary", r)
+		}
 	})
 }
 
@@ -280,6 +290,61 @@ func TestPaging(t *testing.T) {
 		}
 		if admins := s.walk(t, "/api/v1/users/search?role=admin&size=2", root.access, 2); len(admins) != 3 {
 			t.Errorf("role=admin found %v, want the 3 admins", admins)
+		}
+
+		// Filters: Unicode-aware case folding, CIDR blocks, gender in any
+		// case, literal wildcards; all applied together.
+		for _, tc := range []struct {
+			query string
+			want  int64
+		}{
+			{"email=pagetag&first_name=ZOË", 9},
+			{"email=pagetag&first_name=zoe", 0},
+			{"email=pagetag&last_name=o'test", 9},
+			{"email=pagetag&ip_address=10.0.0.0/8", 9},
+			{"email=pagetag&ip_address=10.1.2.3", 9},
+			{"email=pagetag&ip_address=192.168.0.0/16", 0},
+			{"email=pagetag&gender=FEMALE", 9},
+			{"email=pagetag&gender=male", 0},
+			{"email=pagetag&role=superadmin", 3},
+			{"email=page%25tag", 0},
+			{"email=page_tag", 0},
+		} {
+			if got := s.page(t, "/api/v1/users/search?"+tc.query, root.access); *got.Total != tc.want || int64(len(got.Items)) != tc.want {
+				t.Errorf("search?%s: total %d, %d items; want %d", tc.query, *got.Total, len(got.Items), tc.want)
+			}
+		}
+
+		// The audit log pages the same way, by seq.
+		var seqs []int64
+		path := "/api/v1/audit?size=4"
+		for n := 1; ; n++ {
+			r := s.expect(t, http.StatusOK, http.MethodGet, path, root.access, nil)
+			var ap struct {
+				Items []struct {
+					Seq      int64 `json:"seq"`
+					TargetID int64 `json:"target_id"`
+					Action   string
+				} `json:"items"`
+				Total      int64   `json:"total"`
+				Page       int     `json:"page"`
+				Pages      int64   `json:"pages"`
+				NextCursor *string `json:"next_cursor"`
+			}
+			r.decode(t, &ap)
+			if ap.Page != n || ap.Total != int64(len(all)) || ap.Pages != (ap.Total+3)/4 {
+				t.Errorf("%s: page %d, total %d, pages %d; want page %d, total %d (one creation each)", r, ap.Page, ap.Total, ap.Pages, n, len(all))
+			}
+			for _, e := range ap.Items {
+				seqs = append(seqs, e.Seq)
+			}
+			if ap.NextCursor == nil || n > 10 {
+				break
+			}
+			path = "/api/v1/audit?cursor=" + url.QueryEscape(*ap.NextCursor)
+		}
+		if len(seqs) != len(all) || !slices.IsSorted(seqs) || len(slices.Compact(slices.Clone(seqs))) != len(seqs) {
+			t.Errorf("walking the audit log saw seqs %v, want %d entries in increasing order", seqs, len(all))
 		}
 
 		// Nothing found: an empty page, no pages.
