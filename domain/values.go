@@ -82,7 +82,7 @@ type Email struct{ addr string }
 const maxEmailLen = 254
 
 // ParseEmail trims, validates and folds an address: a bare addr-spec (no
-// display name), a domain with a dot, at most 254 bytes.
+// display name), a domain with a dot, at most 254 bytes before and after folding.
 func ParseEmail(s string) (Email, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -100,7 +100,13 @@ func ParseEmail(s string) (Email, error) {
 	if !strings.Contains(domainPart, ".") || strings.HasPrefix(domainPart, ".") || strings.HasSuffix(domainPart, ".") {
 		return Email{}, invalid("email", "is not a valid email address")
 	}
-	return Email{Fold(s)}, nil
+	// The folded form is the one stored, and folding can lengthen an address
+	// (U+023A takes two bytes, its lower case three), so the limit holds for it too.
+	folded := Fold(s)
+	if len(folded) > maxEmailLen {
+		return Email{}, invalid("email", "is not a valid email address")
+	}
+	return Email{folded}, nil
 }
 
 func (e Email) String() string { return e.addr }
