@@ -155,7 +155,7 @@ func (r IPRange) Bounds() (lo, hi [16]byte) { return r.lo, r.hi }
 
 // Contains reports whether a (a stored, canonical address) lies in r.
 func (r IPRange) Contains(a netip.Addr) bool {
-	if !a.IsValid() {
+	if !r.IsSet() || !a.IsValid() {
 		return false
 	}
 	k := IPKey(a)

@@ -540,3 +540,13 @@ func TestUnsetIPNeverMatchesAnIPFilter(t *testing.T) {
 		t.Error("a user without an address is excluded by a filter on another field")
 	}
 }
+
+func TestZeroIPRangeContainsNothing(t *testing.T) {
+	t.Parallel()
+	var r domain.IPRange
+	for _, s := range []string{"::", "0.0.0.0", "10.1.2.3", "2001:db8::1"} {
+		if r.Contains(netip.MustParseAddr(s)) {
+			t.Errorf("the zero IPRange contains %s", s)
+		}
+	}
+}

@@ -91,6 +91,14 @@ func ParseEmail(s string) (Email, error) {
 	if len(s) > maxEmailLen || !utf8.ValidString(s) {
 		return Email{}, invalid("email", "is not a valid email address")
 	}
+	// net/mail lets any non-ASCII rune through; controls, format characters
+	// (right-to-left overrides, zero-width joiners) and exotic spaces only
+	// serve to make one address look like another.
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.IsSpace(r) {
+			return Email{}, invalid("email", "is not a valid email address")
+		}
+	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || a.Name != "" {
 		return Email{}, invalid("email", "is not a valid email address")
@@ -131,12 +139,18 @@ func ParseName(field, s string) (string, error) {
 	if n > maxNameLen {
 		return "", invalid(field, "must be at most 100 characters")
 	}
+	letters := 0
 	for _, r := range s {
 		switch {
-		case unicode.IsLetter(r), unicode.IsMark(r), r == ' ', r == '\'', r == '\u2019', r == '-', r == '.':
+		case unicode.IsLetter(r):
+			letters++
+		case unicode.IsMark(r), r == ' ', r == '\'', r == '\u2019', r == '-', r == '.':
 		default:
 			return "", invalid(field, "may contain only letters, spaces, apostrophes, hyphens and periods")
 		}
+	}
+	if letters == 0 {
+		return "", invalid(field, "must contain a letter")
 	}
 	return s, nil
 }

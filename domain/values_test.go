@@ -57,6 +57,8 @@ func TestParseName(t *testing.T) {
 		{name: "backslash", in: `O\Brien`, wantMsg: msgNameCharset},
 		{name: "double quote", in: `"Zoë"`, wantMsg: msgNameCharset},
 		{name: "emoji", in: "Zoë 😀", wantMsg: msgNameCharset},
+		{name: "only punctuation", in: ".-'", wantMsg: "must contain a letter"},
+		{name: "only a combining mark", in: "\u0301", wantMsg: "must contain a letter"},
 		{name: "NUL", in: "Zo\x00ë", wantMsg: msgNameCharset},
 		{name: "inner tab", in: "Jean\tLuc", wantMsg: msgNameCharset},
 		{name: "inner newline", in: "Jean\nLuc", wantMsg: msgNameCharset},
@@ -144,6 +146,10 @@ func TestParseEmail(t *testing.T) {
 		{name: "space in domain", in: "zoe@exam ple.com"},
 		{name: "NUL", in: "zo\x00e@example.com"},
 		{name: "invalid UTF-8", in: "zo\xffe@example.com"},
+		{name: "right-to-left override", in: "zo\u202ee@example.com"},
+		{name: "zero-width joiner", in: "zo\u200de@example.com"},
+		{name: "no-break space", in: "zo\u00a0e@example.com"},
+		{name: "C1 control", in: "zo\u0085e@example.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
