@@ -1,0 +1,298 @@
+package realtime
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/olahol/melody"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/userservice/userservice/ports"
+)
+
+// Path is where the WebSocket endpoint is mounted.
+const Path = "/api/v1/users/ws"
+
+// Close codes (RFC 6455 and the contract's own 4401).
+const (
+	CloseGoingAway       = 1001 // the server shuts down
+	ClosePolicyViolation = 1008 // a client that does not read its events
+	CloseMessageTooBig   = 1009 // a frame over MaxMessageSize (sent by the WebSocket library)
+	CloseUnauthenticated = 4401 // no, an invalid, an expired or a revoked token
+)
+
+// MaxMessageSize is the largest client frame accepted (CONTRACT §5: 4 KiB).
+const MaxMessageSize = 4096
+
+// AllowFunc takes a token from the named rate-limit rule's bucket for key
+// (the rate-limit adapter's Limiter.Allow).
+type AllowFunc func(ctx context.Context, rule, key string) (ok bool, retryAfter time.Duration)
+
+// Config is the adapter's collaborators and tuning; zero tuning values take
+// the defaults.
+type Config struct {
+	// Service is the real-time use case (required).
+	Service ports.RealtimeService
+	// Registry receives the adapter's metrics (required).
+	Registry prometheus.Registerer
+	// Log receives the adapter's log lines; nil discards them.
+	Log *slog.Logger
+	// Allow limits the messages of each connection under MessageRule; nil
+	// limits nothing.
+	Allow AllowFunc
+	// MessageRule names the rate-limit rule of client messages (default
+	// "websocket-messages").
+	MessageRule string
+	// AuthTimeout is how long a connection without a token in its
+	// handshake may take to send its auth message (default 10s).
+	AuthTimeout time.Duration
+	// SendBuffer is how many messages may wait for a connection's writer
+	// (default 256). A client that lets more pile up does not read, and
+	// is disconnected with 1008 rather than slowing anyone.
+	SendBuffer int
+	// PingPeriod is how often the server pings (default 30s); PongWait is
+	// how long it waits for any pong before giving up on the connection
+	// (default 60s, at least twice PingPeriod).
+	PingPeriod time.Duration
+	PongWait   time.Duration
+	// WriteWait bounds one write to the network (default 10s); a client
+	// that accepts nothing for that long is disconnected.
+	WriteWait time.Duration
+}
+
+const (
+	defaultMessageRule = "websocket-messages"
+	defaultAuthTimeout = 10 * time.Second
+	defaultSendBuffer  = 256
+	defaultPingPeriod  = 30 * time.Second
+	defaultWriteWait   = 10 * time.Second
+	// sessionKey holds a melody session's *session in its Keys.
+	sessionKey = "userservice.session"
+	// shutdownPoll spaces the checks for the last session to leave.
+	shutdownPoll = 10 * time.Millisecond
+)
+
+// Server serves GET /api/v1/users/ws with melody.
+type Server struct {
+	cfg     Config
+	svc     ports.RealtimeService
+	log     *slog.Logger
+	m       *melody.Melody
+	metrics *metrics
+	events  eventEncoder
+
+	closing  atomic.Bool
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+}
+
+// New builds the adapter. Mount Handle at Path on the service's router, and
+// call Shutdown before the HTTP server's: hijacked connections are not
+// drained by http.Server.Shutdown.
+func New(cfg Config) (*Server, error) {
+	if cfg.Service == nil || cfg.Registry == nil {
+		return nil, errors.New("realtime: Service and Registry are required")
+	}
+	if cfg.MessageRule == "" {
+		cfg.MessageRule = defaultMessageRule
+	}
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = defaultAuthTimeout
+	}
+	if cfg.SendBuffer <= 0 {
+		cfg.SendBuffer = defaultSendBuffer
+	}
+	if cfg.PingPeriod <= 0 {
+		cfg.PingPeriod = defaultPingPeriod
+	}
+	if cfg.PongWait < 2*cfg.PingPeriod {
+		cfg.PongWait = 2 * cfg.PingPeriod
+	}
+	if cfg.WriteWait <= 0 {
+		cfg.WriteWait = defaultWriteWait
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	met, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	m := melody.New()
+	m.Config.MaxMessageSize = MaxMessageSize
+	// One slot more than SendBuffer: the adapter counts what it queues and
+	// never fills the last slot with a message, so the close frame that
+	// ends a connection always fits (melody drops what does not).
+	m.Config.MessageBufferSize = cfg.SendBuffer + 1
+	m.Config.PingPeriod = cfg.PingPeriod
+	m.Config.PongWait = cfg.PongWait
+	m.Config.WriteWait = cfg.WriteWait
+	// Any origin may connect: authentication is by bearer token, never by
+	// cookie, so a foreign page gains nothing it could not do itself.
+	m.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
+	m.Upgrader.Error = upgradeError
+
+	s := &Server{cfg: cfg, svc: cfg.Service, log: log, m: m, metrics: met, sessions: map[*session]struct{}{}}
+	m.HandleConnect(s.onConnect)
+	m.HandleMessage(s.onMessage)
+	m.HandleMessageBinary(s.onBinary)
+	m.HandleSentMessage(s.onSent)
+	m.HandleError(s.onError)
+	m.HandleDisconnect(s.onDisconnect)
+	return s, nil
+}
+
+// upgradeError answers a request that cannot be upgraded in the service's
+// error shape.
+func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(mustJSON(errorReply{Type: "error", Detail: "WebSocket handshake failed: " + reason.Error()}))
+}
+
+// Handle upgrades the request to a WebSocket connection and serves it until
+// it ends. A token may come with the handshake (Authorization: Bearer, or
+// the access_token query parameter, for clients that cannot set headers);
+// otherwise the first message must carry it.
+func (s *Server) Handle(c echo.Context) error {
+	if s.closing.Load() {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "the server is shutting down")
+	}
+	req := c.Request()
+	sess := &session{srv: s, id: rand.Text(), token: handshakeToken(req)}
+	err := s.m.HandleRequestWithKeys(c.Response(), req, map[string]any{sessionKey: sess})
+	if errors.Is(err, melody.ErrClosed) {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "the server is shutting down")
+	}
+	// Any other error is a failed upgrade, already answered by upgradeError.
+	return nil
+}
+
+func handshakeToken(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if scheme, token, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(token)
+		}
+	}
+	return r.URL.Query().Get("access_token")
+}
+
+// Shutdown closes every connection with 1001 and waits, until ctx ends, for
+// them to go; new handshakes are refused (503) from its start.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	for _, sess := range s.snapshot() {
+		sess.closeWith(CloseGoingAway, "server shutting down")
+	}
+	t := time.NewTicker(shutdownPoll)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		left := len(s.sessions)
+		s.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			_ = s.m.Close()
+			return fmt.Errorf("realtime: %d connections still open at shutdown: %w", left, ctx.Err())
+		case <-t.C:
+		}
+	}
+	if err := s.m.Close(); err != nil && !errors.Is(err, melody.ErrClosed) {
+		return fmt.Errorf("realtime: closing melody: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) snapshot() []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		out = append(out, sess)
+	}
+	return out
+}
+
+func sessionOf(ms *melody.Session) *session {
+	// Keys is the map given to HandleRequestWithKeys and is never written
+	// afterwards (nothing calls Set), so reading it needs no lock.
+	sess, _ := ms.Keys[sessionKey].(*session)
+	return sess
+}
+
+func (s *Server) onConnect(ms *melody.Session) {
+	sess := sessionOf(ms)
+	sess.ms = ms
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	s.metrics.connections.Inc()
+	if s.closing.Load() {
+		sess.closeWith(CloseGoingAway, "server shutting down")
+		return
+	}
+	if sess.token != "" {
+		sess.authenticate(ms.Request.Context(), sess.token, false)
+		return
+	}
+	sess.mu.Lock()
+	sess.authTimer = time.AfterFunc(s.cfg.AuthTimeout, func() {
+		if sess.connection() == nil {
+			sess.closeWith(CloseUnauthenticated, "authentication timeout")
+		}
+	})
+	sess.mu.Unlock()
+}
+
+func (s *Server) onMessage(ms *melody.Session, data []byte) {
+	sessionOf(ms).handle(ms.Request.Context(), data)
+}
+
+func (s *Server) onBinary(ms *melody.Session, _ []byte) {
+	sess := sessionOf(ms)
+	if sess.connection() == nil {
+		sess.closeWith(CloseUnauthenticated, "authentication required")
+		return
+	}
+	sess.send(replyError("bad JSON: messages are JSON text frames"))
+}
+
+func (s *Server) onSent(ms *melody.Session, _ []byte) {
+	sessionOf(ms).queued.Add(-1)
+}
+
+// onError sees every failure melody meets. Reads end with an error when
+// the client leaves or breaks the protocol (a frame over the size limit:
+// the WebSocket library then closes with 1009); none of that is the
+// service's fault, so it is logged at debug.
+func (s *Server) onError(ms *melody.Session, err error) {
+	if errors.Is(err, melody.ErrMessageBufferFull) {
+		// The adapter keeps a slot free for the close frame; melody's own
+		// close on its final Close may still find none.
+		s.log.Debug("websocket: a message found the send buffer full", "error", err)
+		return
+	}
+	s.log.Debug("websocket: connection error", "error", err)
+}
+
+func (s *Server) onDisconnect(ms *melody.Session) {
+	sess := sessionOf(ms)
+	sess.disconnected()
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.metrics.connections.Dec()
+}
