@@ -21,6 +21,7 @@ import (
 	"github.com/userservice/userservice/adapters/passwords"
 	"github.com/userservice/userservice/adapters/ratelimit"
 	"github.com/userservice/userservice/adapters/rbac"
+	"github.com/userservice/userservice/adapters/realtime"
 	"github.com/userservice/userservice/application"
 )
 
@@ -40,6 +41,8 @@ type App struct {
 	users  *application.Users
 	auth   *application.Auth
 	audit  *application.Audit
+	rt     *application.Realtime
+	ws     *realtime.Server
 	http   *http.Server
 	ln     net.Listener
 }
@@ -92,6 +95,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		users:  application.NewUsers(deps),
 		auth:   application.NewAuth(deps, authCfg),
 		audit:  application.NewAudit(deps),
+		rt: application.NewRealtime(deps, application.RealtimeConfig{
+			Notifier: store.ChangeNotifier(), Retention: store.ChangeLogRetention(),
+		}),
 	}, nil
 }
 
@@ -136,6 +142,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	// After routing (Use, not Pre): limits are per route template.
 	e.Use(a.limit.Middleware())
+	a.ws, err = realtime.New(realtime.Config{Service: a.rt, Registry: registry, Log: log, Allow: a.limit.Allow})
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("building the WebSocket endpoint: %w", err)
+	}
+	e.GET(realtime.Path, a.ws.Handle)
 	a.http = httpapi.NewHTTPServer(cfg.HTTPAddr, e)
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -180,6 +192,10 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}()
 
+	if err := a.rt.Start(ctx); err != nil {
+		return err
+	}
+
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(a.ln) }()
 	a.log.Info("serving", "addr", a.Addr(), "version", Version, "database", a.store.Dialect())
@@ -191,6 +207,11 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("shutting down: draining in-flight requests")
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer scancel()
+	// Hijacked WebSocket connections are not drained by http.Server: they
+	// are closed first, with 1001, so their clients reconnect elsewhere.
+	if err := a.ws.Shutdown(sctx); err != nil {
+		a.log.Warn("closing WebSocket connections", "err", err)
+	}
 	if err := a.http.Shutdown(sctx); err != nil {
 		return fmt.Errorf("graceful shutdown: %w", err)
 	}
