@@ -2,11 +2,13 @@ package gormstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"github.com/userservice/userservice/domain"
@@ -72,7 +74,7 @@ func sortColumn(f domain.SortField) string {
 // that the (column, id) indexes serve on both engines; otherwise q.Offset
 // rows are skipped.
 func (r *Users) Search(ctx context.Context, q ports.SearchQuery) ([]*domain.User, error) {
-	db := r.s.filtered(r.s.read.WithContext(ctx), q.Filter)
+	db := r.s.filtered(r.s.planEach(r.s.read.WithContext(ctx)), q.Filter)
 	col := sortColumn(q.Sort.Field)
 	dir, op := "ASC", ">"
 	if q.Sort.Desc {
@@ -117,7 +119,7 @@ func (r *Users) Count(ctx context.Context, f domain.Filter, limit int64) (int64,
 // a broad filter over millions of rows costs more than the page it labels.
 // SQLite, for small deployments, counts exactly. limit <= 0 counts exactly.
 func (s *Store) count(ctx context.Context, query func(*gorm.DB) *gorm.DB, limit int64) (int64, bool, error) {
-	db := s.read.WithContext(ctx)
+	db := s.planEach(s.read.WithContext(ctx))
 	if limit <= 0 || s.dialect == dialectSQLite {
 		var n int64
 		if err := query(db).Count(&n).Error; err != nil {
@@ -147,7 +149,7 @@ func (s *Store) estimate(ctx context.Context, query func(*gorm.DB) *gorm.DB) (in
 	stmt := query(s.read.WithContext(ctx).Session(&gorm.Session{DryRun: true})).
 		Select("1").Find(&[]map[string]any{}).Statement
 	var plan string
-	err := s.read.WithContext(ctx).Raw("EXPLAIN (FORMAT JSON) "+stmt.SQL.String(), stmt.Vars...).Row().Scan(&plan)
+	err := s.planEach(s.read.WithContext(ctx)).Raw("EXPLAIN (FORMAT JSON) "+stmt.SQL.String(), stmt.Vars...).Row().Scan(&plan)
 	if err != nil {
 		return 0, translate(ctx, err, false)
 	}
@@ -163,4 +165,37 @@ func (s *Store) estimate(ctx context.Context, query func(*gorm.DB) *gorm.DB) (in
 		return 0, errors.New("gormstore: EXPLAIN returned no plan")
 	}
 	return int64(out[0].Plan.Rows), nil
+}
+
+// planEach makes db (a session of its own, as WithContext returns) have
+// PostgreSQL plan every statement for the values it comes with. Otherwise
+// pgx prepares each statement once per connection and, after five runs,
+// PostgreSQL may settle on a generic plan, blind to how selective a LIKE
+// pattern or an address range is: one plan then serves a rare name (where a
+// trigram index is right) and a common one (where walking the sort order and
+// stopping at the page's end is right), and the wrong choice costs hundreds
+// of milliseconds at a million users. Planning each time costs a fraction
+// of a millisecond, which a search affords; a primary-key read, whose plan
+// never changes, stays prepared. A URL that chose another exec mode
+// (default_query_exec_mode, for a pooler) plans each time already.
+func (s *Store) planEach(db *gorm.DB) *gorm.DB {
+	if s.dialect == dialectPostgres && s.pgConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement {
+		db.Statement.ConnPool = planEachPool{db.Statement.ConnPool}
+	}
+	return db
+}
+
+// planEachPool runs queries in pgx's QueryExecModeCacheDescribe: the unnamed
+// statement, parsed and planned with its parameters on every run, still one
+// round trip and binary values, since the statement's description is
+// cached. pgx takes the mode from the first argument, which database/sql
+// passes through to it.
+type planEachPool struct{ gorm.ConnPool }
+
+func (p planEachPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return p.ConnPool.QueryContext(ctx, query, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
+}
+
+func (p planEachPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return p.ConnPool.QueryRowContext(ctx, query, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
 }
