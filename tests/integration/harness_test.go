@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -51,6 +52,16 @@ func backends() []backend {
 type options struct {
 	// policyRows are appended to the test's copy of policy.csv before start.
 	policyRows []string
+	// shippedLimits keeps the shipped rate-limit budgets instead of raising
+	// them out of reach.
+	shippedLimits bool
+	// trustedProxies and redisURL are TRUSTED_PROXIES and REDIS_URL.
+	trustedProxies []netip.Prefix
+	redisURL       string
+	// dbURL, policyDir and jwtSecret, when set, are shared with another instance.
+	dbURL     string
+	policyDir string
+	jwtSecret []byte
 }
 
 // onEachBackend runs test once per backend, in parallel, each against a
@@ -85,11 +96,20 @@ type service struct {
 func start(t *testing.T, b backend, opts options) *service {
 	t.Helper()
 	s := &service{
-		dbURL:     b.url(t),
-		policyDir: copyPolicies(t, opts.policyRows),
-		jwtSecret: []byte("jwt-" + rand.Text() + rand.Text()),
+		dbURL:     opts.dbURL,
+		policyDir: opts.policyDir,
+		jwtSecret: opts.jwtSecret,
 		logs:      &syncBuffer{},
 		leaks:     &leakScan{},
+	}
+	if s.dbURL == "" {
+		s.dbURL = b.url(t)
+	}
+	if s.jwtSecret == nil {
+		s.jwtSecret = []byte("jwt-" + rand.Text() + rand.Text())
+	}
+	if s.policyDir == "" {
+		s.policyDir = copyPolicies(t, opts.policyRows, !opts.shippedLimits)
 	}
 	s.leaks.secretJWT(s.jwtSecret)
 	log := slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -100,8 +120,11 @@ func start(t *testing.T, b backend, opts options) *service {
 		AccessTTL:   15 * time.Minute,
 		RefreshTTL:  720 * time.Hour,
 		PolicyDir:   s.policyDir,
+		RedisURL:    opts.redisURL,
 		LogLevel:    slog.LevelDebug,
 		LogFormat:   "json",
+
+		TrustedProxies: opts.trustedProxies,
 	}
 	app, err := bootstrap.New(context.Background(), cfg, log)
 	if err != nil {
@@ -137,8 +160,9 @@ func start(t *testing.T, b backend, opts options) *service {
 }
 
 // copyPolicies copies the shipped policy files to a directory of the test's
-// own, appending rows to policy.csv, and returns it.
-func copyPolicies(t *testing.T, rows []string) string {
+// own, appending rows to policy.csv and, with generous, raising every rate
+// limit out of reach; it returns the directory.
+func copyPolicies(t *testing.T, rows []string, generous bool) string {
 	t.Helper()
 	dir := t.TempDir()
 	entries, err := os.ReadDir(shippedPolicies)
@@ -159,6 +183,9 @@ func copyPolicies(t *testing.T, rows []string) string {
 				b = append(b, []byte("\n# Added by the test.\n"+strings.Join(rows, "\n")+"\n")...)
 			}
 		case "ratelimits.yaml":
+			if !generous {
+				break
+			}
 			// Every request of a test comes from one address, far more of
 			// them a minute than a client makes: the shipped rules stay,
 			// with budgets no test reaches. Rate limits have tests of their own.

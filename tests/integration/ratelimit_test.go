@@ -1,0 +1,114 @@
+package integration
+
+import (
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"testing"
+
+	"github.com/userservice/userservice/tests/testdb"
+)
+
+// The shipped budget of GET /users/search, per client address and minute.
+const searchBudget = 50
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+// searchAs sends one search as client (an X-Forwarded-For address).
+func (s *service) searchAs(t *testing.T, token, client string) response {
+	t.Helper()
+	return s.do(t, http.MethodGet, "/api/v1/users/search?email=example", token, nil, "X-Forwarded-For", client)
+}
+
+// checkLimitHeaders fails t unless r carries the three integer headers.
+func checkLimitHeaders(t *testing.T, r response) {
+	t.Helper()
+	for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
+		if _, err := strconv.Atoi(r.header.Get(h)); err != nil {
+			t.Errorf("%s: header %s = %q, want an integer", r, h, r.header.Get(h))
+		}
+	}
+}
+
+// TestSearchIsLimitedPerClient: with the shipped limits, the 51st search in a
+// minute from one client is refused with the headers and Retry-After, while
+// another client still passes. Behind a trusted proxy the client is the
+// forwarded address.
+func TestSearchIsLimitedPerClient(t *testing.T) {
+	t.Parallel()
+	onEachBackend(t, options{shippedLimits: true, trustedProxies: loopback}, func(t *testing.T, s *service) {
+		root := s.seedSuperadmin(t)
+		for i := range searchBudget {
+			r := s.searchAs(t, root.access, "203.0.113.5")
+			if r.status != http.StatusOK {
+				t.Fatalf("search %d: %s", i+1, r)
+			}
+			checkLimitHeaders(t, r)
+		}
+		r := s.searchAs(t, root.access, "203.0.113.5")
+		if r.status != http.StatusTooManyRequests {
+			t.Fatalf("search %d: %s, want 429", searchBudget+1, r)
+		}
+		checkLimitHeaders(t, r)
+		if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 {
+			t.Errorf("429 Retry-After %q", r.header.Get("Retry-After"))
+		}
+		s.expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/search?email=example", root.access, nil,
+			"X-Forwarded-For", "198.51.100.7")
+	})
+}
+
+// TestSpoofedForwardedForIsIgnored: without TRUSTED_PROXIES the peer's own
+// address is the key, whatever X-Forwarded-For claims.
+func TestSpoofedForwardedForIsIgnored(t *testing.T) {
+	t.Parallel()
+	s := start(t, backends()[0], options{shippedLimits: true})
+	root := s.seedSuperadmin(t)
+	for i := range searchBudget {
+		if r := s.searchAs(t, root.access, "192.0.2."+strconv.Itoa(i+1)); r.status != http.StatusOK {
+			t.Fatalf("search %d: %s", i+1, r)
+		}
+	}
+	s.expect(t, http.StatusTooManyRequests, http.MethodGet, "/api/v1/users/search?email=example", root.access, nil,
+		"X-Forwarded-For", "192.0.2.250")
+}
+
+// TestLoginIsLimitedPerEmail: one account cannot be brute-forced from many
+// addresses: the sixth attempt on one email in a minute is refused.
+func TestLoginIsLimitedPerEmail(t *testing.T) {
+	t.Parallel()
+	s := start(t, backends()[0], options{shippedLimits: true, trustedProxies: loopback})
+	form := url.Values{"username": {"Victim@Example.com"}, "password": {"wrong-password"}}
+	for i := range 5 {
+		r := s.do(t, http.MethodPost, "/api/v1/auth/token", "", form, "X-Forwarded-For", "198.51.100."+strconv.Itoa(i+1))
+		if r.status != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %s, want 401", i+1, r)
+		}
+	}
+	form.Set("username", "victim@example.com")
+	s.expect(t, http.StatusTooManyRequests, http.MethodPost, "/api/v1/auth/token", "", form, "X-Forwarded-For", "198.51.100.99")
+}
+
+// TestInstancesShareOneBudgetThroughRedis: two instances on one database and
+// one Redis allow one budget between them, not one each.
+func TestInstancesShareOneBudgetThroughRedis(t *testing.T) {
+	t.Parallel()
+	redis := testdb.RedisURL(t)
+	a := start(t, backends()[1], options{shippedLimits: true, trustedProxies: loopback, redisURL: redis})
+	b := start(t, backends()[1], options{trustedProxies: loopback, redisURL: redis, dbURL: a.dbURL, policyDir: a.policyDir, jwtSecret: a.jwtSecret})
+	root := a.seedSuperadmin(t)
+	for i := range searchBudget {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		if r := s.searchAs(t, root.access, "203.0.113.9"); r.status != http.StatusOK {
+			t.Fatalf("search %d: %s", i+1, r)
+		}
+	}
+	for _, s := range []*service{a, b} {
+		s.expect(t, http.StatusTooManyRequests, http.MethodGet, "/api/v1/users/search?email=example", root.access, nil,
+			"X-Forwarded-For", "203.0.113.9")
+	}
+}
