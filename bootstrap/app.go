@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/userservice/userservice/adapters/csvimport"
 	"github.com/userservice/userservice/adapters/gormstore"
 	"github.com/userservice/userservice/adapters/httpapi"
 	"github.com/userservice/userservice/adapters/jwtauth"
@@ -32,19 +33,20 @@ const shutdownGrace = 20 * time.Second
 // the context ends, Close releases what New opened. End-to-end tests boot it
 // on ":0" and read Addr.
 type App struct {
-	cfg    Config
-	log    *slog.Logger
-	store  *gormstore.Store
-	tokens *jwtauth.JWT
-	authz  *rbac.Authorizer
-	limit  *ratelimit.Limiter
-	users  *application.Users
-	auth   *application.Auth
-	audit  *application.Audit
-	rt     *application.Realtime
-	ws     *realtime.Server
-	http   *http.Server
-	ln     net.Listener
+	cfg     Config
+	log     *slog.Logger
+	store   *gormstore.Store
+	tokens  *jwtauth.JWT
+	authz   *rbac.Authorizer
+	limit   *ratelimit.Limiter
+	users   *application.Users
+	auth    *application.Auth
+	audit   *application.Audit
+	imports *application.Import
+	rt      *application.Realtime
+	ws      *realtime.Server
+	http    *http.Server
+	ln      net.Listener
 }
 
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*gormstore.Store, error) {
@@ -73,28 +75,35 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		store.Close()
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
 	}
+	hasher := passwords.NewArgon2id(passwords.DefaultParams())
 	deps := application.Deps{
-		Repo:      store.Users(),
-		Refresh:   store.RefreshTokens(),
-		Changes:   store.ChangeLog(),
-		Authz:     authz,
-		Hasher:    passwords.NewArgon2id(passwords.DefaultParams()),
-		Tokens:    tokens,
-		Verifier:  tokens,
-		Clock:     systemClock{},
-		Log:       log,
-		CursorKey: deriveKey(cfg.JWTSecret, "userservice cursor v1"),
+		Repo:    store.Users(),
+		Refresh: store.RefreshTokens(),
+		Changes: store.ChangeLog(),
+		Authz:   authz,
+		Hasher:  hasher,
+		// Imports: CSV rows in, COPY (PostgreSQL) or batched INSERTs out,
+		// and the hasher's own formats for imported password hashes.
+		Importer:    store.Importer(),
+		Decoder:     csvimport.New(),
+		HashFormats: hasher,
+		Tokens:      tokens,
+		Verifier:    tokens,
+		Clock:       systemClock{},
+		Log:         log,
+		CursorKey:   deriveKey(cfg.JWTSecret, "userservice cursor v1"),
 	}
 	authCfg := application.AuthConfig{AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL}
 	return &App{
-		cfg:    cfg,
-		tokens: tokens,
-		log:    log,
-		store:  store,
-		authz:  authz,
-		users:  application.NewUsers(deps),
-		auth:   application.NewAuth(deps, authCfg),
-		audit:  application.NewAudit(deps),
+		cfg:     cfg,
+		tokens:  tokens,
+		log:     log,
+		store:   store,
+		authz:   authz,
+		users:   application.NewUsers(deps),
+		auth:    application.NewAuth(deps, authCfg),
+		audit:   application.NewAudit(deps),
+		imports: application.NewImport(deps),
 		rt: application.NewRealtime(deps, application.RealtimeConfig{
 			Notifier: store.ChangeNotifier(), Retention: store.ChangeLogRetention(),
 		}),
@@ -118,6 +127,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Users:    a.users,
 		Auth:     a.auth,
 		Audit:    a.audit,
+		Import:   a.imports,
 		Ready:    a.store.Users().Ping,
 		ETag:     application.ETag,
 		Log:      log,

@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 // Defines values for AuditEntryAction.
@@ -160,6 +161,27 @@ func (e ListAuditParamsAction) Valid() bool {
 	}
 }
 
+// Defines values for ImportUsersParamsOnConflict.
+const (
+	ImportUsersParamsOnConflictFail   ImportUsersParamsOnConflict = "fail"
+	ImportUsersParamsOnConflictSkip   ImportUsersParamsOnConflict = "skip"
+	ImportUsersParamsOnConflictUpdate ImportUsersParamsOnConflict = "update"
+)
+
+// Valid indicates whether the value is a known member of the ImportUsersParamsOnConflict enum.
+func (e ImportUsersParamsOnConflict) Valid() bool {
+	switch e {
+	case ImportUsersParamsOnConflictFail:
+		return true
+	case ImportUsersParamsOnConflictSkip:
+		return true
+	case ImportUsersParamsOnConflictUpdate:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SearchUsersParamsRole.
 const (
 	SearchUsersParamsRoleAdmin      SearchUsersParamsRole = "admin"
@@ -288,6 +310,54 @@ type FieldError struct {
 
 // Gender Accepted in any letter case on input; always answered in this spelling.
 type Gender string
+
+// ImportError defines model for ImportError.
+type ImportError struct {
+	// Field The column, or `row` for the row as a whole.
+	//
+	// Example: email
+	Field string `json:"field"`
+
+	// Line The line the row starts on; the header is line 1.
+	//
+	// Example: 17
+	Line int `json:"line"`
+
+	// Message Example: is not a valid email address
+	Message string `json:"message"`
+}
+
+// ImportRejected The report of a strict import that wrote nothing, with the error fields.
+type ImportRejected struct {
+	// Code Example: import_rejected
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
+	DryRun bool   `json:"dry_run"`
+
+	// Errors Every problem of every failed row, in line order; unknown columns at line 1 (ignored, failing nothing).
+	Errors    []ImportError `json:"errors"`
+	Failed    int           `json:"failed"`
+	Imported  int           `json:"imported"`
+	Skipped   int           `json:"skipped"`
+	TotalRows int           `json:"total_rows"`
+	Updated   int           `json:"updated"`
+}
+
+// ImportReport What an import did (or, with `dry_run`, would do). `total_rows` counts the data
+// rows read; each is `imported`, `updated`, `skipped` (left as it was: its email
+// was stored under `skip`, the stored user was already the same under `update`,
+// or a rejected strict import wrote nothing) or `failed`.
+type ImportReport struct {
+	DryRun bool `json:"dry_run"`
+
+	// Errors Every problem of every failed row, in line order; unknown columns at line 1 (ignored, failing nothing).
+	Errors    []ImportError `json:"errors"`
+	Failed    int           `json:"failed"`
+	Imported  int           `json:"imported"`
+	Skipped   int           `json:"skipped"`
+	TotalRows int           `json:"total_rows"`
+	Updated   int           `json:"updated"`
+}
 
 // LoginForm defines model for LoginForm.
 type LoginForm struct {
@@ -515,6 +585,30 @@ type ListAuditParams struct {
 // ListAuditParamsAction defines parameters for ListAudit.
 type ListAuditParamsAction string
 
+// ImportUsersMultipartBody defines parameters for ImportUsers.
+type ImportUsersMultipartBody struct {
+	// DefaultPassword As the query parameter; must come before `file`.
+	DefaultPassword *string `json:"default_password,omitempty"`
+
+	// File The CSV file.
+	File openapi_types.File `json:"file"`
+}
+
+// ImportUsersParams defines parameters for ImportUsers.
+type ImportUsersParams struct {
+	// OnConflict What a row whose email is already stored does.
+	OnConflict *ImportUsersParamsOnConflict `form:"on_conflict,omitempty" json:"on_conflict,omitempty"`
+
+	// DryRun Check and report, write nothing.
+	DryRun *bool `form:"dry_run,omitempty" json:"dry_run,omitempty"`
+
+	// DefaultPassword The password of new users without `password_hash` (8 to 128 characters); prefer the multipart field.
+	DefaultPassword *string `form:"default_password,omitempty" json:"default_password,omitempty"`
+}
+
+// ImportUsersParamsOnConflict defines parameters for ImportUsers.
+type ImportUsersParamsOnConflict string
+
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
 	// Page Page number, from 1. Past the last page the answer is `200` with no items.
@@ -591,6 +685,9 @@ type AuthTokenFormdataRequestBody = LoginForm
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = CreateUserRequest
 
+// ImportUsersMultipartRequestBody defines body for ImportUsers for multipart/form-data ContentType.
+type ImportUsersMultipartRequestBody ImportUsersMultipartBody
+
 // UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
 type UpdateUserJSONRequestBody = UpdateUserRequest
 
@@ -617,6 +714,9 @@ type ServerInterface interface {
 	// CreateUser Create a user with any role
 	// (POST /api/v1/users/create-admin)
 	CreateUser(ctx echo.Context) error
+	// ImportUsers Import users from a CSV file
+	// (POST /api/v1/users/import)
+	ImportUsers(ctx echo.Context, params ImportUsersParams) error
 	// ListUsers List users, by id
 	// (GET /api/v1/users/list)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -756,6 +856,38 @@ func (w *ServerInterfaceWrapper) CreateUser(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateUser(ctx)
+	return err
+}
+
+// ImportUsers converts echo context to params.
+func (w *ServerInterfaceWrapper) ImportUsers(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ImportUsersParams
+	// ------------- Optional query parameter "on_conflict" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "on_conflict", ctx.QueryParams(), &params.OnConflict, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter on_conflict: %s", err))
+	}
+
+	// ------------- Optional query parameter "dry_run" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "dry_run", ctx.QueryParams(), &params.DryRun, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter dry_run: %s", err))
+	}
+
+	// ------------- Optional query parameter "default_password" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "default_password", ctx.QueryParams(), &params.DefaultPassword, runtime.BindQueryParameterOptions{Type: "string", Format: "password"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter default_password: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ImportUsers(ctx, params)
 	return err
 }
 
@@ -1047,6 +1179,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/v1/users/list", wrapper.ListUsers, options.OperationMiddlewares["listUsers"]...)
 	router.GET(options.BaseURL+"/api/v1/users/search", wrapper.SearchUsers, options.OperationMiddlewares["searchUsers"]...)
 	router.POST(options.BaseURL+"/api/v1/users/create-admin", wrapper.CreateUser, options.OperationMiddlewares["createUser"]...)
+	router.POST(options.BaseURL+"/api/v1/users/import", wrapper.ImportUsers, options.OperationMiddlewares["importUsers"]...)
 	router.DELETE(options.BaseURL+"/api/v1/users/:id", wrapper.DeleteUser, options.OperationMiddlewares["deleteUser"]...)
 	router.GET(options.BaseURL+"/api/v1/users/:id", wrapper.GetUser, options.OperationMiddlewares["getUser"]...)
 	router.PUT(options.BaseURL+"/api/v1/users/:id", wrapper.UpdateUser, options.OperationMiddlewares["updateUser"]...)
@@ -1063,122 +1196,148 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Pbhs50uerFHR3iD1oyX+S+TBjY4HzZJLdLJKJv8TBLDYdmFR3SeKkRXZIthVN4Ce4R9nH2Bc7VJHd",
-	"6pZatpKJM9m7YICMLXWTRbKq+Kvir+gPg8zMS6NRezc4+TCYoczR8o+PLuSU/p+jy6wqvTJ6cDK4mCFU",
-	"Du09B1donTL6FBzqHJQHpUE8mQyfSZ/NBBgN4vzVBRzIUh1cHR3QW+7gg8qvBUyMBZnqzOhcUcOygKrM",
-	"pcdRqgfJwGUznEvq3C9LHJwMnLdKTwfX18ngqclkkKVPNI2LWrxXL56OOm3hezkvC2quK9KD40Gy0dF1",
-	"MiillXP0cToeVtYZu9nr81K+qxBK43gkMLFmDhJKi1fKVA5KOcV7DoTG9/4y40bEKWRGe6UrdOBn0oOx",
-	"OVqQOoeJKjxaElxR6+8qtMtBMtByTuKF92+ZoXM5xU056VPQ1XyMNglCHo3gXDoPfoZQ0A8kKv8mtVug",
-	"BeVAHB8eClgoPwNtQHmcu22y0dsdyXKcyKrwg5OjZDBXWs2rOf8cJVba4xQti/xS/d4j8hPqDkq0LNm2",
-	"fh2929vv94fJYC7fx44PD28V45VD++TnG5Ve5Y0cpfSzlRgqHyQDi+8qZTEfnHhbYVuoibFz6UN///Vg",
-	"0NP9Nb3uSqMdssL9JPMX+K5C5+k3UhjU/KMsy0IFIzj4zQVLWHX0Py1OBieD/3GwMuyD8K07eGStiV11",
-	"B/hMFiQg5qB0WXnYq7RFmctxgfD3l89/SUBqqPRbbRYajAWLJUqPOfBaQGMpCWl+/QuYCWvTwho9BRrv",
-	"/mhwnQweGj0pVPYFhnUGzkuPZG3cYwKuymYgHUjw8i1qwLlUBewJ/v8lfyb2aYSNUbiqRCvzudKwJ+iT",
-	"y9UnIgzosbFjleeo735EL9VU8yrBuPKgjQdZFGaBOeyNl1CaQmXLBMZLkGCrApvxagO0dNYUCNlM6ikm",
-	"NMpKe1WAJH+cYQ6ldG5hbB4fCaN7oj1aLYsvsFykY/i+xIxUayJVUVkcAVlfjp4WSjmQxUIuHQgVxQKk",
-	"5sQpvKuMD+5L/GMYLWf45GfBg/jF+Mem0vndD+IXEyad/AV3fW6x2eceS1XgFxCCpqy1FdNWTnPnvCzw",
-	"FMi0eaJIRpBTqTRLemHMU2nD5nH38o1NviShzBVGc1Nz5WHvCJ6pn0iFox/fr2V7JvUyrqu7exGf12JZ",
-	"8iAsG3n+FkB6gd4uh2cTjz2w4CUvugNvYCHDqxt7dnvr+cfwhfT4lLoZ8r+bTdZjb0yedsaF0rlZfFTz",
-	"L8jZaUIL27socMJ4jv33p3Th0G+flOB2qO1xlb1FT2owqYqi1sUbe+KNWsvKz4xVv38Ja3qmnFN6moDS",
-	"V7JQeQL4vqRtPmyFV+Yt5pBZzFF7JQu3pie//vrr8KzyM/o2k74H6JxFn/YTSotWjG4EeHH8V1IVtD9/",
-	"GWPNpZdj6ZBWirFBNmNwYCzkKg8bUQSNGryas5fxdgmF9NEPvtKlNRk692Wk/hWLYhhBDe2Vce3gShYV",
-	"ulMQvG84AYTfHOAVAZmxJASORR4ldlVZGusxf4a5khe8El/SN9K8mglIiF0yigI/I7dJIIQjDnLnbsQ2",
-	"GBunvs+qXPlH2ttlT8yiaxQwAjHGibEouDuyQY7NSJ259QSEJA8n2l/mWCB9SYpaWpLEqwBaZVbHZqgJ",
-	"Z78ecENI4DhEeAyTTYGXQQD6tYYdrY+4B8wHbzYis4T6MPZS5Zvj+nVmYC7zgAJCY6cgDnls/JGZz6XO",
-	"h4XSGCfQcKx1KzpPBrL287Ionk8GJ69vXl4KJQbXb5IBTVvQeAoJqCHfiQdoToZkMYOeoYa1+Ry9OnzX",
-	"ExPWQWv09GHKoDDTU5has3D0BU2aiiHqjnPlCUX4uES3Rz7tuOk1S8qz1FrppFasdtvN9NSLs1IWM/4N",
-	"M0+isBn0R8RkBRzymkkc+bAwU0DtrUKX1JOC+goLU/JjDJjoHbep+hwcd364aaVa5nndiC2tlfx7K1nQ",
-	"F8k7R5hexGwCG6Xn5Mf7EMSfgiAF4BxMJ7onqbuq0aN0ZZytzXXlke+0pkkIy3tb8caHaGIXTaJnL/G9",
-	"DOFifGBsTIFSb6hOmPm6h+7bSZOgCPmCMJbuVPcp0EP2X2RYrWhc5nXe6rylAxNZOFxXC44se/bxZDBR",
-	"1vnLkD74MJjL909RT/1slapofu9ZpCnqvA93klLHuDs84ih2X0KBnkLyTDpWgo32VHkp89yic30prjDW",
-	"UxDpIB0IKFBeoQPlodIOfW+DHCp/4uDqDaGjJM2HSae54x86zf3Q0xxtN7fZ4wt6Zl2fWivUHlASF7VZ",
-	"hZbEfSoUtvqTD2uakZm8DwtSlEbQai6zmdI4bBIx9DxN9SqPyYiGt+nLSYgse0YfQue+jmbVXOpV+w4J",
-	"Y2T9+hHQUs+Wq/wMxIPjY5FsYqhkN1/4mJ6OeGjdF66tSBxMEiavb7JbjW3MOIvVTQXXK7kx4Dkh1eAI",
-	"V09HSCYhYMmQPartJunJxXa1iXpftdwn/V+3mPVZlmHpQ+ZnzZyB9++y8qd1biQg8fAwY0VXYlEoPWXt",
-	"ibjsmSxIkx/jPPzwi9HDsdKSU6tnjWL/pJofg2zvKuTfzk2xXPtqUlSqH7I9NVOlHxs777GCQqH2vXCu",
-	"GbTUOaipNhbzXuWMbTjMbF/YuXM7Uyu1v/QR5tcz1WPbu7uqjRdcZkr8AzISBKnd6mbg0NHI0a0q2TR2",
-	"iwfj9fvc+99HTt2a6LXh3ia3qfynCW5xYtHNLr15GzK7N8vTfbxPmBfhia9Fmrgp1lpOqkBIOp8rPoJr",
-	"kty9ak9vP2TM/InD+dQtmV/sG89LNdWvypY067udoFcFvEWOrGWPvcGeBKemeliV7UwzzYzY3wT835Dd",
-	"V4Ps1s4Nt7rPu8F3L730ldvc2lzz+QpBmLe3ShVf6+vpgsz5XKoebEMK7dxW/0CwsVQW3aXSuyRmQ3PA",
-	"zcV0p9sx+l9L51yuxraZr0ENgsJQkXCvoTvObzswuliGwFzpKRiN9xwfYjWnVLW0khPIudFtA2hixGTT",
-	"d66fqelpwYchp4DvYw5EeZAeRM0UkJWfHcR2RK9VcOMb2GHMGd0eF7q25p3V6zTWWbj1sdww2X3q84oz",
-	"cB8Ty3Zn6hED/OhBTfQdo9qzkietz4jfIuFQi2Dxt3Cct2gChU1PmlXWEoBre4dNbJPJouAz+Ph4owin",
-	"UI8avKmTWCt9CZjI2Ob5jh7fhNXu3MN/lLOuczq2dtZZgdKGzGYL8d2a3/lq/Pd1n4q63vCnpl+U1bhQ",
-	"WYgvHfNXgiuYSTdDxypo/AwthFgg6KCmwBRKaTmZHg7j1hQwJKkvPyY32yjHmjfxDCUKs0A7pE0578bs",
-	"vxv83/G3UWbmfS13lWv16j/Nv/81uFGfboJTMbQkJevGwA+Od3LrN6nmQ6mNVpks4Mn51QNS0SfnV/9V",
-	"a2WTjlyQv2+AxWpgR4ejo9Hx6P5Ha++qief3fjbKospngz+UAWqOKT5CF9azkGQIu0OL1rxGQZO2PnYE",
-	"erPFYm5PcDPV7Y8mrcPxwlearl7fMFTDvQusN9gLrLf90RbUEnPb3XYyVMUe55HhAJz6HfdP4TAocvhU",
-	"OTjcERi5XpYbbW28SvQ1rVM+2p4K33ydKR7IJzWyKAjByMxDVdJWeHSYHB4eJlAa59S4WILUgM6rufTU",
-	"J3P/pIc9hwiilSwP0c7Hp+fX9ivGENHqQ/PNSVx9nnzPNQL1Ybc7z+/zyVhWWeWXL0nJI/WOUdtZRdvW",
-	"h4jhHtez8fdfLwY9zKUOYGZN64JH/iLs3ltBJdsZT0CAjY24M+9Lmu/nJNPx+VaY9NRMSREYay1NZet8",
-	"kGvoPuSFeJvkrzuIiEA3xxWt5jlbRZ/WCPeVLVoE2tXIOrs5fXwczraVnphNOcmRwFxqOcU5an/ShN0k",
-	"WWGmSsNeGOsK7XNyLgzNGi+90tNUx9kL0+72EyitmagCXcJcN5eAQ2mzWcItSw2yypWnLkapTvV337WI",
-	"Gcro0XffQQC51lQeoSIf3SyYoPAASw4LVkuapFp0l5L7ip/FgQnQiLkDcRZ5K9zdCQRNg7Q6PLyftVWI",
-	"P0ExSjX5h6AYTFUgCyJYMVTaoXbKqyscwRnMdyGpBO1ULtUSxIPDo0jtFesUlVowMYInMYdM9pRAOqgH",
-	"gOmAptHV+pbqj1K4MPucp3erWedTBhrh318+/wXEhzQm/NPBCaSD0WiUDkiGzOTY+uhanMLqKCTV4awC",
-	"9jja2CcUQog5fEqvvf6QhmR8aC3m49PB9Rtmg1C0uXaUAdKn2ugMRyCCROzJ5LYjlAQEyShAbjvNSTUr",
-	"9Z7Qxl9OTKVzkUCHhpqAYL6eSGA0Gu2PoJceGcQQ3x8eilQvZsb1cCV/q5zvIUwqT5pUOYSpQWaq0Zo5",
-	"tISWCzNNdVB/JsGFeBFUvXIxgISxyRW6775joM2rFlwrTf/DQFoZXixLPIF1qow4BVlrbarbz5LozFGU",
-	"rmEfLyOu9/F70t+j78U+02M8zI3zUDMHUx2pg6QCR/cFjHFpdL4/ghXPObYbmDZ1CoHpNrozjgSMTbXU",
-	"Sz8jvWCiAc9I+LoW5fBQkBEyuWiT99yhT1P4zG3Wg19Fr3VuMsTJtS5SW6yFJ3HCSix8/SzHNql2qkDt",
-	"i2VzdMCsWRpLcFlM8nB1pE5YoXa5CSxmKpvRt3UaVLpUB7qM9pbQRGnNXDl0ce3/u0v6btnvipS07jlD",
-	"vjUmdahxZo6netUKKA+5ySraENxJh3CuA1uZhjNVVwS9FoqMbDX59VwpD3uS5tzAvHI+1SH2a6ZnoXLk",
-	"wfOuQI02ewILRGbWYrAHgwqrmkmtjU/1GBvlJAtihdwT5B7/IseZ2G9Jdcoim8o7lSM/bTk3sScIpPzl",
-	"kB8Ovvj4WKxZlspbE1tXBkAmrVXo1jjOJ4G+w8dgMevBqEv5lHaJ1YklybN3xNjw+AfIZpLWlybfTGIi",
-	"2SWQq6nyLgExJCd0Sf+M6J8TsZ+kmu1woRyChLD5Go0j+G+mXysfOrZYGuvZYkh7xgXO6+E1dFoeHvNF",
-	"MW8G6HiESx5flxDLG20vjzVuuBsEVPYw4sHxj4L2AAeixditZ/vhRgkSiyX++ugC2iVLSeejeUx3YWdx",
-	"yGqkB4u+strxXDNhKIxIahCPLuRUjOBlLJgay+ztRtVUqkPZVLteypsoXLAfNQFt2HNFxtyKzT1HqRcz",
-	"VSD7vmPRWq99HvLfUBZ+lrAOK43OJTBHb1XmkrDR1zYIe+LAlKhlqUZLOS9oJ2WxAxZI9Z44yE3m6HMb",
-	"9428UfaW5eucwQ9oE/BHqPHyynPgzsNEe6UyQu2xpmxwMjgivBv7H5wM7o8OOT9QSj9jlLqCoHkgS0/7",
-	"jn4fbvC6eL4dvhOx6GrPFDmZGwfs+w3riyOyFvUr1YVyngcTfMcoWmYo2GonRE+pgSXvd0vwZoq0ACMQ",
-	"TumMeZapVjorKqeuCChwFpuhZfhoBA9jcVgEZ03czEFFu44szGTjdJ/kg5MBicnkskG3gu31ZnagTq/X",
-	"m79ysWqhv9Cqzbz7mMKm5Maema85Xq66h73bGJv72yRs8QX/uIAs0Ful8xU/8IZ+AzmxVWx4R/TXW2aT",
-	"awkblEKTqOYIey8eP4T79+//uL+9iE5n2D9tNya+bhQm0DM/Sg42hk+Soy9vtdL/g1i+ucOTXIt4/Wat",
-	"Gu/48PCzUb9XnNS+upNW0i66LCajPwgC9LXbCHrQqhnkV45uf6VTSsEv3b/9pVXFG71xfLxLN232P7/1",
-	"4+1vrVf9XCeD73eZh6ZmjV+4v9MsNAUVnBSq5nNpl1wSE4ulVuRoZiFPHZ/bsad9Q690ciIFE084m2Jc",
-	"by0PBeTBx03kXBXL5myfAW4nr1FjORhjYfR0FapxMeBQ6VQHxynj83U8EwF0ArKg7X7Z5AGMBWfmyPFB",
-	"wVm4aLMpYdwZ5xFoq+sWAzuvigLE8eEDkYAzEAbJ38gJklShLpRANKcyUh3yMk3/yrkKcyjUFcNial9Z",
-	"cDNjPRRqgmTefZsazWng8sQiW3T+J5MvP5tJdolC193EY6TQr/mDB73pt2nAQF+7yR7d38n4Qjkgv/D9",
-	"LnL11Mv8f+AgyKZAdm32not23XEWftbjK+J7253FyxK5lJDzMG2/QCZaRxuS7z4opbI1hHVyXjuXEZxb",
-	"pECQcy1rogZ3sZArM3Ul4X/atblIOmTzJj5EmYuZKRqnRWA2OpXgMZzhaIAzJAvNZ7bttCZn5Q6PxP42",
-	"K48kuTsy8zUK3k52/vn2/RV7p7dWndYvLAit4mmYwyJfW6xA59XrxagPZTbDIUUO1hTbKwy1GTpvLIrT",
-	"ej3mlQuF5GOEjBrJby8//GKO7Zub+qNuKh5uDU5ev2k7rUc1z2ndF4QCv64q3u7CYi5xuwsLVTTkpRip",
-	"xFOcAiO7cgS78DNPQeplTGh00qmrnOk2txLYoXfkVbrU052cytFn6zycyfeXkda34az5ivpmn75m42MH",
-	"/MzadTs3Pd889+kOYgc7aq4O+eYc7tA5BGNtMehklplK+9v9QMOw3OIFZpi9dcxCCMeEunXnSBfMrLxP",
-	"CCZKz++FQ+FU128Nw6nwxNg57In6vLFJH3E3pyBWhR0iCdEUgaEknhGMEUTdoDgFwYfeIgHR1KbEDHOn",
-	"zkQw0Gn7qVRHR8U3yDRHmCxEOGqse0kH1yEBfRZPiRqOoowfNNMyNn7GQWH7wNY3V6KkWjzRmbEWM7/J",
-	"dBScz5TjGGsFSBiDrFQz/TaSfWl977lVtwQHHXq+SkYDFwIo5zn9ds+BmpOJJKkW2/invASB2nvSohU3",
-	"7as65MyZ+ZvqDn+izQDeeomY4ZMhh8UkJkqbUac6LNcarXTr7nARybR3FFmuSmfIYNpNvR8uFgu+pWBY",
-	"2QJ1ZnLMP7JtLqv6mpBsjILDRR7fIOq3XejTdqHIZernAe3fuBcFLxFS78NQxLR1Tzpzq5PwsqiaM/K9",
-	"mkNQ1//Ay5kqS8zjLVsnrZvBgqfq8y5ZUz1+R+5lszz9G/78qjNv32Dun5eqi8C2HYRKvYRIuq79CXuP",
-	"PodSKLf9pLlzbsMnw9yJ0iAIP4brU+Dc4gTt6kw3cJIZGcULQwnbbt4Yug/eAJNM4uWpNSFpHJEdH1/D",
-	"hFOAU3QnoDxkxvlI5WHgNzMLZsPkiOUIQvFVLYhy8eRBecgxU3k8nGjuNWV8GyWIVCnmKm85gn7Fk7hx",
-	"BH3L2Vs4FNv1jG73U7+7PM1r+Pc3HOZ9O8H7E63+qXI+1D/wzZhMD7jV1kN9SbT0rnpP0T/DwR1r1LYt",
-	"tTnz+2Mb61e+Sf6HaNbmglAIHRjouyhZYBJt3VK2EYzqo9klxckbPKMzDTgv/TLQFlMdL7f9i9iH3GDw",
-	"3PGWaRCrMiWRgGjqlGK+g18UMJc+m/F93Wu8c3DVOERdsPdKK4peh3IhLZ6A+Ofzf/8fAROlcwfin+bf",
-	"/xKnIP5XIBSG1tOUAnWLUCiPVhYtOuL+CEQokIq9owuFLcUy6bkC5TSC9lTHh0YgVmVVgaqt62o02Asl",
-	"Mtzufsi5PHzy8wsYFyZ7W9+Ym2pxdDji/w5+CPnpequsKZjKh+xYXCCuPaRd/iSka5RvcjWpDmdx/KCL",
-	"52Q2Vt+U1uRVRgGz79tMg45s2U7Xq/C2Lk8kFwSUQCu8jYDTqVtbuatWXefx9w92IALdLgtXed0kSrtq",
-	"7k4l2bg0pU+aum7vD0jyiPUu6HXv3Q19/TZ1gn0X2U/q23t27JusZFtHEQVvUtg+5maQzY7PdG9NaLJh",
-	"eGyPq9qL2lqVjuTpbXJ36if7Jmllx5/EHLsrTLrJnWM+atRJLnU7CbHDXkj3htuQ6yqRNX9tbKrFqmxU",
-	"JDG8gYJ5vlMQwxA5UJ+o6aMRXJAbIw88tpx2ZXQUnFAvSdBY36shDKmG/G9tJsP6h7YVD9u/dGpch63f",
-	"erTqz8bvtCqNfsZS2m+I/k/DXS9D9UYVN8VbcdYHlV8HeFWg31KCu37Zfyj3gDFCJOMyc+VHsR9KayLY",
-	"ixlq500JC2PfcsWDBxOv0etu5aGhJhl4G5vs59Dv165pQfSb32iu3/+kDNh/iFaG9YrZpR61TLaGk/0q",
-	"8WUCyv+Xw8iPVs3/EE37K/qb1Ozjcm7xj97QHltWW6PQtUt/TleFfHzVDxeZNVeKt2Mvh55zl3zDQ6pv",
-	"vL1mkwUUKyH3KoepFudnFw//1nMWfMAv7TcMRI73lm2K0Ageblwkleo6wCWhmkPiulJ78/QYwmWnq2Kt",
-	"ODaO8OKGUN9NFEq9Ql1WqNxi80XXVHA1JVv1BfqRkcWlGBS2Pzg6FtCp3trYUarmQqfbYkP+iyBBJtPq",
-	"W7qw8VmU+Wlb2olUhasvbSJBag56/WdEGjgePMIKJdbTc+MR7Zu7OQ3bvODqCx+M3+ZpacJjIdA3p/up",
-	"eOBoB2zb81d3vh2mfdZN6FV0a3XCs8072hWUH9QXM336lsWuZmPT+qVdHutinUnzF7AIyd8X+6e9f+Wr",
-	"DfznxmPOvjgg/zNylEXtqeeyLuGJzh/fK8dFzzEsqP/mSB0RpPolel/X9LMoK08cufcz2RTjQKzFCRxY",
-	"3g2PDw97WUzhDXZ8IY1zJ+z5jUtfvzbvyvsV19nHRNc3B/uNcvDnUg5qmn10ETdwDWZcmf/71uOg+Lc4",
-	"ZxjutAikAZ6UUHzv4G8XF+enfPIfiLa1/8DC9aQj6v7u0GDjzbhbTLaWXhEmGt1MBlNXqOMl+3HqmsHU",
-	"8xevMdg6f+fWzNHPsHLg8b0HfF+TG0Y8c/U9CJwRLeQYiwJzGNd3QXmcl4X04eKDzk52onKRwGpVrFxA",
-	"Kf1sn69WmJnAbQ7X+p6kWrSuPLiceV9eRmftLsMlaQlsfeQyr8KgL124slekem+mnDdTK+f7N7zpLpW+",
-	"nBRqOvMiiWyO9rPjShX5pdIT8yFewnAtRvCcay1WK8uXKTW7ad9OVK/CrVpFa3BQFlKt6VPPX+LdVJ3Y",
-	"y81K01rwlVRb1Ye3312sr3OBXSyPDaGS0uAXBuLSJCC+P7zfCuE2TTD2+adY4AuGG94E5zH67PzNF/UF",
-	"I1snvfvyh43b7V6/uU66l/G9fkOYL1xRFZBiFe6jYywYe/nQ8zdTmd7JF8slkWJelz3FG+e4Znd1oQP1",
-	"tnlCc75+uVwR8V7rWpDWXQbs2zdbuegUk3d6zZXveWHjyhbur/ZWE2ObmzHiDbg2m2Ek67tW+63Zv35z",
-	"/X8DAAD//w==",
+	"7H2Nchu3suardHGzZco1on7snE3EStUqSnyO7+ZH1z83t07GpQFnQBLHQ2ACYEQzLj3BPsp9jPNiW90N",
+	"DGfIoUQ7luOz15UqR6I4QAPof3zd83aQm0VltNTeDc7eDuZSFNLSj9+/EDP8fyFdblXlldGDs8GLuYTa",
+	"SfvAwbW0Thk9Bid1AcqD0pA9nR7+KHw+z8BoyC5fvoAjUamj65MjfModvVXFTQZTY0GkOje6UDiwKKGu",
+	"CuHlKNWDZODyuVwInNyvKjk4GzhvlZ4Nbm6SwQ8mF0xLH2laLiN5L5/9MOqMJd+IRVXicF2SHp8Okq2J",
+	"bpJBJaxYSB+246K2ztjtWX+uxG+1hMo4WglMrVmAgMrKa2VqB5WYyQcOMi3f+KucBsnGkBvtla6lAz8X",
+	"HowtpAWhC5iq0kuLhCsc/bda2tUgGWixQPL4+Tt26FLM5Dad+CnoejGRNmEiT0ZwKZwHP5dQ4g9IKv0m",
+	"tFtKC8pBdnp8nMFS+TloA8rLhdtFGz7doayQU1GXfnB2kgwWSqtFvaCfA8VKezmTlkh+rn7vIfkpTgeV",
+	"tETZrnkdPts775fHyWAh3oSJj4/vJOOlk/bpd7cyvSoaOirh52syVDFIBlb+Visri8GZt7VsEzU1diE8",
+	"z/eXx4Oe6W/wcVcZ7SQx3LeieCZ/q6Xz+BsyjNT0o6iqUrEQHP3DsSSsJ/rCyungbPA/jtaCfcR/dUff",
+	"W2vCVN0F/ihKJFAWoHRVexjW2kpRiEkp4d+e//xTAkJDrV9rs9RgLFhZSeFlAXQW0EhKgpwffwEzJW5a",
+	"WqNngOs9GA1uksGF0dNS5R9hWefgvPASpY1mTMDV+RyEAwFevJYa5EKoEoYZ/f+KPssOcIWNULi6klYU",
+	"C6VhmOEnV+tPMl7QE2Mnqiikvv8VPVczTacEk9qDNh5EWZqlLGA4WUFlSpWvEpisQICtS9msVxvAo7Om",
+	"lJDPhZ7JBFdZa69KEKiPc1lAJZxbGluEr/DqnmovrRblRzgu5DH5ppI5stZUqLK2cgQofYX0eFDKgSiX",
+	"YuUgU4EskDhcNobfauNZfWX/eRgk5/Dpdxkt4ifjn5haF/e/iJ8MbzrqC5r60srGzj0RqpQfgQjcspYp",
+	"RlOOe+e8KOUYULRpo5BGEDOhNFH6wpgfhGXjcf/0TUyxQqLMtQziphbKw/AEflTfIgsHPX4QaftR6FU4",
+	"V3f/JP4cybKoQYg21PwtB+mZ9HZ1eD71sscteE6H7sAbWAp+dMtmt03Pfx4+E17+gNMc0r/bQ8a1NyKP",
+	"lnGpdGGW7zT8M1R2Gr2F3VOUckr+HOnv95nCSb97U1jt4NiTOn8tPbLBtC7LyIu3zkSGWovaz41Vv38M",
+	"afpROaf0LAGlr0WpigTkmwrNPJvCa/NaFpBbWUjtlSjdBp/88ssvh+e1n+Nfc+F7HJ3zoNO+lcJKm41u",
+	"dfDC+q+FKtE+fxxhLYQXE+EknhT5BvmcnANjoVAFG6LgNGrwakFaxtsVlMIHPfhSV9bk0rmPQ/UvsiwP",
+	"g1ODtjKcHVyLspZuDBnZDZcB+m8O5DU6MhOBHrgsi0Cxq6vKWC+LH2WhxAs6iY+pG3FfzRQEhCnJiwI/",
+	"R7WJTghFHKjO3YhkMAyOc5/XhfLfa29XPTGLjl7ACLKJnBorM5oOZZBiM2RnGj2BTKCGy9p/LGQp8Y/I",
+	"qJVFSrxip1XkMTaTGv3sXwc0kETnmCM8cpNNKa+YAPw1uh2tj2gGWQxebUVmCc5h7JUqttf1y9zAQhTs",
+	"BfBgY8iOaW30kVkshC4OS6Vl2EBDsdad3nkyEFHPi7L8eTo4+/X248VQYnDzKhngtjHHY0iAA/lOPIB7",
+	"cogSM+hZKp/Nh5jVyd96YsIYtAZNz1sGpZmNYWbN0uEfcNNUCFH33CuPXoQPR3R35NOOm34lSmmXWied",
+	"RMZqj91sTzycNbOYyT9k7pEUEoP+iBilgEJeMw0rPyzNDKT2VkmXxE2R+lqWpqKvkcOEz7ht1qfguPPD",
+	"bSfVEs+bhmxhraDfW8mCvkjeOfTps5BNIKH0lPx4w0H8GDJkAMrBdKJ7pLrLGj1MV4Xd2j5XWvleZ5pw",
+	"WN47ijeeo4l9OAm/eyXfCA4XwxcmxpRS6C3W4Z2PM3SfTpoEBecLeC3dre5joAvSXyhYrWhcFDFvddni",
+	"gakondxkC4ose+x4Mpgq6/wVpw/eDhbizQ9Sz/x8napofu85pJnURZ/fiUwd4m7+isPYfQWl9BiS58IR",
+	"E2yNp6orURRWOteX4uK1jiFLB+kgg1KKa+lAeai1k753QAqV33Nx0SB0mKT5MOkMd/pVZ7iveoZDc3OX",
+	"PD7D72zyU+uE2gtKwqE2p9CiuI+F2NSfvd3gjNwUfb4gRmnoWi1EPldaHjaJGPw+bvU6j0keDZnpqylH",
+	"lj2r59C5b6J5vRB6Pb6T6GPk/fzB3lKPyVV+Dtnj09Ms2fahkv104RP8dvCHNnXhxomExSS8eX2b3Rps",
+	"a8eJrG4qOJ7k1oIX6KmyIlx/O7hkAtiX5OxRlJukJxfb5SacfT1yH/V/3SHW53kuK8+Znw1xBrLfVe3H",
+	"MTfCnjh/mXxFV8myVHpG3BP8sh9FiZz8RC74h5+MPpwoLSi1et4w9req+ZFp+62W9NulKVcbf5qWtep3",
+	"2Z4u0I2+61S2/eDclPVCU6oqs2a5NnXWLDmNt5ybckMqdh4pun3985BDGMd1XljvwOgxfcSRHLqQ9K2T",
+	"zmQn/6vPan143iHSk71YiPf6mfwHpdH29x3jc/jv4CbZpa1aC6IHrmyc6Vbdc/vy7hLrV31BkiVSOT7C",
+	"cXMPTBLfqSyt8RK3fE6xO91hkD+HXMgayo3aG0YL74kpBMa2cWiMdofGhvGywq6ubK2zBJamLgsozMEI",
+	"MvY70IHOIDe19hx+YBCdavKrUemOAcNoumXhwWWRJZCFMAl/dK9VVckigyHlYwSZ3KVwZ6C8Yw5K9VI4",
+	"cN6gvNcohfxYltCU8Q/ot+IXRYkzr/hvYiHjIzxplqSaArx4phv72tlSSpNnbHcyvrfrckzYmz6/bbc9",
+	"+Z5sSGXNpJQLPFs2KjwNiif55RzAYUQybq4lWFc4ED4IKgzVTOPyE3pc6VlD+t6mqa24evz0aZPP3VYC",
+	"8Uz7/xqO9hYPmfin/+8xku5PxLUFqzVSi6J2LB4JaRbTnE3SnGCfmvnBzJR+Yuyix7EpldS+N0Jv7JjQ",
+	"BYTj6fU3whhO5rYvk7j3ODMrtL/yIXMTjV+Pu7a/97n1gMtNJf8AjSid0VPeVnMdQzG601I0g93hlNL5",
+	"feiQ5h23boP0aLjvotvU/v0It3JqpZtfefNa6rutUvfrfcQ84298KtSEOCdyObLCIBnQVSVKenNv2cv2",
+	"+PQFpUHecznvG2XRg33rea5m+mXVomYzgMnw0QxeS0qWih55g6EAp2b6sK7al4e4M9nBdg7nc7D+yQTr",
+	"G1CQnerzfkL251742m2bNtd8vvaDzes7qQqP9c30AsX5UqiewAgZ2rmd+gHDkEpZ6a6U3ueujYcDGi7c",
+	"YLk9E7obGfqr9dq23WWpIfO2lsED5enoyhJjqnLFuVb0xoyWDxzhEhrgQaRW0J1gYXRbAFru45bu3IRJ",
+	"6FlJ99tjkG9CWlt59A2zCP4StZ8fhXGyXqmgwbd8hwld0vWo0I0z75xeZ7DOwW2u5ZbN7mOfl+TIvUt6",
+	"ss/fDhrUBN0xipoVNWn0r1/LlQNh5To4WDa5n21NmtfWogPX1g498b0oS4JVha83jDCGuGrwJt5LrPmF",
+	"fSJjm+93+Pg2X+3eNfw7KeuYprdRWeelFJajxZbHd2fK/pPR3zd9LOp6M1oRUVfVk1LlMSCHy6gK5sLN",
+	"pSMWNH4uLXAswDyoMSyESnD8z/iKDQbke8erd7lua5hjQ5twEF2apbSHaJSLbsLpdyP/d/htlJtF38hd",
+	"5lo/+nfzz/8a3MpPt7lTIVuITNZNaz4+3Uut38aaF0IbrXJRwtPL68fIok8vr/8SubK5YVqivm8ci/XC",
+	"To5HJ6PT0aN35t71ED8/+M4oK1UxH/yhpH4T7b4DL2xeLFF8vLdr0drXQGjS5scOQa92SMzdd5aEXv6j",
+	"95B8Y/yJ3kBuGgzVwKkZyAxDBjIfjHZ4LeG6sjtOLlU5pMQIHIFTv8uDMRwzI/OnysHxno6R6wUuo2mj",
+	"U8I/4zkVo923m9uPE2pP0uW7KEv0YETuoa7QFJ4cJ8fHxwlUxjk1KVcgNEjn1UJ4nNOF5OfQSRnzkPQ4",
+	"RzvvfuO6Ya/IhwhSz8M34IoIEXrgGoL6fLd7v7IlsENeW+VXz5HJA5qavLbzGs3W2+DDPYm78W+/vBj0",
+	"gFE7DjNxWtd5pD+w9d7pVJKc0Qaw29iQO/e+wv3+GWk6vdzpJv1gZsgI5GutTG1jPsg1CE7UQmQm6c8d",
+	"j6gMKcS2jadsFX4aPdyXtmzVRKxX1rHm+PEpw5WUnpptOlGRwEJoMZMLqf1ZE3YjZaWZKQ1DXuva26fk",
+	"HC/NGi+80rNUh93jbXcHCVTWTFUpXULwZZeAk8Lm84RGFhpEXSiPU4xSneqHD1tYO2X06OFDYCfXmto3",
+	"Ce+w3AzDA1lRWLA+0iTVWfcoaa7wWVhYBlrKwkF2HqCINN0ZMKdBWh8fP8rbLESfyGyUatQPzBiEPkMJ",
+	"QrfiUGkntVNeXcsRnMNiH9whc6dyqRaQPT4+CdUa2SbqMBKWjeBpuBZEeUogHcQFyHSA2+giv6X6nRiO",
+	"d59y5W6963zdohzVEUD2Ng2XPengDNLBaDRKB0hDbgrZ+ugmG8P6djvVnJKGIUUbB+iFoMfMn+Jjv75N",
+	"+XKMRwv3Y+ng5hUB/DDa3LidBuFTbXQuR5AxRaTJxK5b8QQypDGjy6beC/pUE1MPM2381dTUmu5w2pUF",
+	"CWQEwc4SGI1GByPoRbwzGdmXx8dZqpdz43rg7/+one/BwCuPnFQ7CTMjCXxMFz3Sordcmlmqmf3pqpPj",
+	"RVDx5EIACRNTKOkePiRHm06NVStu/wXjEA9frCp5Bpvox2wMInJtqtvfRdIJdi5cU1CyCn69D39H/j35",
+	"MjugGz0PC+M8RDB4qgMaHFng5FEGE7kyujgYwbp0JYzL4MmYQiAEpe6sIwFjUy30iu6CgLBjtCP850jK",
+	"8XGGQkh40e1Slk5FDIbPNGZc/Dp6jblJjpMjL+JYxIVnYcMqWfr4XYptUu1UKbUvV83VARVC4FpYZRFu",
+	"z8VIHX2FqHITWM4V3yzGNKhwqWYEpPYWvYnKmoVy0oWz//duHU9Lftc4003NyfnWkNTBwakYKNXrUUB5",
+	"KExeo0FwZ50aIs0FKLicmbpG12upUMjWmx/3SnkYCtxzA4va+VRz7Ndsz1IVkhZPVgEHbWwCEYRi1ipK",
+	"YoHiU82F1saneiIb5kQJIoYcZqgevxGTPDtoUTUmkk3tnSokfdtSbmKYoZPyzTF9mXXx6Wm2IVmqaG1s",
+	"LPaCXFirpNsoWzljRCZdg4WsB3ldyqdoJdZAAqRneEK+4elXkM8Fni9uvpmGRLJLoFAz5V0C2SEqoSv8",
+	"Z4T/nGUHSapJDpfKSRDAxtdoOYJ/p4oa5Xlivm4niYn3s3F5TYUELY9KAGTRLNDRCle0vm6NAxna3tKE",
+	"YHC3agpIw2SPT7/O0AY4yFpFGHG3L7aqSoms7K/fv4B2FWrS+WgR0l2yczgoNcKDlb622tFe0106r0ho",
+	"yL5/IWbZCJ6HGtiJyF9vFcKmmith2yWw3gTiWH7UFLQhzRVA0OsCnYUUejlXpSTdd5q1zuuAlvw3KUo/",
+	"T4iHlZbOJbCQ3qrcJWzoowzCMDsyldSiUqOVWJRoSYls9gVSPcyOCpM7/NwGu1E0zN6SfF2Q8wPasP/B",
+	"1/9eeQrcaZnSXqscvfZQJjw4G5ygvxvmH5wNHo2OKT9QCT8nL3XtghZc/zLru/q92ILq0n47+VsW6miH",
+	"pixQ3ChgP2iAvBSRtdC8qS6V87QY1h2jIJlcg9tOiBISaEX2bgXezCQewAgyp3RO0PlUK52XtVPX6ChQ",
+	"FptcS/5oBBeh3jc4Z03cTEFFuzSYd7JRuk+LwdkAySS88KBblPzrdnYgptej8VcuFKL11862wdTvUqua",
+	"3DozQfAnq/X0MLwLhH+wi8IWBPyPE0gEvVa6WEO+b5mX8eat+vF7qmi4YzepPLzxUnAT1ULC8NmTC3j0",
+	"6NHXB7vronUu+7ft1sTXrcQw4v6d6CBheC86+vJWa/4/ChX5e3yTystvXm0UWJ8eH3+wap51mUFfKWEr",
+	"aRdUFgHPHjMBfeM2hB61ysDpkZO7H+lUx9FDj+5+aF3EjE+cnu4zTbugi576+u6nNgs5b5LBl/vsQ1OG",
+	"TA882msXmho5SgrVi4WwK6pyDPWv63oXKiyZObq3I037Ch/p5ERKAp5QNsW43vJMDMhZx03FQpWr5m6f",
+	"HNxOXiP6cjCRpdGzdahG9d2HSqeaFacI34/xTHCgkwbJF/MAxoIzC0nxQUlZuCCzqW4wkGjquv0dnFdl",
+	"Cdnp8eMsAWeAF0l/EVOJVHGpPzrRlMpINedlmvmVc7UsoFTX5Bbj+MqCmxvroVRTieLdZ9RwTxnLE/om",
+	"SOe/NcXqg4lkFyh00008hqqoDX3wuDf9NmMf6FMX2ZNHewkfV3jTA1/uQ1dPCeR/AwWBMkU42JbMPnBB",
+	"rjvKws97dEV4breyeF5Jqg6nPExbL6CIxmhDUDubSigbXViC7DIRI7i0EgNByrVskBoQ0C3Ar6vQ/0er",
+	"TX0vOJs39RxlEog+Ki10ZoNSYY3hDEUDlCFZarqzbac1KSt3fJId7JLyAJK7JzHfgODtJecfzu6v0Tu9",
+	"7Ufw/PhA8BS5nsCUxcZhcYWG3uwvcCHyuTzEyMGacnfRuDaHhPLOxvE8FrXj3iATCTkOUtxdUf7RFNtn",
+	"NfVH1VS43Bqc/fqqrbS+jzinTV3ANdtdVrxbhYVc4m4VxoWRqKW4uoBvcUoZ0JUj2AefOQahVyGh0Umn",
+	"rnOmu9QKo0PvSat0oad7KZWTDzY538n3dwaIDc42dEVs1tY3bPjaEX1no4Pabd9vvvf+CmIPOWq6QX1W",
+	"DveoHFhYWwg6kVNh0t16oEFY7tACc5m/doRC4GtC3Woj1XVm1tqHg4nK03N8KZzq+NQh3wpPjV3AMIv3",
+	"jU36iKYZQ7Yu7MgSjqbQGUrCHcFEQhYHzMaQ0aV3lkDW1KaEDHOnziQjR6etp1IdFBVVOzVXmFx6RVeN",
+	"cZZ0cMMJ6PNwS9RgFEX4oNmWifFzCgrbF7a+6XKV6uypzo21MvfbSMeM8pliEmItdglDkJVqgt8GsC+e",
+	"7wO3npYKxaSn7mAaqBBAOU/ptwculHglqc524U/pCBjae9aCFTfjqxhyFoT8TXUHP9FGAO/sC2noZsjJ",
+	"choSpc2qU83HtQEr3WkdXgQw7T1FluvSGRSY9lBvDpfLJTWeOaxtKXVuClm849hUVvUpebIhCubeTJ9d",
+	"1M9W6P2sUMAy9eOADm61RawlOPV+yEVMO23SuVvfhFdl3dyRDyOGINb/wPM5FT+GxolnrWaPrKn6tEve",
+	"NAS5J/Wy3XHks//5SWfePru5f16qLji27SBU6BUE0HXUJ6Q9+hQKez23JfVFgb7rxfP/gKkqZQKMvXCt",
+	"vBnd2m9Co7x8449yd83dZPn7qV7UpVdUtcAYtAzHzDjNxqQwAoWh3fuopxeEJCo7ACvlQVirrkP1xNIq",
+	"7yU1+ZowsphS/crDQqzQAJfIZ2dQV6n2Bv7yeKMB5ybkKqIsqNz+4UNqNxuaZDCakVuUhLt4AS9fPDn8",
+	"CiYrH0r2YSHs6wQunv3whCr1U025UCSVergGgB4XekyVlgdnuFERfI9efIO+bxB2+APj7wlUskbgZ6Fm",
+	"KeCxhhSpVH4Fne9sFEkejCFTBY20LoRaO8ZzQZBQK1sVUy832xDY2KFCFmB0LlM9bFoTHHRqwuGcj7CN",
+	"Wbt4/h8EkCoFhVfrBYSWKKluIaUIj8GXPA0fTGtLIIUA0THLiOjLMWIjSBi0a2OTFvoltl+gscISSLSU",
+	"d6mmJeCXmRQY3taahdBX+BG1ef3LY/g/6luIue9U47pHwFHL0gD1xpiLa7kObeh0k4CYs87HhhrxLosa",
+	"TFLUkOqpUCWBKvHwkPrXsgroJW1YQ8xJPsawhjw1OJsZFReRhSNMZJO/Ug7mRpuakLcYv9CIK1OTALE/",
+	"wCIbd2kE5+1AivmFfN6JhEluVxVK1Ren4gvk2y9OJ+H/qy+CvrAzo09VAcPLv12kmt3gg7MwyWspq3DP",
+	"FqdwI/iZcmjRPjtcDmRBhK824igipVMWyXsbcNodMDQ4sXK3hYUHY1o2BqSG2+is+Axpzwkq263vTLVo",
+	"t9V2kkCEMoCotmlmdtrUnQxFSDXrULCCwaRz0bQzJCBCBENW1rxRBE5ZtbDiRl/F5uAPH9JKYUkNX4hn",
+	"GSvIIbhq3aVwPVhhpDsL3VZSPeQAnlsWR32y0YJl3DRaYehs+IY1yweO+5AmqWYtlsRKK2T0kOCI0oU8",
+	"TADKTQ4bMjSyRck6rZKEmjlBtvGss8LA54WaTpFzCJXUIj2ANSMYOQqXiGlbquPjJisONee0AVOXlLoI",
+	"qukM1DQY52WATAUEo206tLukrcii5dq+t84eH3+9TpykmroHs64aAfcko3NhxR03nS7jjSlYz6AyjC1R",
+	"mikmokg1apNG842j1WTtSd0wPetPYvWZIXNKbOeltTX36aKBU42y6qKjEMcJc/FtHhnvhoyZiMUeYQHo",
+	"D5XSo3pDvRI7Dn1DeRhW5qF7bYAzB4svXdxJYnVGtpGeayYzNkAQKXez1QMUhlmAOrXbEh0kqXZSarT6",
+	"GUP1eJd/kZPnhro5u3qCPtQEfZieAIrnf0ku2R2Atl/eRRZ3AZBaMt7/ngjqgdNqjRZ+5RWHxjh74bYo",
+	"GRqynpRN45NoDmIHgbHNTi9xoWp7u4yqv+gs6FkzbVmCqJ231MVX26jhgzFUVk6DFtnQuTsXsKGx+9Fe",
+	"t/SBeXVbJN0QcURZtUL4AMfLTRG6mKMQtZ7iRs2D6IO3WiNvN1nYor0vndBYkzWQfByMqFnIiIpjS7R3",
+	"KXokevsYY7TRGappzndXA4zebio3yXo7OomAu8f/qGnIbhe6nrbeEdgQtVgSdVgCoZUVv0eHmlmFNm0d",
+	"r/ZTx/FwNuGDbmZo0Ne3nWRpWhrymykHU0Hp4kZvW+kYDoi2c5N0whB8MphvLlyJLc3JkV9b66aRXijB",
+	"4iy/KSS/t+NzquTDpUqYG4JNCK+pippmn1xJqdxuVH4H49ryNUIsxt3D4ZJNS4N/HzauZnxfFjqs2y/M",
+	"OkBDRQU54d1hsXhrEm7BOHyZElxqJqlBIuTG+VD2RJ7W3CzJAy6krELM2RCiXEBpKg+FzFURXPPmtV50",
+	"FxgoCCE61XXvgOvv8G7uwCkzgHhfPPP+COn7RD43vQpuAT5/Rjv/iWL/g3JB6ClTR6UUd8o69+IIkt5l",
+	"75n0P8rBPXPUruuHBh/9xy4hPvELhX8Rzto+kAcuVuvvw2RcdbXTpOwqxorx84ryC5s1Wecxv0slnqkO",
+	"73b7JjugIJE0d3jJ4u6sMrshnFiGBYbt9LrKjRp9CnTJS4bhS63QazkUS2HlGWR///mf/zeDqdKFg+zv",
+	"5p//lY0h+59cfMmjp2mWamEllMpLK8p2EDZqktk8u3TcBKRcJT0dwMchgZPq8KVRN7lNuZomnzTkdiI0",
+	"Licb4eLpd89gUpr8dXxhXKqzk+MR/Xf0FWP5oqmM5arKM5IoHBD1aUIrf8bQFuVb6ZmY6aC6VMYUxzbN",
+	"lTVFncsClO8zpswjeyULLnYfTyjEYC8BT3hXJNvp8bNWV60eWKdfPt4nE3AnLdQR5zZS2h2G7pWSrQaz",
+	"fdTEHkd/gJLvie+a9OZ2n8u+eZueSn3vcZ3G5vV7zm1Dr/i+icKN4Xa537t0Ud2e+Fz39s9KtgSP5HHd",
+	"pyJKq9Kh0HwX3Z1eU32btJbj96qyuy+fdLvOkO4GA09SW6Azjh06mfX2fV9LXxub6mzdYitLYoBaUk30",
+	"DLJDjhxwTqnxoxG8UCGpO7EEUSPviJVQb0Glsb6XQ8ilOqR/o5gcxh/aUnzY/qXTD+yw9durHemxP9F/",
+	"x1Np+DO0Hfvs0f9pftdz7nRRB6N4p5/1VhU37F6V0u96A8bGu265NQZMJITCZary+To74GxOcPYCms95",
+	"U8HS2Nd0AeHpunu0Zcp5oAY4dVfl3Xc87yefrnt89xPN22ffCy30L8KVfF4BidPDlsnOcLKfJT5OQPn/",
+	"cxj5zqz5L8Jpf5X+NjZ7t5xbeOc72tiq3hmFbjRIHq+bHlFbZAKFNW/UbMdeTnrKXVI3THq7yu5Ov9sV",
+	"U6Fr1LB2MtXZ5fmLi7/14OaP6KGDplqT4r1Vu5xqBBdbTbdTHQNcJGoNtghd7baR9uFefd3YJqyNIrxg",
+	"EGIfZ26Lw9ga7nITAQ+x200Du4nvjw0Xz9S2AsP2xyenGXQ63WxZlLppfn1XbEgvxGaaTGtu4djw8et4",
+	"WtQSliE2uEZCYr1+fIt2446zRlh7iXF7boWzv7of5PB2M/CPfHt3l6bFDQ/XdZ+V7vv6Ayd7+LY9L53/",
+	"fJv2QY3Qy6DWYsKzXaO1r1N+FJtYv7/JIlWzZbR+arcScwEriLaACnTRk3+UHYzXeagdjv/CeFmQLmbP",
+	"/xwVZRk19ULEdidB+cs3ylGDuBAWxJvjGBGk+rn0PvY/JFLWmjjgeeaiaVzS3CUTVpas4enxcW/FFz9B",
+	"io/TOPfSaWDrBTmfmnaNGN0m0fVZwX4uz/hzyzNiS4KgIm6py5hTF8Pfd14HkfCTH9aAXMOmcKNCB397",
+	"8eJyTDf/jIqM+kOWricdEee7R4ENbxHaIbKReoU+0ej2wjl1LXV4T2jYumYxcf9Cy8ed+3dpzUL6uawd",
+	"FaeAfBPBDSPaudgzkjKipZjIspQFTGLfbC8XVSk8N4nsWLIzVWQRXUyKXSyhEn5+QG0o54YBWfwKpLNU",
+	"Z632kFdz76uroKzdFTeUT2DnV66Kmhd95fj1Rlmqh3PlvJlZsTi45Ul3pfTVtFSzued6mw1CJrUqiyul",
+	"p+ZtaFh5k0VM/fpkqfF0Y037LFE8hTu5itB4VSnUBj/1oO+2WSfMcjvTtA58TdVO9iHzu4/0dZr9B0g2",
+	"h0qKizjC0SSQfXn8qBXCbYtgmPNPkcBn/B5Uw8pj9MFrXZ/FZqw7N7378NutNwH8+uom6b644NdX6PNx",
+	"O2/2FGvu3U++YJhl+11YoRSWijuSUI4fW8SE7vzU32zd/BJn276hudxsxF8Gf6/VQrXV95F0ez9OeQ0y",
+	"78xaKN/zwFZ7W5ovaqupsU0X0fC2IJvPZWhs4Frjt3b/5tXN/wsAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

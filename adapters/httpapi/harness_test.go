@@ -200,6 +200,7 @@ type harness struct {
 	users *fakeUsers
 	auth  *fakeAuth
 	audit *fakeAudit
+	imp   *fakeImport
 	ready func(context.Context) error
 	reg   *prometheus.Registry
 	logs  *syncBuffer
@@ -207,11 +208,11 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	h := &harness{t: t, users: &fakeUsers{}, auth: &fakeAuth{}, audit: &fakeAudit{},
+	h := &harness{t: t, users: &fakeUsers{}, auth: &fakeAuth{}, audit: &fakeAudit{}, imp: &fakeImport{},
 		reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	h.ready = func(context.Context) error { return nil }
 	e, err := New(Deps{
-		Users: h.users, Auth: h.auth, Audit: h.audit,
+		Users: h.users, Auth: h.auth, Audit: h.audit, Import: h.imp,
 		Ready:    func(ctx context.Context) error { return h.ready(ctx) },
 		ETag:     testETag,
 		Log:      slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -118,14 +118,19 @@ func (s *server) recover(next echo.HandlerFunc) echo.HandlerFunc {
 
 // limitBody refuses a declared Content-Length over the limit at once and
 // cuts any other body off at the limit; readers then see *http.MaxBytesError.
+// CSV imports, streamed rather than buffered, have a limit of their own.
 func (s *server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		if req.ContentLength > s.cfg.BodyLimit {
-			return errBodyTooLarge(s.cfg.BodyLimit)
+		limit := s.cfg.BodyLimit
+		if c.Path() == importRoute {
+			limit = s.cfg.ImportBodyLimit
+		}
+		if req.ContentLength > limit {
+			return errBodyTooLarge(limit)
 		}
 		if req.Body != nil && req.Body != http.NoBody {
-			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit)
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
 		}
 		return next(c)
 	}

@@ -213,7 +213,7 @@ func TestEverySpecOperationIsRouted(t *testing.T) {
 func TestNewRefusesMissingDependencies(t *testing.T) {
 	t.Parallel()
 	_, err := New(Deps{Users: &fakeUsers{}, Log: slog.New(slog.DiscardHandler)}, Config{})
-	if err == nil || !strings.Contains(err.Error(), "Audit, Auth, ETag, Ready, Registry") {
+	if err == nil || !strings.Contains(err.Error(), "Audit, Auth, ETag, Import, Ready, Registry") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -221,7 +221,7 @@ func TestNewRefusesMissingDependencies(t *testing.T) {
 func TestNewRefusesARegistryInUse(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	deps := Deps{Users: &fakeUsers{}, Auth: &fakeAuth{}, Audit: &fakeAudit{},
+	deps := Deps{Users: &fakeUsers{}, Auth: &fakeAuth{}, Audit: &fakeAudit{}, Import: &fakeImport{},
 		Ready: func(context.Context) error { return nil }, ETag: testETag,
 		Log: slog.New(slog.DiscardHandler), Registry: reg}
 	if _, err := New(deps, Config{}); err != nil {

@@ -29,6 +29,8 @@ type Deps struct {
 	Users ports.UserService
 	Auth  ports.AuthService
 	Audit ports.AuditService
+	// Import serves POST /api/v1/users/import.
+	Import ports.ImportService
 	// Ready reports whether the service can serve (the database answers).
 	Ready func(context.Context) error
 	// ETag is the user's version tag (application.ETag), compared by the
@@ -46,6 +48,12 @@ type Deps struct {
 type Config struct {
 	// BodyLimit caps request bodies in bytes (default 1 MiB); larger is 413.
 	BodyLimit int64
+	// ImportBodyLimit caps a CSV import's body instead (default 64 MiB).
+	ImportBodyLimit int64
+	// ImportTimeout is how long an import may take to upload and run
+	// (default 10 minutes), past the server's read and write timeouts,
+	// which are made for ordinary requests.
+	ImportTimeout time.Duration
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed when
 	// working out the client's address (for logs and rate limits). Without
 	// any, the address is the TCP peer's.
@@ -55,8 +63,10 @@ type Config struct {
 }
 
 const (
-	defaultBodyLimit    = 1 << 20
-	defaultReadyTimeout = 2 * time.Second
+	defaultBodyLimit       = 1 << 20
+	defaultImportBodyLimit = 64 << 20
+	defaultImportTimeout   = 10 * time.Minute
+	defaultReadyTimeout    = 2 * time.Second
 )
 
 // server holds what handlers and middleware share. Its exported methods
@@ -65,6 +75,7 @@ type server struct {
 	users   ports.UserService
 	auth    ports.AuthService
 	audit   ports.AuditService
+	imports ports.ImportService
 	ready   func(context.Context) error
 	etag    func(*domain.User) string
 	log     *slog.Logger
@@ -95,12 +106,18 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = defaultReadyTimeout
 	}
+	if cfg.ImportBodyLimit <= 0 {
+		cfg.ImportBodyLimit = defaultImportBodyLimit
+	}
+	if cfg.ImportTimeout <= 0 {
+		cfg.ImportTimeout = defaultImportTimeout
+	}
 	m, err := newMetrics(deps.Registry, deps.Version)
 	if err != nil {
 		return nil, err
 	}
 	s := &server{
-		users: deps.Users, auth: deps.Auth, audit: deps.Audit, ready: deps.Ready,
+		users: deps.Users, auth: deps.Auth, audit: deps.Audit, imports: deps.Import, ready: deps.Ready,
 		etag: deps.ETag, log: deps.Log, metrics: m, cfg: cfg,
 		metricsHandler: promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{}),
 	}
@@ -128,7 +145,7 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 func (d Deps) check() error {
 	var missing []string
 	for name, ok := range map[string]bool{
-		"Users": d.Users != nil, "Auth": d.Auth != nil, "Audit": d.Audit != nil,
+		"Users": d.Users != nil, "Auth": d.Auth != nil, "Audit": d.Audit != nil, "Import": d.Import != nil,
 		"Ready": d.Ready != nil, "ETag": d.ETag != nil, "Log": d.Log != nil,
 		"Registry": d.Registry != nil,
 	} {
