@@ -49,6 +49,10 @@ commands:
   migrate up|down|status         manage the database schema
   superadmin --email EMAIL       create or promote a superadmin; the password comes from
              [--password-stdin]  stdin or USERSERVICE_SUPERADMIN_PASSWORD
+  import FILE.csv                import users from CSV as the operator (migrations are applied
+         [--on-conflict skip|update|fail] [--dry-run] [--report REJECTED.csv]
+         [--default-password PASSWORD]  (or USERSERVICE_IMPORT_DEFAULT_PASSWORD)
+                                 exit 0: every row imported; 1: some rows failed; 2: unusable input
   healthcheck [--url URL]        exit 0 when the local service answers /healthz (for containers)
   version                        print the version
 
@@ -70,6 +74,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = migrate(ctx, env, rest)
 	case "superadmin":
 		err = superadmin(ctx, env, rest)
+	case "import":
+		err = importUsers(ctx, env, rest)
 	case "healthcheck":
 		err = healthcheck(ctx, env, rest)
 	case "version":
