@@ -2,6 +2,10 @@
 // deterministically from a seed (see package gen):
 //
 //	go run ./tests/gen/cmd/usergen -n 1000000 -seed 1 > users.csv
+//
+// The repository's sample, tests/fixtures/users.csv, was made with it:
+//
+//	go run ./tests/gen/cmd/usergen -n 1000 -seed 1 -o tests/fixtures/users.csv
 package main
 
 import (
