@@ -60,6 +60,10 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// ReadyTimeout bounds the readiness check (default 2s).
 	ReadyTimeout time.Duration
+	// AllowedOrigins are the exact origins (scheme://host[:port]) whose
+	// pages may call the API from a browser (CORS). Empty: none, and no
+	// CORS headers are sent.
+	AllowedOrigins []string
 }
 
 const (
@@ -131,7 +135,12 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
-	e.Use(requestID, s.observe, s.recover, s.limitBody)
+	e.Use(requestID, securityHeaders, s.observe, s.recover)
+	if len(cfg.AllowedOrigins) > 0 {
+		// After observe, so preflights are logged and counted too.
+		e.Use(corsHeaders(cfg.AllowedOrigins))
+	}
+	e.Use(s.limitBody)
 
 	s.paramHints = paramHints(spec)
 	RegisterHandlersWithOptions(e, s, RegisterHandlersOptions{
