@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +69,11 @@ type Config struct {
 	// WriteWait bounds one write to the network (default 10s); a client
 	// that accepts nothing for that long is disconnected.
 	WriteWait time.Duration
+	// AllowedOrigins are the exact origins (scheme://host[:port]) of other
+	// sites whose pages may open connections, as for CORS. Pages of the
+	// service's own origin, and clients that send no Origin (not
+	// browsers), may always connect.
+	AllowedOrigins []string
 }
 
 const (
@@ -137,9 +144,7 @@ func New(cfg Config) (*Server, error) {
 	m.Config.PingPeriod = cfg.PingPeriod
 	m.Config.PongWait = cfg.PongWait
 	m.Config.WriteWait = cfg.WriteWait
-	// Any origin may connect: authentication is by bearer token, never by
-	// cookie, so a foreign page gains nothing it could not do itself.
-	m.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
+	m.Upgrader.CheckOrigin = checkOrigin(cfg.AllowedOrigins)
 	m.Upgrader.Error = upgradeError
 
 	s := &Server{cfg: cfg, svc: cfg.Service, log: log, m: m, metrics: met, sessions: map[*session]struct{}{}}
@@ -150,6 +155,23 @@ func New(cfg Config) (*Server, error) {
 	m.HandleError(s.onError)
 	m.HandleDisconnect(s.onDisconnect)
 	return s, nil
+}
+
+// checkOrigin refuses handshakes from pages of foreign origins (403). The
+// token is what authenticates, and a page could only use one it holds, but
+// the origin check keeps the endpoint as closed to other sites as the REST
+// API is under CORS, and stops a hostile page from spending the rate-limit
+// budget of the browser's address.
+func checkOrigin(allowed []string) func(*http.Request) bool {
+	allowed = slices.Clone(allowed)
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" || slices.Contains(allowed, origin) {
+			return true
+		}
+		u, err := url.Parse(origin)
+		return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+	}
 }
 
 // upgradeError answers a request that cannot be upgraded in the service's
