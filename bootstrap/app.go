@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Log:      log,
 		Registry: registry,
 		Version:  Version,
-	}, httpapi.Config{TrustedProxies: cfg.TrustedProxies})
+	}, httpapi.Config{TrustedProxies: cfg.TrustedProxies, AllowedOrigins: cfg.AllowedOrigins})
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("building the HTTP API: %w", err)
@@ -152,13 +152,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	// After routing (Use, not Pre): limits are per route template.
 	e.Use(a.limit.Middleware())
-	a.ws, err = realtime.New(realtime.Config{Service: a.rt, Registry: registry, Log: log, Allow: a.limit.Allow})
+	a.ws, err = realtime.New(realtime.Config{Service: a.rt, Registry: registry, Log: log, Allow: a.limit.Allow,
+		AllowedOrigins: cfg.AllowedOrigins})
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("building the WebSocket endpoint: %w", err)
 	}
 	e.GET(realtime.Path, a.ws.Handle)
 	a.http = httpapi.NewHTTPServer(cfg.HTTPAddr, e)
+	cfg.setTimeouts(a.http)
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		a.Close()

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +29,18 @@ type Config struct {
 	RedisURL        string
 	LogLevel        slog.Level
 	LogFormat       string
+	// AllowedOrigins (CORS_ALLOWED_ORIGINS) are the exact origins whose
+	// pages may call the API and open WebSockets from a browser; empty:
+	// none but the service's own.
+	AllowedOrigins []string
+
+	// The HTTP server's timeouts; zero keeps the production defaults of
+	// httpapi.NewHTTPServer. They are not read from the environment: tests
+	// shorten them to prove that slow clients are cut off.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 }
 
 // minSecretLen is the shortest JWT_SECRET accepted: 256 bits for HS256.
@@ -92,6 +107,8 @@ func LoadConfig(getenv func(string) string, forServe bool) (Config, error) {
 		bad("REDIS_URL", "must be a redis:// or rediss:// URL")
 	}
 
+	c.AllowedOrigins = origins(getenv("CORS_ALLOWED_ORIGINS"), bad)
+
 	switch lvl := strings.ToLower(orDefault(getenv("LOG_LEVEL"), "info")); lvl {
 	case "debug":
 		c.LogLevel = slog.LevelDebug
@@ -110,6 +127,21 @@ func LoadConfig(getenv func(string) string, forServe bool) (Config, error) {
 	return c, errors.Join(problems...)
 }
 
+// setTimeouts overrides the server's default timeouts with those set.
+func (c Config) setTimeouts(s *http.Server) {
+	for _, t := range []struct {
+		dst *time.Duration
+		v   time.Duration
+	}{
+		{&s.ReadHeaderTimeout, c.ReadHeaderTimeout}, {&s.ReadTimeout, c.ReadTimeout},
+		{&s.WriteTimeout, c.WriteTimeout}, {&s.IdleTimeout, c.IdleTimeout},
+	} {
+		if t.v > 0 {
+			*t.dst = t.v
+		}
+	}
+}
+
 // Postgres reports whether the configuration points at PostgreSQL.
 func (c Config) Postgres() bool {
 	return strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://")
@@ -125,6 +157,67 @@ func duration(s string, def time.Duration, name string, bad func(string, string,
 		return def
 	}
 	return d
+}
+
+// origins reads a comma-separated list of exact origins, as browsers send
+// them in the Origin header: lower-case scheme://host, with the port only
+// when it is not the scheme's default. Patterns and "*" are refused, so the
+// list says exactly who is trusted.
+func origins(s string, bad func(string, string, ...any)) []string {
+	var out, wrong []string
+	for _, field := range strings.Split(s, ",") {
+		field = strings.TrimSpace(field)
+		if field == "" {
+			continue
+		}
+		o, ok := canonicalOrigin(field)
+		switch {
+		case !ok:
+			wrong = append(wrong, strconv.Quote(field))
+		case !slices.Contains(out, o):
+			out = append(out, o)
+		}
+	}
+	if len(wrong) > 0 {
+		bad("CORS_ALLOWED_ORIGINS", "%s: want exact origins such as https://app.example.com "+
+			"(http or https, a host, an optional port; no path, no wildcard)", strings.Join(wrong, ", "))
+	}
+	return out
+}
+
+func canonicalOrigin(s string) (string, bool) {
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.User != nil || u.Path != "" || u.RawQuery != "" ||
+		u.Fragment != "" || u.ForceQuery || strings.HasSuffix(s, "#") {
+		return "", false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	if (scheme != "http" && scheme != "https") || host == "" || strings.ContainsAny(host, "*?%") {
+		return "", false
+	}
+	port := u.Port()
+	if strings.HasSuffix(u.Host, ":") {
+		return "", false
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return "", false
+		}
+		if (scheme == "http" && n == 80) || (scheme == "https" && n == 443) {
+			port = ""
+		} else {
+			port = strconv.Itoa(n)
+		}
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host, true
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

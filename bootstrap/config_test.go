@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -29,22 +30,23 @@ func TestLoadConfigReportsEveryProblemOnce(t *testing.T) {
 	t.Parallel()
 	secret := "short-secret"
 	_, err := LoadConfig(envOf(map[string]string{
-		"DATABASE_URL":      "mysql://x",
-		"HTTP_ADDR":         "nonsense",
-		"JWT_SECRET":        secret,
-		"ACCESS_TOKEN_TTL":  "forever",
-		"REFRESH_TOKEN_TTL": "-1h",
-		"TRUSTED_PROXIES":   "10.0.0.0/8, not-an-ip",
-		"REDIS_URL":         "http://redis",
-		"LOG_LEVEL":         "loud",
-		"LOG_FORMAT":        "xml",
+		"DATABASE_URL":         "mysql://x",
+		"HTTP_ADDR":            "nonsense",
+		"JWT_SECRET":           secret,
+		"ACCESS_TOKEN_TTL":     "forever",
+		"REFRESH_TOKEN_TTL":    "-1h",
+		"TRUSTED_PROXIES":      "10.0.0.0/8, not-an-ip",
+		"REDIS_URL":            "http://redis",
+		"LOG_LEVEL":            "loud",
+		"LOG_FORMAT":           "xml",
+		"CORS_ALLOWED_ORIGINS": "https://ok.example.com, *, https://x.example.com/path",
 	}), true)
 	if err == nil {
 		t.Fatal("want an error")
 	}
 	lines := strings.Split(err.Error(), "\n")
 	want := []string{"DATABASE_URL", "HTTP_ADDR", "JWT_SECRET", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL",
-		"TRUSTED_PROXIES", "REDIS_URL", "LOG_LEVEL", "LOG_FORMAT"}
+		"TRUSTED_PROXIES", "REDIS_URL", "CORS_ALLOWED_ORIGINS", "LOG_LEVEL", "LOG_FORMAT"}
 	if len(lines) != len(want) {
 		t.Fatalf("got %d lines, want one per variable:\n%s", len(lines), err)
 	}
@@ -78,5 +80,50 @@ func TestLoadConfigPostgresNeedsASecretOnlyToServe(t *testing.T) {
 	}
 	if c.JWTSecretRandom || len(c.TrustedProxies) != 2 || c.TrustedProxies[0].String() != "192.0.2.7/32" {
 		t.Fatalf("parsed %+v", c)
+	}
+}
+
+func TestLoadConfigAllowedOrigins(t *testing.T) {
+	t.Parallel()
+	c, err := LoadConfig(envOf(nil), true)
+	if err != nil || len(c.AllowedOrigins) != 0 {
+		t.Fatalf("CORS is off by default: %v %q", err, c.AllowedOrigins)
+	}
+	c, err = LoadConfig(envOf(map[string]string{"CORS_ALLOWED_ORIGINS": " https://App.Example.com ,http://localhost:3000,, " +
+		"https://app.example.com:443, http://[::1]:8080, http://example.org:80, https://app.example.com"}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As browsers send them: lower case, default ports dropped, once each.
+	want := []string{"https://app.example.com", "http://localhost:3000", "http://[::1]:8080", "http://example.org"}
+	if strings.Join(c.AllowedOrigins, " ") != strings.Join(want, " ") {
+		t.Errorf("AllowedOrigins = %q, want %q", c.AllowedOrigins, want)
+	}
+	for _, bad := range []string{
+		"*", "https://*.example.com", "app.example.com", "ftp://app.example.com", "https://app.example.com/",
+		"https://app.example.com/path", "https://user@app.example.com", "https://app.example.com?x",
+		"https://app.example.com#x", "https://app.example.com:0", "https://app.example.com:99999",
+		"https://app.example.com:", "https://", "null", "file:///etc/passwd",
+	} {
+		_, err := LoadConfig(envOf(map[string]string{"CORS_ALLOWED_ORIGINS": "https://ok.example.com," + bad}), true)
+		if err == nil {
+			t.Errorf("CORS_ALLOWED_ORIGINS %q: accepted", bad)
+			continue
+		}
+		if lines := strings.Split(err.Error(), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "CORS_ALLOWED_ORIGINS: ") ||
+			strings.Contains(err.Error(), "ok.example.com") {
+			t.Errorf("CORS_ALLOWED_ORIGINS %q: error %q, want one line naming the variable and the bad entry only", bad, err)
+		}
+	}
+}
+
+func TestTimeoutsOverrideOnlyWhatIsSet(t *testing.T) {
+	t.Parallel()
+	s := &http.Server{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	Config{ReadHeaderTimeout: time.Second, IdleTimeout: 2 * time.Second}.setTimeouts(s)
+	if s.ReadHeaderTimeout != time.Second || s.ReadTimeout != 30*time.Second ||
+		s.WriteTimeout != 30*time.Second || s.IdleTimeout != 2*time.Second {
+		t.Errorf("server timeouts %v %v %v %v", s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout)
 	}
 }

@@ -48,6 +48,7 @@ func TestSwaggerUIAuthorizesAndCallsUsersMe(t *testing.T) {
 
 	requests := &requestLog{}
 	ctx := newBrowser(t, chrome, requests)
+	refused := watchCSP(ctx)
 	flow, cancel := context.WithTimeout(ctx, browserFlowTimeout)
 	defer cancel()
 
@@ -123,9 +124,51 @@ func TestSwaggerUIAuthorizesAndCallsUsersMe(t *testing.T) {
 	if off := requests.offHost(); len(off) > 0 {
 		failWithScreenshot(t, ctx, requests, "the page fetched from outside 127.0.0.1 (Swagger UI must work offline): %s", strings.Join(off, ", "))
 	}
+	// The page worked under its Content-Security-Policy; anything it had to
+	// be refused means the policy is wrong for Swagger UI, or the page
+	// tries something it should not.
+	if r := refused.all(); len(r) > 0 {
+		failWithScreenshot(t, ctx, requests, "the Content-Security-Policy of /docs refused:\n  %s", strings.Join(r, "\n  "))
+	}
 	if !slices.ContainsFunc(requests.all(), func(u string) bool { return strings.HasSuffix(u, "/docs/swagger-ui-bundle.js") }) {
 		t.Errorf("the request log saw no /docs/swagger-ui-bundle.js, so it cannot vouch that the page stayed local: %v", requests.all())
 	}
+}
+
+// watchCSP records, from now on, every console message of the tab that
+// reports a Content-Security-Policy refusal.
+func watchCSP(ctx context.Context) *messageLog {
+	refused := &messageLog{}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if strings.Contains(m.Text, "Content Security Policy") {
+				refused.add(m.String())
+			}
+		}
+	}()
+	return refused
+}
+
+// messageLog is a list of messages safe for concurrent use.
+type messageLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *messageLog) add(m string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, m)
+}
+
+func (l *messageLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.msgs)
 }
 
 // chromiumPath finds the browser: CHROME_PATH, then the names Debian and
