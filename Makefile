@@ -28,8 +28,13 @@ test: ## Run every test (PostgreSQL via TEST_DATABASE_URL or testcontainers; ski
 test-short: ## Unit tests only, no databases
 	$(GO) test -short ./...
 
-bench: ## Benchmarks with baselines measured in the same run (needs PostgreSQL binaries or Docker)
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./tests/bench/...
+PG_BIN ?= /usr/lib/postgresql/15/bin
+export PG_BIN
+
+bench: ## Benchmarks beside baselines of the same run, one table (PostgreSQL 15 binaries; see README "Performance")
+	@[ -n "$$BENCH_DATABASE_URL" ] || [ -x "$(PG_BIN)/initdb" ] || command -v initdb >/dev/null || { \
+		echo "make bench needs PostgreSQL's server binaries (Debian: apt-get install postgresql-15), PG_BIN=dir, or BENCH_DATABASE_URL"; exit 1; }
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./tests/bench/...
 
 generate: ## Regenerate generated code (OpenAPI server and models)
 	$(GO) generate ./...
