@@ -232,7 +232,7 @@ func (run *importRun) check(ctx context.Context, row ports.ImportRow, seen *emai
 	}
 	if row.PasswordHash != "" && !run.formats.Supports(row.PasswordHash) {
 		p.errs = append(p.errs, ports.ImportError{Line: row.Line, Field: "password_hash",
-			Message: "is not a bcrypt ($2a$, $2b$, $2y$) or argon2id (PHC string) hash within the accepted parameters"})
+			Message: "is not a bcrypt or argon2id (PHC string) hash within the accepted parameters"})
 	}
 	if len(p.errs) > 0 {
 		return p, nil
