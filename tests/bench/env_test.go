@@ -35,16 +35,19 @@ import (
 var shared = &state{report: report{started: time.Now()}}
 
 type state struct {
-	once   sync.Once
-	env    *env
-	err    error
-	report report
+	once      sync.Once
+	env       *env
+	err       error
+	closeOnce sync.Once
+	closeErr  error
+	report    report
 }
 
 // env is what the benchmarks run against.
 type env struct {
 	cfg      config
 	cluster  *cluster // nil with BENCH_DATABASE_URL
+	policies string   // the policy directory's copy
 	dbURL    string   // the bench database
 	adminURL string   // the server, for CREATE and DROP DATABASE
 	dbName   string
@@ -114,12 +117,15 @@ func setup(b *testing.B) *env {
 	return shared.env
 }
 
-// close stops what setup started.
+// close stops what setup started, once (TestMain and an interrupt may both
+// ask).
 func (s *state) close() error {
-	if s.env == nil {
-		return nil
-	}
-	return s.env.close()
+	s.closeOnce.Do(func() {
+		if s.env != nil {
+			s.closeErr = s.env.close()
+		}
+	})
+	return s.closeErr
 }
 
 func start(ctx context.Context) (e *env, err error) {
@@ -131,6 +137,7 @@ func start(ctx context.Context) (e *env, err error) {
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, e.close())
+			e = nil
 		}
 	}()
 	if cfg.dbURL != "" {
@@ -194,6 +201,7 @@ func (e *env) startService(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	e.policies = policies
 	cfg := bootstrap.Config{
 		DatabaseURL: e.dbURL,
 		HTTPAddr:    "127.0.0.1:0",
@@ -224,24 +232,24 @@ var budgets = regexp.MustCompile(`(?m)^(\s*tokens:\s*)\d+`)
 // every request, it just never refuses one.
 func generousPolicies() (string, error) {
 	src := filepath.Join("..", "..", "policies")
-	dir, err := os.MkdirTemp("", "userservice-bench-policies-")
+	entries, err := os.ReadDir(src)
 	if err != nil {
 		return "", err
 	}
-	entries, err := os.ReadDir(src)
+	dir, err := os.MkdirTemp("", "userservice-bench-policies-")
 	if err != nil {
 		return "", err
 	}
 	for _, en := range entries {
 		b, err := os.ReadFile(filepath.Join(src, en.Name()))
-		if err != nil {
-			return "", err
-		}
-		if en.Name() == "ratelimits.yaml" {
+		if err == nil && en.Name() == "ratelimits.yaml" {
 			b = budgets.ReplaceAll(b, []byte("${1}1000000000"))
 		}
-		if err := os.WriteFile(filepath.Join(dir, en.Name()), b, 0o644); err != nil {
-			return "", err
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, en.Name()), b, 0o644)
+		}
+		if err != nil {
+			return "", errors.Join(err, os.RemoveAll(dir))
 		}
 	}
 	return dir, nil
@@ -322,6 +330,9 @@ func (e *env) close() error {
 	}
 	if e.cluster != nil {
 		errs = append(errs, e.cluster.stop())
+	}
+	if e.policies != "" {
+		errs = append(errs, os.RemoveAll(e.policies))
 	}
 	return errors.Join(errs...)
 }
