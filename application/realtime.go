@@ -175,9 +175,8 @@ func (rt *Realtime) Connect(ctx context.Context, accessToken string, sink ports.
 	if err != nil {
 		return nil, fmt.Errorf("verify access token: %w", err)
 	}
-	cctx, cancel := context.WithCancel(rt.ctx)
 	c := &rtConn{
-		rt: rt, sink: sink, ctx: cctx, cancel: cancel,
+		rt: rt, sink: sink,
 		userID: claims.UserID, version: claims.TokenVersion, expires: claims.ExpiresAt,
 		subs: map[string]*rtSub{},
 	}
@@ -211,7 +210,6 @@ func (rt *Realtime) register(c *rtConn) {
 // unregister removes c and its subscriptions; it is idempotent.
 func (rt *Realtime) unregister(c *rtConn) {
 	c.dead.Store(true)
-	c.cancel()
 	rt.mu.Lock()
 	subs := make([]*rtSub, 0, len(c.subs))
 	if _, ok := rt.conns[c]; ok {
@@ -268,10 +266,8 @@ func removeFrom[K comparable, V comparable](m map[K]map[V]struct{}, k K, v V) {
 // rtConn is one connection: its user, the token it was opened with, and its
 // subscriptions.
 type rtConn struct {
-	rt     *Realtime
-	sink   ports.EventSink
-	ctx    context.Context // ends the connection's catch-ups
-	cancel context.CancelFunc
+	rt   *Realtime
+	sink ports.EventSink
 
 	userID  int64
 	version int64     // the token's version: the user's must stay equal
@@ -314,11 +310,18 @@ type rtSub struct {
 	// so no event of a catch-up follows the end of the subscription.
 	mu      sync.Mutex
 	removed bool
+	// stopCatchUp ends the catch-up's reads (nil without one). A context
+	// is made only for a catch-up: one per connection would cost every
+	// connection memory for the few that resume.
+	stopCatchUp context.CancelFunc
 }
 
 func (s *rtSub) markRemoved() {
 	s.mu.Lock()
 	s.removed = true
+	if s.stopCatchUp != nil {
+		s.stopCatchUp()
+	}
 	s.mu.Unlock()
 }
 
@@ -400,14 +403,18 @@ func (c *rtConn) Subscribe(ctx context.Context, req ports.SubscribeRequest) (por
 		s.live = s.last >= head // ahead of this reader: the fan-out skips up to it
 	}
 	out.ID, out.Seq = s.id, s.last
+	var catchUpCtx context.Context
+	if !s.live {
+		catchUpCtx, s.stopCatchUp = context.WithCancel(rt.ctx)
+	}
 	c.subs[s.id] = s
 	// Acknowledged under the lock: no fan-out runs, so no event of s can
 	// precede it.
 	c.sink.Subscribed(out)
 	rt.index(s)
 	rt.mu.Unlock()
-	if !s.live {
-		go rt.catchUp(s)
+	if catchUpCtx != nil {
+		go rt.catchUp(catchUpCtx, s)
 	}
 	return out, nil
 }

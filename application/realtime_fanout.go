@@ -109,9 +109,13 @@ func (rt *Realtime) fanOut(c *domain.Change) {
 // reader's position, then hands s over to the reader's fan-out. The
 // handover happens under mu held for writing, when head cannot move: the
 // changes up to head were the catch-up's, those after it are the reader's.
-func (rt *Realtime) catchUp(s *rtSub) {
-	ctx := s.conn.ctx
-	for {
+func (rt *Realtime) catchUp(ctx context.Context, s *rtSub) {
+	defer func() {
+		s.mu.Lock()
+		s.stopCatchUp()
+		s.mu.Unlock()
+	}()
+	for ctx.Err() == nil {
 		h := rt.head.Load()
 		for s.last < h {
 			batch, err := rt.changes.ChangesAfter(ctx, s.last, rt.cfg.BatchSize)

@@ -280,31 +280,47 @@ func userOf(u *domain.User) userJSON {
 	return out
 }
 
-// eventEncoder encodes events. Every subscription receiving a change gets
-// the same bytes but for its subscription_id, so the common part is
-// encoded once per change and kept for the next deliveries of it (the
-// fan-out delivers one change to all its subscribers before the next).
+// eventEncoder encodes events. The deliveries of one change differ only
+// in subscription_id, and most connections number their subscriptions
+// alike (s1, s2, ...), so the encoder keeps, for the change being fanned
+// out, its common prefix and each full message made: most deliveries then
+// share one slice rather than each allocating its own (melody only reads
+// what it is given).
 type eventEncoder struct {
 	mu     sync.Mutex
 	seq    int64
-	prefix []byte // {"type":..,"user":{..},"seq":N,"at":".."
+	prefix []byte            // {"type":..,"user":{..},"seq":N,"at":".."
+	full   map[string][]byte // by subscription id, for seq
 }
+
+// maxSharedIDs bounds the messages kept per change: subscription ids are
+// numbered per connection, up to its 100 subscriptions.
+const maxSharedIDs = 128
 
 func (e *eventEncoder) encode(ev ports.Event) []byte {
 	c := ev.Change
 	e.mu.Lock()
-	prefix := e.prefix
-	if e.seq != c.Seq || prefix == nil {
-		prefix = eventPrefix(c)
-		e.seq, e.prefix = c.Seq, prefix
+	defer e.mu.Unlock()
+	if e.seq != c.Seq || e.prefix == nil {
+		e.seq, e.prefix = c.Seq, eventPrefix(c)
+		clear(e.full)
 	}
-	e.mu.Unlock()
+	if msg, ok := e.full[ev.SubscriptionID]; ok {
+		return msg
+	}
 	id, _ := json.Marshal(ev.SubscriptionID)
-	out := make([]byte, 0, len(prefix)+len(id)+len(`,"subscription_id":}`))
-	out = append(out, prefix...)
-	out = append(out, `,"subscription_id":`...)
-	out = append(out, id...)
-	return append(out, '}')
+	msg := make([]byte, 0, len(e.prefix)+len(id)+len(`,"subscription_id":}`))
+	msg = append(msg, e.prefix...)
+	msg = append(msg, `,"subscription_id":`...)
+	msg = append(msg, id...)
+	msg = append(msg, '}')
+	if e.full == nil {
+		e.full = map[string][]byte{}
+	}
+	if len(e.full) < maxSharedIDs {
+		e.full[ev.SubscriptionID] = msg
+	}
+	return msg
 }
 
 func eventPrefix(c *domain.Change) []byte {

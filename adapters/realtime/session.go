@@ -20,8 +20,10 @@ import (
 type session struct {
 	srv   *Server
 	ms    *melody.Session // set by onConnect, before anything else runs
-	id    string          // random; the rate-limit key of the connection
+	id    string          // unique in the process: the connection's rate-limit key
 	token string          // from the handshake, if any
+	// upgraded is closed once the connection is established.
+	upgraded chan struct{}
 
 	// queued counts the text messages given to melody and not yet written.
 	queued atomic.Int32
