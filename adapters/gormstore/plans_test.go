@@ -148,15 +148,22 @@ type planCase struct {
 	broad bool
 }
 
-// TestQueryPlansUseIndexes checks, with EXPLAIN, the statements Search and
-// Count really run for the main shapes of CONTRACT §3 on a table of
-// planUsers generated users: every sort with and without a keyset cursor
-// walks its own index in order (descending ones backwards), selective
-// substring filters use the trigram indexes, a CIDR block the address key,
-// and no selective query reads the users table sequentially.
-func TestQueryPlansUseIndexes(t *testing.T) {
+// TestSearchAtScale loads planUsers generated users once for its subtests,
+// which run one after the other: the plan checks read every statement the
+// store runs.
+func TestSearchAtScale(t *testing.T) {
 	t.Parallel()
 	s, rec, conn, users := loadPlanStore(t)
+	t.Run("plans use indexes", func(t *testing.T) { checkPlans(t, s, rec, conn, users) })
+	t.Run("counts", func(t *testing.T) { checkCounts(t, s, users) })
+}
+
+// checkPlans checks, with EXPLAIN, the statements Search and Count really
+// run for the main shapes of CONTRACT §3: every sort with and without a
+// keyset cursor walks its own index in order (descending ones backwards),
+// selective substring filters use the trigram indexes, a CIDR block the
+// address key, and no selective query reads the users table sequentially.
+func checkPlans(t *testing.T, s *Store, rec *recorder, conn *pgx.Conn, users []*domain.User) {
 	mid := users[len(users)/2]
 
 	parse := func(p domain.FilterParams) domain.Filter {
@@ -299,12 +306,10 @@ func ascii(s string) string {
 	}, s)
 }
 
-// TestCountsAtScale checks Count against the users themselves on a table
-// larger than the exact-count bound: selective filters are counted exactly,
-// broad ones are estimated (exact=false) above the bound and not wildly off.
-func TestCountsAtScale(t *testing.T) {
-	t.Parallel()
-	s, _, _, users := loadPlanStore(t)
+// checkCounts checks Count against the users themselves on a table larger
+// than the exact-count bound: selective filters are counted exactly, broad
+// ones are estimated (exact=false) above the bound and not wildly off.
+func checkCounts(t *testing.T, s *Store, users []*domain.User) {
 	rareFirst, rareLast := rarePair(t, users)
 	cases := []domain.FilterParams{
 		{},
