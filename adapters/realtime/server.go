@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -98,7 +99,10 @@ type Server struct {
 	events  eventEncoder
 
 	closing  atomic.Bool
-	nextID   atomic.Uint64 // numbers sessions (their rate-limit keys)
+	// idPrefix and nextID name sessions (their rate-limit keys) uniquely,
+	// across instances too, should the rule's buckets be shared.
+	idPrefix string
+	nextID   atomic.Uint64
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 }
@@ -148,7 +152,8 @@ func New(cfg Config) (*Server, error) {
 	m.Upgrader.CheckOrigin = checkOrigin(cfg.AllowedOrigins)
 	m.Upgrader.Error = upgradeError
 
-	s := &Server{cfg: cfg, svc: cfg.Service, log: log, m: m, metrics: met, sessions: map[*session]struct{}{}}
+	s := &Server{cfg: cfg, svc: cfg.Service, log: log, m: m, metrics: met, sessions: map[*session]struct{}{},
+		idPrefix: rand.Text()[:8] + "-"}
 	m.HandleConnect(s.onConnect)
 	m.HandleMessage(s.onMessage)
 	m.HandleMessageBinary(s.onBinary)
@@ -180,7 +185,7 @@ func checkOrigin(allowed []string) func(*http.Request) bool {
 func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(mustJSON(errorReply{Type: "error", Detail: "WebSocket handshake failed: " + reason.Error()}))
+	_, _ = w.Write(mustJSON(map[string]string{"detail": "WebSocket handshake failed: " + reason.Error()}))
 }
 
 // Handle upgrades the request to a WebSocket connection, which then lives
@@ -202,7 +207,7 @@ func (s *Server) Handle(c echo.Context) error {
 	}
 	req := c.Request()
 	sess := &session{
-		srv: s, id: strconv.FormatUint(s.nextID.Add(1), 36),
+		srv: s, id: s.idPrefix + strconv.FormatUint(s.nextID.Add(1), 36),
 		token: handshakeToken(req), upgraded: make(chan struct{}),
 	}
 	bare := req.WithContext(context.Background())
@@ -211,6 +216,9 @@ func (s *Server) Handle(c echo.Context) error {
 	go func() { served <- s.m.HandleRequestWithKeys(w, bare, map[string]any{sessionKey: sess}) }()
 	select {
 	case <-sess.upgraded:
+		// For the access log and the HTTP metrics: the answer was 101,
+		// written on the hijacked connection, which Echo did not see.
+		c.Response().Status = http.StatusSwitchingProtocols
 		return nil
 	case err := <-served:
 		if errors.Is(err, melody.ErrClosed) {

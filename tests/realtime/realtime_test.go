@@ -352,10 +352,12 @@ func TestMaxSubscriptionsPerConnection(t *testing.T) {
 	in := s.start(t)
 	root := in.seedSuperadmin(t)
 	c := in.connect(t, root)
+	// Ids nobody has: the superadmin's creation, made by the command
+	// outside this instance, may reach it (by the poll) after these start.
 	for i := range 100 {
-		c.subscribe(map[string]any{"action": "subscribe_id", "user_id": i + 1})
+		c.subscribe(map[string]any{"action": "subscribe_id", "user_id": 1<<40 + i})
 	}
-	c.send(map[string]any{"action": "subscribe_id", "user_id": 1})
+	c.send(map[string]any{"action": "subscribe_id", "user_id": 1 << 40})
 	if m := c.expect("error"); m.str("detail") != "at most 100 subscriptions per connection" {
 		t.Fatalf("the 101st subscription: %v", m)
 	}
@@ -694,4 +696,13 @@ func TestShutdownClosesWith1001(t *testing.T) {
 		in.stop()
 		c.expectClose(websocket.CloseGoingAway)
 	})
+}
+
+func TestPlainRequestIsRefused(t *testing.T) {
+	t.Parallel()
+	in := newSetup(t, sqlite).start(t)
+	var body struct{ Detail string }
+	if got := in.call(t, http.MethodGet, "/api/v1/users/ws", "", nil, &body); got != http.StatusBadRequest || !strings.HasPrefix(body.Detail, "WebSocket handshake failed") {
+		t.Fatalf("a GET without an upgrade: %d %+v", got, body)
+	}
 }
