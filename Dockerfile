@@ -1,7 +1,11 @@
 # userservice: a static binary on a minimal, non-root, shell-less base.
 # Base images are build arguments with the usual public defaults, so a machine
-# without a registry can build this very file from locally made bases:
-#   docker build --build-arg GO_IMAGE=my-go --build-arg RUNTIME_IMAGE=my-static .
+# without a registry builds this very file from locally made bases
+# (tests/images/bases/build.sh makes them; the legacy builder, because BuildKit may
+# consult a registry even for a local image):
+#   DOCKER_BUILDKIT=0 docker build --build-arg GO_IMAGE=userservice-base-go:1.26 \
+#     --build-arg RUNTIME_IMAGE=userservice-base-static:nonroot -t userservice .
+# The build stage downloads modules from GOPROXY (the public proxy by default).
 ARG GO_IMAGE=golang:1.26-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
 
@@ -19,8 +23,14 @@ RUN go build -trimpath \
  && mkdir -p /out/data
 
 FROM ${RUNTIME_IMAGE}
+ARG VERSION=dev
+ARG COMMIT=unknown
+LABEL org.opencontainers.image.title=userservice \
+      org.opencontainers.image.version=${VERSION} \
+      org.opencontainers.image.revision=${COMMIT}
 COPY --from=build /out/userservice /usr/local/bin/userservice
 COPY --from=build --chown=65532:65532 /out/data /data
+# The shipped policy; mount a directory over it (or set POLICY_DIR) to change it.
 COPY policies /etc/userservice/policies
 WORKDIR /data
 # Without DATABASE_URL the service keeps an embedded SQLite file in /data
