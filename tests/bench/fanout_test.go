@@ -491,7 +491,7 @@ func fanoutService(dbURL string) (*fanoutSvc, error) {
 	}
 	svc.token = pair.AccessToken
 	var target struct{ ID int64 }
-	body := `{"first_name":"Target","last_name":"O'Test","email":"target@bench.example","gender":"female","ip_address":"10.1.2.3","password":"` + password + `","role":"user"}`
+	body := `{"first_name":"Target","last_name":"O'Test","email":"target-` + strings.ToLower(rand.Text()) + `@bench.example","gender":"female","ip_address":"10.1.2.3","password":"` + password + `","role":"user"}`
 	if err := call(http.MethodPost, "/users/create-admin", svc.token, "application/json", body, &target); err != nil {
 		svc.stop()
 		return nil, err
