@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ const (
 	CloseGoingAway       = 1001 // the server shuts down
 	ClosePolicyViolation = 1008 // a client that does not read its events
 	CloseMessageTooBig   = 1009 // a frame over MaxMessageSize (sent by the WebSocket library)
+	CloseInternalError   = 1011 // a bug met while serving the connection
 	CloseUnauthenticated = 4401 // no, an invalid, an expired or a revoked token
 )
 
@@ -98,7 +100,7 @@ type Server struct {
 	metrics *metrics
 	events  eventEncoder
 
-	closing  atomic.Bool
+	closing atomic.Bool
 	// idPrefix and nextID name sessions (their rate-limit keys) uniquely,
 	// across instances too, should the rule's buckets be shared.
 	idPrefix string
@@ -297,7 +299,7 @@ func (s *Server) onConnect(ms *melody.Session) {
 		return
 	}
 	if sess.token != "" {
-		offStack(func() { sess.authenticate(context.Background(), sess.token, false) })
+		s.offStack(sess, func() { sess.authenticate(context.Background(), sess.token, false) })
 		return
 	}
 	sess.mu.Lock()
@@ -310,7 +312,8 @@ func (s *Server) onConnect(ms *melody.Session) {
 }
 
 func (s *Server) onMessage(ms *melody.Session, data []byte) {
-	offStack(func() { sessionOf(ms).handle(context.Background(), data) })
+	sess := sessionOf(ms)
+	s.offStack(sess, func() { sess.handle(context.Background(), data) })
 }
 
 // offStack runs fn on a goroutine of its own and waits for it. Work that
@@ -319,10 +322,19 @@ func (s *Server) onMessage(ms *melody.Session, data []byte) {
 // (measured: 12 KiB of stack per connection against a bare melody
 // server's 6.5); a client message is rare enough that a goroutine per
 // message costs nothing in comparison.
-func offStack(fn func()) {
+//
+// A panic there is a bug: it is logged and ends that connection (1011)
+// rather than the process, as the HTTP API's recovery would for a request.
+func (s *Server) offStack(sess *session, fn func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("websocket: panic while serving a message", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				sess.closeWith(CloseInternalError, "internal error")
+			}
+		}()
 		fn()
 	}()
 	<-done
