@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -24,9 +25,17 @@ type secret struct{ what, value string }
 
 type capture struct{ where, text string }
 
-// hashMarkers start the stored forms of passwords: argon2 PHC strings and
-// bcrypt hashes. Whatever the hash, its prefix gives it away.
-var hashMarkers = []string{"$argon2id$", "$argon2i$", "$argon2d$", "$2a$", "$2b$", "$2y$"}
+// hashPatterns match the stored forms of passwords, argon2 PHC strings and
+// bcrypt hashes, whatever their parameters: a prefix followed by its
+// encoded salt and digest. A bare prefix is not a hash: the OpenAPI document
+// names the formats an import accepts.
+var hashPatterns = []struct {
+	name string
+	re   *regexp.Regexp
+}{
+	{"$argon2...", regexp.MustCompile(`\$argon2(?:id|i|d)\$(?:v=\d+\$)?m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+`)},
+	{"$2?$...", regexp.MustCompile(`\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{22}`)},
+}
 
 // secretKeys are JSON keys that would carry a user's secrets; no answer has them.
 var secretKeys = []string{`"password_hash":`, `"token_version":`}
@@ -86,9 +95,9 @@ func (l *leakScan) findings(log string) []string {
 				out = append(out, fmt.Sprintf("%s contains %s", where, s.what))
 			}
 		}
-		for _, m := range hashMarkers {
-			if strings.Contains(text, m) {
-				out = append(out, fmt.Sprintf("%s contains a password hash (%s...)", where, m))
+		for _, p := range hashPatterns {
+			if p.re.MatchString(text) {
+				out = append(out, fmt.Sprintf("%s contains a password hash (%s)", where, p.name))
 			}
 		}
 		for _, k := range keys {
@@ -116,6 +125,7 @@ func TestLeakScanFindsEverySecret(t *testing.T) {
 
 	clean := `{"id":1,"email":"zoe@example.com","role":"user"}`
 	l.capture("a clean answer", clean)
+	l.capture("a document naming the formats", "password_hash accepts bcrypt ($2a$, $2b$, $2y$) and argon2id ($argon2id$v=19$...)")
 	if f := l.findings("level=INFO msg=ok"); len(f) != 0 {
 		t.Fatalf("clean text: findings %q, want none", f)
 	}
@@ -124,8 +134,9 @@ func TestLeakScanFindsEverySecret(t *testing.T) {
 		{"JWT_SECRET=the-jwt-secret-of-at-least-32-bytes", "the JWT secret"},
 		{"key " + base64.StdEncoding.EncodeToString([]byte("the-jwt-secret-of-at-least-32-bytes")), "the JWT secret (base64)"},
 		{`{"detail":"bad password Pw-HUNTER2HUNTER2"}`, "a password"},
-		{"hash=$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", "a password hash ($argon2id$...)"},
-		{"imported $2b$10$abcdefghijklmnopqrstuv", "a password hash ($2b$...)"},
+		{"hash=$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", "a password hash ($argon2...)"},
+		{"imported $2b$10$abcdefghijklmnopqrstuv", "a password hash ($2?$...)"},
+		{"imported $2y$12$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a", "a password hash ($2?$...)"},
 		{"token refresh-AAAA spent", "a refresh token"},
 		{"sig c2lnbmF0dXJlLW9mLXRoZS10b2tlbg", "an access token's signature"},
 		{`{"id":1,"password_hash":"x"}`, `the key "password_hash":`},
