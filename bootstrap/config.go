@@ -24,11 +24,14 @@ type Config struct {
 	JWTSecretRandom bool // JWT_SECRET was unset and a random one was made (SQLite only)
 	AccessTTL       time.Duration
 	RefreshTTL      time.Duration
-	PolicyDir       string
-	TrustedProxies  []netip.Prefix
-	RedisURL        string
-	LogLevel        slog.Level
-	LogFormat       string
+	// ChangeLogRetention is how long change-log entries (the audit trail and
+	// WebSocket resume) are kept; zero means the default.
+	ChangeLogRetention time.Duration
+	PolicyDir          string
+	TrustedProxies     []netip.Prefix
+	RedisURL           string
+	LogLevel           slog.Level
+	LogFormat          string
 	// AllowedOrigins (CORS_ALLOWED_ORIGINS) are the exact origins whose
 	// pages may call the API and open WebSockets from a browser; empty:
 	// none but the service's own.
@@ -45,6 +48,14 @@ type Config struct {
 
 // minSecretLen is the shortest JWT_SECRET accepted: 256 bits for HS256.
 const minSecretLen = 32
+
+// The change log is the audit trail as well as the WebSocket resume buffer:
+// it is kept 90 days by default, and never less than the day of resume
+// CONTRACT §5 promises.
+const (
+	defaultRetention = 90 * 24 * time.Hour
+	minRetention     = 24 * time.Hour
+)
 
 // LoadConfig reads the configuration from getenv and reports every problem at
 // once, one line per variable, naming the variable and never echoing a secret.
@@ -93,6 +104,10 @@ func LoadConfig(getenv func(string) string, forServe bool) (Config, error) {
 
 	c.AccessTTL = duration(getenv("ACCESS_TOKEN_TTL"), 15*time.Minute, "ACCESS_TOKEN_TTL", bad)
 	c.RefreshTTL = duration(getenv("REFRESH_TOKEN_TTL"), 720*time.Hour, "REFRESH_TOKEN_TTL", bad)
+	c.ChangeLogRetention = duration(getenv("CHANGE_LOG_RETENTION"), defaultRetention, "CHANGE_LOG_RETENTION", bad)
+	if c.ChangeLogRetention < minRetention {
+		bad("CHANGE_LOG_RETENTION", "must be at least 24h: WebSocket clients may resume a day later (got %q)", getenv("CHANGE_LOG_RETENTION"))
+	}
 
 	for _, field := range strings.FieldsFunc(getenv("TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' }) {
 		p, err := parsePrefix(field)

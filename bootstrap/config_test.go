@@ -18,7 +18,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.HTTPAddr != ":8000" || c.PolicyDir != "policies" || c.AccessTTL != 15*time.Minute ||
-		c.RefreshTTL != 720*time.Hour || c.LogFormat != "text" || c.Postgres() {
+		c.RefreshTTL != 720*time.Hour || c.ChangeLogRetention != 90*24*time.Hour || c.LogFormat != "text" || c.Postgres() {
 		t.Fatalf("defaults %+v", c)
 	}
 	if !c.JWTSecretRandom || len(c.JWTSecret) != 32 {
@@ -35,6 +35,7 @@ func TestLoadConfigReportsEveryProblemOnce(t *testing.T) {
 		"JWT_SECRET":           secret,
 		"ACCESS_TOKEN_TTL":     "forever",
 		"REFRESH_TOKEN_TTL":    "-1h",
+		"CHANGE_LOG_RETENTION": "1h",
 		"TRUSTED_PROXIES":      "10.0.0.0/8, not-an-ip",
 		"REDIS_URL":            "http://redis",
 		"LOG_LEVEL":            "loud",
@@ -45,7 +46,7 @@ func TestLoadConfigReportsEveryProblemOnce(t *testing.T) {
 		t.Fatal("want an error")
 	}
 	lines := strings.Split(err.Error(), "\n")
-	want := []string{"DATABASE_URL", "HTTP_ADDR", "JWT_SECRET", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL",
+	want := []string{"DATABASE_URL", "HTTP_ADDR", "JWT_SECRET", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "CHANGE_LOG_RETENTION",
 		"TRUSTED_PROXIES", "REDIS_URL", "CORS_ALLOWED_ORIGINS", "LOG_LEVEL", "LOG_FORMAT"}
 	if len(lines) != len(want) {
 		t.Fatalf("got %d lines, want one per variable:\n%s", len(lines), err)
