@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -110,11 +111,40 @@ func errUnsupportedMediaType(want ...string) error {
 // allow records every key outside allowed as an unknown field, so a misspelt
 // key is an error rather than a silently ignored change.
 func (o *jsonObject) allow(allowed ...string) {
+	var unknown []string
 	for _, k := range o.sortedKeys() {
 		if !slices.Contains(allowed, k) {
-			o.errs.Add(k, "unknown field")
+			unknown = append(unknown, k)
 		}
 	}
+	for i, k := range unknown {
+		if i == maxNamed {
+			o.errs.Add("body", fmt.Sprintf("and %d more unknown fields", len(unknown)-maxNamed))
+			break
+		}
+		o.errs.Add(clipName(k), "unknown field")
+	}
+}
+
+// maxNamed bounds how many of a client's unknown names (keys, query
+// parameters) an error lists, and maxNameLen how much of each it repeats:
+// a request with thousands of keys, or one huge key, must not be answered
+// with more than it sent.
+const (
+	maxNamed   = 20
+	maxNameLen = 64
+)
+
+// clipName shortens a client's name for an error, at a rune boundary.
+func clipName(s string) string {
+	if len(s) <= maxNameLen {
+		return s
+	}
+	cut := maxNameLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // reject records key, when present, as not accepted here.

@@ -171,9 +171,14 @@ func strictQuery(allowed []string) echo.MiddlewareFunc {
 
 func queryError(code, what string, names []string) error {
 	e := &domain.Error{Kind: domain.KindMalformed, Code: code}
-	quoted := make([]string, len(names))
+	var quoted []string
 	for i, n := range names {
-		quoted[i] = fmt.Sprintf("%q", n)
+		if i == maxNamed {
+			quoted = append(quoted, fmt.Sprintf("and %d more", len(names)-maxNamed))
+			break
+		}
+		n = clipName(n)
+		quoted = append(quoted, fmt.Sprintf("%q", n))
 		e.Fields = append(e.Fields, domain.FieldError{Field: n, Message: what})
 	}
 	plural := ""

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -125,5 +126,41 @@ func TestCORSAllowsOnlyTheListedOrigins(t *testing.T) {
 	wantStatus(t, rec, http.StatusUnauthorized)
 	if rec.Header().Get("Access-Control-Allow-Origin") != allowed {
 		t.Errorf("401: Access-Control-Allow-Origin = %q", rec.Header().Get("Access-Control-Allow-Origin"))
+	}
+}
+
+// A request naming thousands of unknown keys or parameters, or one huge
+// one, gets an answer no larger than itself: the error lists the first
+// few, clipped, and counts the rest.
+func TestUnknownNamesAreListedWithinBounds(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{})
+	var body strings.Builder
+	body.WriteString(`{"` + strings.Repeat("k", 10000) + `":1`)
+	for i := range 5000 {
+		fmt.Fprintf(&body, `,"key%05d":0`, i)
+	}
+	body.WriteString("}")
+	rec := h.do(request{method: http.MethodPost, path: "/api/v1/auth/sign-up", body: body.String()})
+	e := wantError(t, rec, http.StatusUnprocessableEntity, "validation_failed")
+	if rec.Body.Len() > 4096 {
+		t.Errorf("a %d-byte body got a %d-byte answer", body.Len(), rec.Body.Len())
+	}
+	fields := fieldErrors(e)
+	if got := fields["body"]; !strings.Contains(got, "more unknown fields") {
+		t.Errorf("the rest of the unknown keys are not counted: %v", fields)
+	}
+	if _, ok := fields["key00000"]; !ok {
+		t.Errorf("the first unknown keys are not named: %v", fields)
+	}
+
+	query := strings.Repeat("q", 5000) + "=1"
+	for i := range 2000 {
+		query += fmt.Sprintf("&p%04d=1", i)
+	}
+	rec = h.do(request{method: http.MethodGet, path: "/api/v1/users/list?" + query, token: userToken})
+	wantError(t, rec, http.StatusBadRequest, "unknown_parameter")
+	if rec.Body.Len() > 4096 || !strings.Contains(rec.Body.String(), "more") {
+		t.Errorf("%d unknown parameters got a %d-byte answer: %.300s", 2001, rec.Body.Len(), rec.Body.String())
 	}
 }
