@@ -1,0 +1,104 @@
+package harness
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// LeakScan collects the secrets a test handled and everything the service
+// said, and finds every secret in what was said (CONTRACT §1: no password,
+// hash, token version or secret in a response, an event, a log line or an
+// error).
+type LeakScan struct {
+	mu       sync.Mutex
+	secrets  []secret
+	captures []capture
+}
+
+type secret struct{ what, value string }
+
+type capture struct{ where, text string }
+
+// hashMarkers start the stored forms of passwords: argon2 PHC strings and
+// bcrypt hashes. Whatever the hash, its prefix gives it away.
+var hashMarkers = []string{"$argon2id$", "$argon2i$", "$argon2d$", "$2a$", "$2b$", "$2y$"}
+
+// secretKeys are JSON keys that would carry a user's secrets; no answer has them.
+var secretKeys = []string{`"password_hash":`, `"token_version":`}
+
+func (l *LeakScan) add(what, value string) {
+	if value == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.secrets = append(l.secrets, secret{what, value})
+}
+
+// SecretJWT registers the signing secret in the encodings a careless log
+// line would use.
+func (l *LeakScan) SecretJWT(key []byte) {
+	l.add("the JWT secret", string(key))
+	l.add("the JWT secret (hex)", hex.EncodeToString(key))
+	l.add("the JWT secret (base64)", base64.StdEncoding.EncodeToString(key))
+	l.add("the JWT secret (base64url)", base64.RawURLEncoding.EncodeToString(key))
+}
+
+func (l *LeakScan) SecretPassword(p string) { l.add("a password", p) }
+
+// SecretRefreshToken registers a refresh token and the hash it is stored as.
+func (l *LeakScan) SecretRefreshToken(token string) {
+	l.add("a refresh token", token)
+	sum := sha256.Sum256([]byte(token))
+	l.add("a refresh token's stored hash", hex.EncodeToString(sum[:]))
+}
+
+// SecretAccessToken registers an access token and its signature, which is
+// what a log line cutting the token short would still give away.
+func (l *LeakScan) SecretAccessToken(token string) {
+	l.add("an access token", token)
+	if parts := strings.Split(token, "."); len(parts) == 3 && len(parts[2]) >= 16 {
+		l.add("an access token's signature", parts[2])
+	}
+}
+
+// Capture keeps something the service said, with where it was said.
+func (l *LeakScan) Capture(where, text string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.captures = append(l.captures, capture{where, text})
+}
+
+// Findings lists every place, among the captures and log, that holds a
+// secret, naming the place and the kind of secret but never the secret.
+func (l *LeakScan) Findings(log string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	check := func(where, text string, keys []string) {
+		for _, s := range l.secrets {
+			if strings.Contains(text, s.value) {
+				out = append(out, fmt.Sprintf("%s contains %s", where, s.what))
+			}
+		}
+		for _, m := range hashMarkers {
+			if strings.Contains(text, m) {
+				out = append(out, fmt.Sprintf("%s contains a password hash (%s...)", where, m))
+			}
+		}
+		for _, k := range keys {
+			if strings.Contains(text, k) {
+				out = append(out, fmt.Sprintf("%s has the key %s", where, k))
+			}
+		}
+	}
+	for _, c := range l.captures {
+		check(c.where, c.text, secretKeys)
+	}
+	check("the service's log", log, nil)
+	return out
+}
