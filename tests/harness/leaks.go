@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 )
@@ -23,9 +24,11 @@ type secret struct{ what, value string }
 
 type capture struct{ where, text string }
 
-// hashMarkers start the stored forms of passwords: argon2 PHC strings and
-// bcrypt hashes. Whatever the hash, its prefix gives it away.
-var hashMarkers = []string{"$argon2id$", "$argon2i$", "$argon2d$", "$2a$", "$2b$", "$2y$"}
+// hashPattern finds the stored forms of passwords, whole or cut short:
+// argon2 PHC strings and bcrypt hashes, by their prefix followed by their
+// first parameter or the start of their salt. A format merely named in
+// prose ("bcrypt ($2a$, $2b$)") is not a hash.
+var hashPattern = regexp.MustCompile(`\$argon2(?:id|i|d)\$(?:v=\d+\$)?m=\d+|\$2[abxy]\$\d{2}\$[./A-Za-z0-9]{8,}`)
 
 // secretKeys are JSON keys that would carry a user's secrets; no answer has them.
 var secretKeys = []string{`"password_hash":`, `"token_version":`}
@@ -85,9 +88,13 @@ func (l *LeakScan) Findings(log string) []string {
 				out = append(out, fmt.Sprintf("%s contains %s", where, s.what))
 			}
 		}
-		for _, m := range hashMarkers {
-			if strings.Contains(text, m) {
-				out = append(out, fmt.Sprintf("%s contains a password hash (%s...)", where, m))
+		seen := map[string]bool{}
+		for _, h := range hashPattern.FindAllString(text, -1) {
+			// Name the kind by its prefix ($argon2id$, $2b$), never the hash.
+			marker := h[:strings.IndexByte(h[1:], '$')+2]
+			if !seen[marker] {
+				seen[marker] = true
+				out = append(out, fmt.Sprintf("%s contains a password hash (%s...)", where, marker))
 			}
 		}
 		for _, k := range keys {

@@ -16,7 +16,7 @@ func TestLeakScanFindsEverySecret(t *testing.T) {
 	l.SecretRefreshToken("refresh-AAAA")
 	l.SecretAccessToken("eyJhbGciOi.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg")
 
-	clean := `{"id":1,"email":"zoe@example.com","role":"user"}`
+	clean := `{"id":1,"email":"zoe@example.com","role":"user","message":"is not a bcrypt ($2a$, $2b$, $2y$) or argon2id hash"}`
 	l.Capture("a clean answer", clean)
 	if f := l.Findings("level=INFO msg=ok"); len(f) != 0 {
 		t.Fatalf("clean text: findings %q, want none", f)

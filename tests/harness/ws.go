@@ -56,9 +56,12 @@ type WSOptions struct {
 // WS is a WebSocket client of the service. A goroutine reads every message
 // into a queue; each is kept for the leak scan (no secret in any event).
 type WS struct {
-	t      testing.TB
-	Conn   *websocket.Conn
-	msgs   chan Message
+	t    testing.TB
+	Conn *websocket.Conn
+	msgs chan Message
+	// held are messages read past while waiting for another (events that
+	// came before a subscription's acknowledgement); Next gives them first.
+	held   []Message
 	closed chan struct{}
 	// closeErr is how the connection ended; read after closed.
 	closeErr error
@@ -150,6 +153,16 @@ func (c *WS) Send(v any) {
 // NextWithin returns the next message, or false when none came within d
 // or the connection ended.
 func (c *WS) NextWithin(d time.Duration) (Message, bool) {
+	if len(c.held) > 0 {
+		m := c.held[0]
+		c.held = c.held[1:]
+		return m, true
+	}
+	return c.fromWire(d)
+}
+
+// fromWire is the next message read from the connection, past the held ones.
+func (c *WS) fromWire(d time.Duration) (Message, bool) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
@@ -188,10 +201,24 @@ func (c *WS) Expect(typ string) Message {
 }
 
 // Subscribe sends msg and returns the subscription's acknowledgement.
+// Events of earlier subscriptions that arrive meanwhile are kept for Next.
 func (c *WS) Subscribe(msg map[string]any) Message {
 	c.t.Helper()
 	c.Send(msg)
-	return c.Expect("subscribed")
+	for {
+		m, ok := c.fromWire(WaitFor)
+		if !ok {
+			c.t.Fatalf("no acknowledgement of %v within %v (connection: %v)", msg, WaitFor, c.ended())
+		}
+		switch m.Type() {
+		case "subscribed":
+			return m
+		case "created", "updated", "deleted":
+			c.held = append(c.held, m)
+		default:
+			c.t.Fatalf("got %v, want a \"subscribed\" message", m)
+		}
+	}
 }
 
 // CloseCode waits for the connection to end and returns the close code the
