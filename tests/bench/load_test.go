@@ -30,9 +30,35 @@ func load(ctx context.Context, name string, conns int, d time.Duration, fn op) (
 	if err != nil {
 		return Measurement{}, fmt.Errorf("%s: %w", name, err)
 	}
-	m := Measurement{Name: name, Conns: conns, Ops: int64(len(lat.all)), Elapsed: lat.elapsed}
+	m := Measurement{Name: name, Conns: conns, Ops: int64(len(lat.all)), Elapsed: lat.elapsed, samples: lat.all}
 	m.P50, m.P99 = percentiles(lat.all)
 	return m, nil
+}
+
+// rounds is how many times compare alternates its runs.
+const rounds = 3
+
+// compare measures runs (each given its share of the time, d/rounds per
+// round) one after the other, rounds times over, and merges each run's
+// rounds. On a machine whose load drifts (a shared host, a CI runner) the
+// drift then weighs on the scenario and its baselines alike, rather than on
+// whichever ran while a neighbour was busy.
+func compare(d time.Duration, runs ...func(d time.Duration) (Measurement, error)) ([]Measurement, error) {
+	all := make([][]Measurement, len(runs))
+	for range rounds {
+		for i, run := range runs {
+			m, err := run(d / rounds)
+			if err != nil {
+				return nil, err
+			}
+			all[i] = append(all[i], m)
+		}
+	}
+	out := make([]Measurement, len(runs))
+	for i, ms := range all {
+		out[i] = merge(ms...)
+	}
+	return out, nil
 }
 
 type latencies struct {

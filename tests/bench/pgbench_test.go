@@ -31,9 +31,9 @@ var (
 	pgbenchTPS    = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
 )
 
-// pgbench runs r for a warm-up, then for the configured duration with
-// every transaction's latency logged, and measures it.
-func (e *env) pgbench(ctx context.Context, r pgbenchRun) (Measurement, error) {
+// pgbench runs r for a warm-up, then for d (in whole seconds, at least
+// one) with every transaction's latency logged, and measures it.
+func (e *env) pgbench(ctx context.Context, r pgbenchRun, d time.Duration) (Measurement, error) {
 	tool, err := findTool(e.cfg.pgBin, "pgbench")
 	if err != nil {
 		return Measurement{}, err
@@ -68,10 +68,10 @@ func (e *env) pgbench(ctx context.Context, r pgbenchRun) (Measurement, error) {
 		}
 		return string(out), nil
 	}
-	if _, err := run(min(e.cfg.duration/5, 2*time.Second), false); err != nil {
+	if _, err := run(min(d/5, 2*time.Second), false); err != nil {
 		return Measurement{}, err
 	}
-	out, err := run(e.cfg.duration, true)
+	out, err := run(d, true)
 	if err != nil {
 		return Measurement{}, err
 	}
@@ -93,6 +93,7 @@ func (e *env) pgbench(ctx context.Context, r pgbenchRun) (Measurement, error) {
 		return Measurement{}, err
 	}
 	m.P50, m.P99 = percentiles(lat)
+	m.samples = lat
 	return m, nil
 }
 

@@ -24,6 +24,23 @@ type Measurement struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 	P50     time.Duration `json:"p50_ns,omitempty"`
 	P99     time.Duration `json:"p99_ns,omitempty"`
+	// samples are the latencies behind P50 and P99, kept so that the
+	// rounds of a comparison can be merged.
+	samples []time.Duration
+}
+
+// merge adds up the rounds of one run: operations, time, and the
+// percentiles of all their latencies.
+func merge(rounds ...Measurement) Measurement {
+	m := Measurement{Name: rounds[0].Name, Conns: rounds[0].Conns}
+	for _, r := range rounds {
+		m.Ops += r.Ops
+		m.Errors += r.Errors
+		m.Elapsed += r.Elapsed
+		m.samples = append(m.samples, r.samples...)
+	}
+	m.P50, m.P99 = percentiles(m.samples)
+	return m
 }
 
 // Rate is operations per second.

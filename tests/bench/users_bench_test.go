@@ -41,34 +41,34 @@ func BenchmarkGetUser(b *testing.B) {
 	ctx := b.Context()
 	n := e.cfg.users
 	c := httpClient(getConns)
-	svc, err := load(ctx, "GET /users/{id}", getConns, e.cfg.duration, func(ctx context.Context, rng *rand.Rand) error {
-		_, err := call(ctx, c, http.MethodGet, e.base+"/users/"+strconv.Itoa(1+rng.IntN(n)), e.token, "", "", http.StatusOK)
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
 	bareURL, stop, err := startBare(ctx, e.dbURL)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer stop()
-	bare, err := load(ctx, "bare Echo + pgx, pool 4", getConns, e.cfg.duration, func(ctx context.Context, rng *rand.Rand) error {
-		_, err := call(ctx, c, http.MethodGet, bareURL+"/users/"+strconv.Itoa(1+rng.IntN(n)), "", "", "", http.StatusOK)
-		return err
-	})
+	get := func(name, base, token string) func(time.Duration) (Measurement, error) {
+		return func(d time.Duration) (Measurement, error) {
+			return load(ctx, name, getConns, d, func(ctx context.Context, rng *rand.Rand) error {
+				_, err := call(ctx, c, http.MethodGet, base+"/users/"+strconv.Itoa(1+rng.IntN(n)), token, "", "", http.StatusOK)
+				return err
+			})
+		}
+	}
+	ms, err := compare(e.cfg.duration,
+		get("GET /users/{id}", e.base, e.token),
+		get("bare Echo + pgx, pool 4", bareURL, ""),
+		func(d time.Duration) (Measurement, error) {
+			return e.pgbench(ctx, pgbenchRun{
+				name:    "pgbench: the SELECT, prepared",
+				script:  fmt.Sprintf("\\set id random(1, %d)\nSELECT * FROM \"users\" WHERE id = :id LIMIT 1;\n", n),
+				mode:    "prepared",
+				clients: 4,
+			}, d)
+		})
 	if err != nil {
 		b.Fatal(err)
 	}
-	pgb, err := e.pgbench(ctx, pgbenchRun{
-		name:    "pgbench: the SELECT, prepared",
-		script:  fmt.Sprintf("\\set id random(1, %d)\nSELECT * FROM \"users\" WHERE id = :id LIMIT 1;\n", n),
-		mode:    "prepared",
-		clients: 4,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	svc, bare, pgb := ms[0], ms[1], ms[2]
 	record(Row{Scenario: svc, Baseline: &bare, Metric: ByRate, Target: 0.70,
 		Note: "the service reads two rows per request: the caller's (is the token's version current?) and the target; the bare handler reads one"})
 	record(Row{Scenario: svc, Baseline: &pgb, Metric: ByRate})
@@ -169,18 +169,21 @@ func BenchmarkSearch(b *testing.B) {
 		}
 		path := e.base + "/users/search?" + sc.params.Encode()
 		e.resetStatements(ctx)
-		svc, err := load(ctx, "search, "+sc.name, 1, e.cfg.duration, func(ctx context.Context, _ *rand.Rand) error {
-			_, err := call(ctx, c, http.MethodGet, path, e.token, "", "", http.StatusOK)
-			return err
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
 		script, vars := searchScript(sc, len(sc.want) > 10000)
-		raw, err := e.pgbench(ctx, pgbenchRun{name: "pgbench: its SQL", script: script, mode: "extended", clients: 1, vars: vars})
+		ms, err := compare(e.cfg.duration,
+			func(d time.Duration) (Measurement, error) {
+				return load(ctx, "search, "+sc.name, 1, d, func(ctx context.Context, _ *rand.Rand) error {
+					_, err := call(ctx, c, http.MethodGet, path, e.token, "", "", http.StatusOK)
+					return err
+				})
+			},
+			func(d time.Duration) (Measurement, error) {
+				return e.pgbench(ctx, pgbenchRun{name: "pgbench: its SQL", script: script, mode: "extended", clients: 1, vars: vars}, d)
+			})
 		if err != nil {
 			b.Fatal(err)
 		}
+		svc, raw := ms[0], ms[1]
 		note := fmt.Sprintf("%s: %s matching users, all pages walked by cursor and checked", describe(sc.params), thousands(len(sc.want)))
 		if len(sc.want) > 10000 {
 			note += fmt.Sprintf("; total estimated at %s (total_exact false)", thousands(int(total)))
@@ -408,24 +411,22 @@ func BenchmarkListDeepPage(b *testing.B) {
 			b.Fatalf("%s: ids %v, want %d..%d", u, ids, want[0], want[len(want)-1])
 		}
 	}
-	get := func(u string) op {
-		return func(ctx context.Context, _ *rand.Rand) error {
-			_, err := call(ctx, c, http.MethodGet, u, e.token, "", "", http.StatusOK)
-			return err
+	get := func(name, u string) func(time.Duration) (Measurement, error) {
+		return func(d time.Duration) (Measurement, error) {
+			return load(ctx, name, 1, d, func(ctx context.Context, _ *rand.Rand) error {
+				_, err := call(ctx, c, http.MethodGet, u, e.token, "", "", http.StatusOK)
+				return err
+			})
 		}
 	}
-	page1, err := load(ctx, "list, page 1", 1, e.cfg.duration, get(first))
+	ms, err := compare(e.cfg.duration,
+		get("list, page 1", first),
+		get(fmt.Sprintf("list, page %s by cursor", thousands(deep)), byCursor),
+		get(fmt.Sprintf("list, page %s by number", thousands(deep)), byOffset))
 	if err != nil {
 		b.Fatal(err)
 	}
-	cursor, err := load(ctx, fmt.Sprintf("list, page %s by cursor", thousands(deep)), 1, e.cfg.duration, get(byCursor))
-	if err != nil {
-		b.Fatal(err)
-	}
-	offset, err := load(ctx, fmt.Sprintf("list, page %s by number", thousands(deep)), 1, e.cfg.duration, get(byOffset))
-	if err != nil {
-		b.Fatal(err)
-	}
+	page1, cursor, offset := ms[0], ms[1], ms[2]
 	record(Row{Scenario: cursor, Baseline: &page1, Metric: ByP50, Target: 1.5})
 	record(Row{Scenario: offset, Baseline: &page1, Metric: ByP50, Note: "page numbers stay for compatibility: an offset walks every row before the page"})
 }
@@ -446,25 +447,28 @@ func BenchmarkLogin(b *testing.B) {
 		emails[i] = g.Next().Email
 	}
 	c := httpClient(loginConns)
-	svc, err := load(ctx, "POST /auth/token", loginConns, e.cfg.duration, func(ctx context.Context, rng *rand.Rand) error {
-		form := url.Values{"username": {emails[rng.IntN(len(emails))]}, "password": {e.password}}.Encode()
-		_, err := call(ctx, c, http.MethodPost, e.base+"/auth/token", "", "application/x-www-form-urlencoded", form, http.StatusOK)
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
 	h := passwords.NewArgon2id(passwords.DefaultParams())
-	hashes, err := load(ctx, "argon2id verify, the same hasher", loginConns, e.cfg.duration, func(context.Context, *rand.Rand) error {
-		ok, _, err := h.Verify(e.hash, e.password)
-		if err == nil && !ok {
-			err = errors.New("the password does not verify")
-		}
-		return err
-	})
+	ms, err := compare(e.cfg.duration,
+		func(d time.Duration) (Measurement, error) {
+			return load(ctx, "POST /auth/token", loginConns, d, func(ctx context.Context, rng *rand.Rand) error {
+				form := url.Values{"username": {emails[rng.IntN(len(emails))]}, "password": {e.password}}.Encode()
+				_, err := call(ctx, c, http.MethodPost, e.base+"/auth/token", "", "application/x-www-form-urlencoded", form, http.StatusOK)
+				return err
+			})
+		},
+		func(d time.Duration) (Measurement, error) {
+			return load(ctx, "argon2id verify, the same hasher", loginConns, d, func(context.Context, *rand.Rand) error {
+				ok, _, err := h.Verify(e.hash, e.password)
+				if err == nil && !ok {
+					err = errors.New("the password does not verify")
+				}
+				return err
+			})
+		})
 	if err != nil {
 		b.Fatal(err)
 	}
+	svc, hashes := ms[0], ms[1]
 	record(Row{Scenario: svc, Baseline: &hashes, Metric: ByRate, Target: 0.85})
 }
 
