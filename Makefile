@@ -9,9 +9,11 @@ LDFLAGS := -s -w -X github.com/userservice/userservice/bootstrap.Version=$(VERSI
 # The race detector needs cgo and a C compiler; use it wherever they exist.
 RACE ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v gcc >/dev/null && echo -race)
 TEST_TIMEOUT ?= 25m
+FUZZTIME ?= 30s
+SOAK_DURATION ?= 5m
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test test-short bench generate check-generated lint fmt docker-build compose-up compose-down
+.PHONY: help run build test test-short fuzz soak bench generate check-generated lint fmt docker-build compose-up compose-down
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,6 +32,17 @@ test-short: ## Unit tests only, no databases
 
 PG_BIN ?= /usr/lib/postgresql/15/bin
 export PG_BIN
+
+fuzz: ## Run every Fuzz target for FUZZTIME each (default 30s); crashers are kept under testdata/fuzz as seeds
+	@set -e; for pkg in $$(git ls-files '*_test.go' | xargs grep -l '^func Fuzz' | xargs -n1 dirname | sort -u); do \
+		for name in $$($(GO) test -list '^Fuzz' ./$$pkg | grep '^Fuzz'); do \
+			echo "=== $$pkg $$name ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+		done; \
+	done
+
+soak: ## Mixed REST + WebSocket traffic for SOAK_DURATION (default 5m): zero 5xx, zero lost events, flat goroutines and heap
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -run '^TestSoak' -count 1 -v -timeout 60m ./tests/soak/
 
 bench: ## Benchmarks beside baselines of the same run, one table (PostgreSQL 15 binaries; see README "Performance")
 	@[ -n "$$BENCH_DATABASE_URL" ] || [ -x "$(PG_BIN)/initdb" ] || command -v initdb >/dev/null || { \
