@@ -133,6 +133,9 @@ func start(ctx context.Context) (e *env, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if l := loadAverage(); l != "" {
+		fact("load average (1, 5, 15 min) at the start: %s", l)
+	}
 	e = &env{cfg: cfg, password: "bench-password-1"}
 	defer func() {
 		if err != nil {

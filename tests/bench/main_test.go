@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -28,6 +29,9 @@ func TestMain(m *testing.M) {
 	}()
 	code := m.Run()
 	if len(shared.report.rows) > 0 {
+		if l := loadAverage(); l != "" {
+			fact("load average (1, 5, 15 min) at the end: %s: the machine's other work shares the cores", l)
+		}
 		shared.report.print(os.Stdout)
 		path, err := shared.report.writeJSON("results")
 		if err != nil {
@@ -42,4 +46,18 @@ func TestMain(m *testing.M) {
 		code = max(code, 1)
 	}
 	os.Exit(code)
+}
+
+// loadAverage returns /proc/loadavg's first three fields, or "" where there
+// is none.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
