@@ -18,6 +18,7 @@ func TestLeakScanFindsEverySecret(t *testing.T) {
 
 	clean := `{"id":1,"email":"zoe@example.com","role":"user","message":"is not a bcrypt ($2a$, $2b$, $2y$) or argon2id hash"}`
 	l.Capture("a clean answer", clean)
+	l.Capture("a document naming the formats", "password_hash accepts bcrypt ($2a$, $2b$, $2y$) and argon2id ($argon2id$v=19$...)")
 	if f := l.Findings("level=INFO msg=ok"); len(f) != 0 {
 		t.Fatalf("clean text: findings %q, want none", f)
 	}
@@ -28,6 +29,7 @@ func TestLeakScanFindsEverySecret(t *testing.T) {
 		{`{"detail":"bad password Pw-HUNTER2HUNTER2"}`, "a password"},
 		{"hash=$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", "a password hash ($argon2id$...)"},
 		{"imported $2b$10$abcdefghijklmnopqrstuv", "a password hash ($2b$...)"},
+		{"imported $2y$12$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a", "a password hash ($2y$...)"},
 		{"token refresh-AAAA spent", "a refresh token"},
 		{"sig c2lnbmF0dXJlLW9mLXRoZS10b2tlbg", "an access token's signature"},
 		{`{"id":1,"password_hash":"x"}`, `the key "password_hash":`},

@@ -8,51 +8,36 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/userservice/userservice/tests/harness"
 )
-
-// errorBody is the service's error shape.
-type errorBody struct {
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-	Errors []struct {
-		Field   string `json:"field"`
-		Message string `json:"message"`
-	} `json:"errors"`
-}
-
-func (r response) error(t *testing.T) errorBody {
-	t.Helper()
-	var e errorBody
-	r.decode(t, &e)
-	return e
-}
 
 // TestWrongLoginLooksTheSame logs in with an unknown email and with a wrong
 // password, by form and by JSON: the answers cannot be told apart (CONTRACT §3).
 func TestWrongLoginLooksTheSame(t *testing.T) {
 	t.Parallel()
-	onEachBackend(t, options{}, func(t *testing.T, s *service) {
-		root := s.seedSuperadmin(t)
-		u := s.create(t, root, user)
-		wrong := s.password()
-		unknown := email("nobody")
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		u := s.Create(t, root, user)
+		wrong := s.Password()
+		unknown := harness.Email("nobody")
 
-		var bodies []errorBody
+		var bodies []harness.ErrorBody
 		for _, body := range []any{
-			url.Values{"username": {unknown}, "password": {u.password}},
-			url.Values{"username": {u.email}, "password": {wrong}},
-			url.Values{"username": {strings.ToUpper(u.email)}, "password": {wrong}},
+			url.Values{"username": {unknown}, "password": {u.Password}},
+			url.Values{"username": {u.Email}, "password": {wrong}},
+			url.Values{"username": {strings.ToUpper(u.Email)}, "password": {wrong}},
 			url.Values{"username": {"not an email"}, "password": {wrong}},
-			map[string]any{"email": unknown, "password": u.password},
-			map[string]any{"email": u.email, "password": wrong},
+			map[string]any{"email": unknown, "password": u.Password},
+			map[string]any{"email": u.Email, "password": wrong},
 		} {
-			r := s.expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", body)
-			e := r.error(t)
+			r := s.Expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", body)
+			e := r.Error(t)
 			if e.Detail != "Incorrect email or password" {
 				t.Errorf("%s: want the detail %q", r, "Incorrect email or password")
 			}
-			if r.header.Get("WWW-Authenticate") != "Bearer" {
-				t.Errorf("%s: WWW-Authenticate %q, want Bearer", r, r.header.Get("WWW-Authenticate"))
+			if r.Header.Get("WWW-Authenticate") != "Bearer" {
+				t.Errorf("%s: WWW-Authenticate %q, want Bearer", r, r.Header.Get("WWW-Authenticate"))
 			}
 			bodies = append(bodies, e)
 		}
@@ -63,20 +48,20 @@ func TestWrongLoginLooksTheSame(t *testing.T) {
 		}
 
 		// The right password works by JSON too, whatever the email's case.
-		r := s.expect(t, http.StatusOK, http.MethodPost, "/api/v1/auth/token", "", map[string]any{"email": strings.ToUpper(u.email), "password": u.password})
+		r := s.Expect(t, http.StatusOK, http.MethodPost, "/api/v1/auth/token", "", map[string]any{"email": strings.ToUpper(u.Email), "password": u.Password})
 		var p struct {
 			AccessToken string `json:"access_token"`
 			TokenType   string `json:"token_type"`
 			ExpiresIn   int64  `json:"expires_in"`
 		}
-		r.decode(t, &p)
+		r.Decode(t, &p)
 		if p.TokenType != "bearer" || p.ExpiresIn != 15*60 {
 			t.Errorf("%s: token_type %q, expires_in %d; want bearer, 900", r, p.TokenType, p.ExpiresIn)
 		}
-		if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+		if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
 			t.Errorf("%s: Cache-Control %q, want no-store", r, cc)
 		}
-		s.expect(t, http.StatusOK, http.MethodGet, me, p.AccessToken, nil)
+		s.Expect(t, http.StatusOK, http.MethodGet, me, p.AccessToken, nil)
 	})
 }
 
@@ -84,37 +69,37 @@ func TestWrongLoginLooksTheSame(t *testing.T) {
 // plain user (CONTRACT §3).
 func TestSignUpIgnoresRole(t *testing.T) {
 	t.Parallel()
-	onEachBackend(t, options{}, func(t *testing.T, s *service) {
-		a := &account{email: email("climber"), password: s.password(), role: user}
-		r := s.expect(t, http.StatusCreated, http.MethodPost, "/api/v1/auth/sign-up", "", newUserBody(a.email, a.password, superadmin))
-		created := r.user(t)
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		a := &harness.Account{Email: harness.Email("climber"), Password: s.Password(), Role: user}
+		r := s.Expect(t, http.StatusCreated, http.MethodPost, "/api/v1/auth/sign-up", "", harness.NewUserBody(a.Email, a.Password, superadmin))
+		created := r.User(t)
 		if created.Role != user {
 			t.Errorf("%s: signed up with role %s, want user", r, created.Role)
 		}
-		if r.header.Get("Location") != userPath(created.ID) || r.header.Get("ETag") == "" {
-			t.Errorf("%s: Location %q, ETag %q", r, r.header.Get("Location"), r.header.Get("ETag"))
+		if r.Header.Get("Location") != harness.UserPath(created.ID) || r.Header.Get("ETag") == "" {
+			t.Errorf("%s: Location %q, ETag %q", r, r.Header.Get("Location"), r.Header.Get("ETag"))
 		}
-		s.login(t, a)
-		if got := s.expect(t, http.StatusOK, http.MethodGet, me, a.access, nil).user(t); got.Role != user || got.ID != created.ID {
+		s.Login(t, a)
+		if got := s.Expect(t, http.StatusOK, http.MethodGet, me, a.Access, nil).User(t); got.Role != user || got.ID != created.ID {
 			t.Errorf("/users/me: %+v, want user %d with role user", got, created.ID)
 		}
-		s.expect(t, http.StatusForbidden, http.MethodGet, "/api/v1/users/search", a.access, nil)
-		s.expect(t, http.StatusForbidden, http.MethodPost, "/api/v1/users/create-admin", a.access, newUserBody(email("x"), s.password(), admin))
-		s.expect(t, http.StatusForbidden, http.MethodPatch, userPath(a.id)+"/role", a.access, map[string]any{"role": admin})
+		s.Expect(t, http.StatusForbidden, http.MethodGet, "/api/v1/users/search", a.Access, nil)
+		s.Expect(t, http.StatusForbidden, http.MethodPost, "/api/v1/users/create-admin", a.Access, harness.NewUserBody(harness.Email("x"), s.Password(), admin))
+		s.Expect(t, http.StatusForbidden, http.MethodPatch, harness.UserPath(a.ID)+"/role", a.Access, map[string]any{"role": admin})
 
 		// The same email in another case is taken.
-		r = s.expect(t, http.StatusConflict, http.MethodPost, "/api/v1/auth/sign-up", "", newUserBody(strings.ToUpper(a.email), s.password(), ""))
-		if e := r.error(t); e.Code != "email_taken" {
+		r = s.Expect(t, http.StatusConflict, http.MethodPost, "/api/v1/auth/sign-up", "", harness.NewUserBody(strings.ToUpper(a.Email), s.Password(), ""))
+		if e := r.Error(t); e.Code != "email_taken" {
 			t.Errorf("%s: want code email_taken", r)
 		}
 
 		// Every bad field is named at once; a rejected password is never repeated.
-		bad := newUserBody("not-an-email", "s-"+strings.ToLower(s.password()[3:8]), "")
-		s.leaks.secretPassword(bad["password"].(string))
+		bad := harness.NewUserBody("not-an-email", "s-"+strings.ToLower(s.Password()[3:8]), "")
+		s.Leaks.SecretPassword(bad["password"].(string))
 		bad["gender"] = "robot"
-		r = s.expect(t, http.StatusUnprocessableEntity, http.MethodPost, "/api/v1/auth/sign-up", "", bad)
+		r = s.Expect(t, http.StatusUnprocessableEntity, http.MethodPost, "/api/v1/auth/sign-up", "", bad)
 		var fields []string
-		for _, f := range r.error(t).Errors {
+		for _, f := range r.Error(t).Errors {
 			fields = append(fields, f.Field)
 		}
 		for _, want := range []string{"email", "gender", "password"} {
@@ -129,68 +114,68 @@ func TestSignUpIgnoresRole(t *testing.T) {
 // a 412 and changes nothing.
 func TestConditionalUpdate(t *testing.T) {
 	t.Parallel()
-	onEachBackend(t, options{}, func(t *testing.T, s *service) {
-		root := s.seedSuperadmin(t)
-		u := s.createAndLogin(t, root, user)
-		path := userPath(u.id)
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		u := s.CreateAndLogin(t, root, user)
+		path := harness.UserPath(u.ID)
 
-		e1 := s.expect(t, http.StatusOK, http.MethodGet, path, root.access, nil).header.Get("ETag")
+		e1 := s.Expect(t, http.StatusOK, http.MethodGet, path, root.Access, nil).Header.Get("ETag")
 		if e1 == "" {
 			t.Fatal("GET /users/{id}: no ETag")
 		}
-		if got := s.expect(t, http.StatusOK, http.MethodGet, me, u.access, nil).header.Get("ETag"); got != e1 {
+		if got := s.Expect(t, http.StatusOK, http.MethodGet, me, u.Access, nil).Header.Get("ETag"); got != e1 {
 			t.Errorf("/users/me ETag %s, /users/{id} ETag %s: the same user, the same tag", got, e1)
 		}
-		r := s.expect(t, http.StatusOK, http.MethodPut, path, u.access, map[string]any{"first_name": "Anna"}, "If-Match", e1)
-		e2 := r.header.Get("ETag")
+		r := s.Expect(t, http.StatusOK, http.MethodPut, path, u.Access, map[string]any{"first_name": "Anna"}, "If-Match", e1)
+		e2 := r.Header.Get("ETag")
 		if e2 == "" || e2 == e1 {
 			t.Errorf("%s: ETag %q after a change, was %q", r, e2, e1)
 		}
 
 		// Somebody changed the user since e1 was read.
-		r = s.expect(t, http.StatusPreconditionFailed, http.MethodPut, path, root.access, map[string]any{"first_name": "Bella"}, "If-Match", e1)
-		if e := r.error(t); e.Code != "stale" {
+		r = s.Expect(t, http.StatusPreconditionFailed, http.MethodPut, path, root.Access, map[string]any{"first_name": "Bella"}, "If-Match", e1)
+		if e := r.Error(t); e.Code != "stale" {
 			t.Errorf("%s: want code stale", r)
 		}
-		r = s.expect(t, http.StatusOK, http.MethodGet, path, root.access, nil)
-		if r.user(t).FirstName != "Anna" || r.header.Get("ETag") != e2 {
+		r = s.Expect(t, http.StatusOK, http.MethodGet, path, root.Access, nil)
+		if r.User(t).FirstName != "Anna" || r.Header.Get("ETag") != e2 {
 			t.Errorf("%s: the stale update changed the user", r)
 		}
 
 		// A role change is a change too.
-		s.expect(t, http.StatusOK, http.MethodPatch, path+"/role", root.access, map[string]any{"role": admin})
-		s.expect(t, http.StatusPreconditionFailed, http.MethodPut, path, root.access, map[string]any{"first_name": "Cleo"}, "If-Match", e2)
-		e3 := s.expect(t, http.StatusOK, http.MethodGet, path, root.access, nil).header.Get("ETag")
-		s.expect(t, http.StatusOK, http.MethodPut, path, root.access, map[string]any{"first_name": "Cleo"}, "If-Match", `"stale", `+e3)
-		s.expect(t, http.StatusOK, http.MethodPut, path, root.access, map[string]any{"first_name": "Dora"}, "If-Match", "*")
-		s.expect(t, http.StatusPreconditionFailed, http.MethodPut, path, root.access, map[string]any{"first_name": "Emma"}, "If-Match", "W/"+e3)
-		s.expect(t, http.StatusOK, http.MethodPut, path, root.access, map[string]any{"first_name": "Emma"})
+		s.Expect(t, http.StatusOK, http.MethodPatch, path+"/role", root.Access, map[string]any{"role": admin})
+		s.Expect(t, http.StatusPreconditionFailed, http.MethodPut, path, root.Access, map[string]any{"first_name": "Cleo"}, "If-Match", e2)
+		e3 := s.Expect(t, http.StatusOK, http.MethodGet, path, root.Access, nil).Header.Get("ETag")
+		s.Expect(t, http.StatusOK, http.MethodPut, path, root.Access, map[string]any{"first_name": "Cleo"}, "If-Match", `"stale", `+e3)
+		s.Expect(t, http.StatusOK, http.MethodPut, path, root.Access, map[string]any{"first_name": "Dora"}, "If-Match", "*")
+		s.Expect(t, http.StatusPreconditionFailed, http.MethodPut, path, root.Access, map[string]any{"first_name": "Emma"}, "If-Match", "W/"+e3)
+		s.Expect(t, http.StatusOK, http.MethodPut, path, root.Access, map[string]any{"first_name": "Emma"})
 
 		// Another user's email is taken, in any case; null clears the address.
-		r = s.expect(t, http.StatusConflict, http.MethodPut, path, root.access, map[string]any{"email": strings.ToUpper(root.email)})
-		if e := r.error(t); e.Code != "email_taken" {
+		r = s.Expect(t, http.StatusConflict, http.MethodPut, path, root.Access, map[string]any{"email": strings.ToUpper(root.Email)})
+		if e := r.Error(t); e.Code != "email_taken" {
 			t.Errorf("%s: want code email_taken", r)
 		}
-		r = s.expect(t, http.StatusOK, http.MethodPut, path, root.access, map[string]any{"ip_address": nil, "gender": "NON-BINARY"})
-		if got := r.user(t); got.IPAddress != nil || got.Gender != "Non-binary" {
+		r = s.Expect(t, http.StatusOK, http.MethodPut, path, root.Access, map[string]any{"ip_address": nil, "gender": "NON-BINARY"})
+		if got := r.User(t); got.IPAddress != nil || got.Gender != "Non-binary" {
 			t.Errorf("%s: want no address and gender Non-binary", r)
 		}
 	})
 }
 
 // page reads one page envelope, checking that every member is there.
-func (s *service) page(t *testing.T, path, token string) pageDTO {
+func page(t *testing.T, s *harness.Service, path, token string) harness.PageDTO {
 	t.Helper()
-	r := s.expect(t, http.StatusOK, http.MethodGet, path, token, nil)
+	r := s.Expect(t, http.StatusOK, http.MethodGet, path, token, nil)
 	var raw map[string]json.RawMessage
-	r.decode(t, &raw)
+	r.Decode(t, &raw)
 	for _, k := range []string{"items", "total", "total_exact", "page", "size", "pages", "next_cursor"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("%s: the envelope has no %q", r, k)
 		}
 	}
-	var p pageDTO
-	r.decode(t, &p)
+	var p harness.PageDTO
+	r.Decode(t, &p)
 	if p.Items == nil || p.Total == nil || p.TotalExact == nil || p.Page == nil || p.Size == nil || p.Pages == nil {
 		t.Fatalf("%s: an incomplete envelope", r)
 	}
@@ -202,9 +187,9 @@ func (s *service) page(t *testing.T, path, token string) pageDTO {
 
 // walk follows next_cursor from path to the last page and returns the ids
 // in the order seen, checking each page against the first.
-func (s *service) walk(t *testing.T, path, token string, size int) []int64 {
+func walk(t *testing.T, s *harness.Service, path, token string, size int) []int64 {
 	t.Helper()
-	first := s.page(t, path, token)
+	first := page(t, s, path, token)
 	var ids []int64
 	p := first
 	for n := 1; ; n++ {
@@ -231,7 +216,7 @@ func (s *service) walk(t *testing.T, path, token string, size int) []int64 {
 		if strings.Contains(path, "?") {
 			sep = "&"
 		}
-		p = s.page(t, path+sep+"cursor="+url.QueryEscape(*p.NextCursor), token)
+		p = page(t, s, path+sep+"cursor="+url.QueryEscape(*p.NextCursor), token)
 	}
 }
 
@@ -240,41 +225,41 @@ func (s *service) walk(t *testing.T, path, token string, size int) []int64 {
 // errors).
 func TestPaging(t *testing.T) {
 	t.Parallel()
-	onEachBackend(t, options{}, func(t *testing.T, s *service) {
-		root := s.seedSuperadmin(t)
-		u := s.createAndLogin(t, root, user)
-		all := []int64{root.id, u.id}
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		u := s.CreateAndLogin(t, root, user)
+		all := []int64{root.ID, u.ID}
 		tagged := map[int64]string{}
 		for i := range 9 {
 			role := []string{user, admin, superadmin}[i%3]
-			a := s.createNamed(t, root, role, "pagetag")
-			all = append(all, a.id)
-			tagged[a.id] = a.email
+			a := s.CreateNamed(t, root, role, "pagetag")
+			all = append(all, a.ID)
+			tagged[a.ID] = a.Email
 		}
 		slices.Sort(all)
 
 		// The list, by cursor: every user once, in id order.
 		const size = 3
-		first := s.page(t, "/api/v1/users/list?size=3", u.access)
+		first := page(t, s, "/api/v1/users/list?size=3", u.Access)
 		if *first.Total != int64(len(all)) || *first.Pages != 4 || !*first.TotalExact || first.NextCursor == nil {
 			t.Errorf("first page: total %d, pages %d, exact %v, next %v; want %d, 4, exact, a cursor",
 				*first.Total, *first.Pages, *first.TotalExact, first.NextCursor, len(all))
 		}
-		if ids := s.walk(t, "/api/v1/users/list?size=3", u.access, size); !slices.Equal(ids, all) {
+		if ids := walk(t, s, "/api/v1/users/list?size=3", u.Access, size); !slices.Equal(ids, all) {
 			t.Errorf("walking the list by cursor saw %v, want every user once in id order: %v", ids, all)
 		}
 
 		// By page number, the same pages; past the last, an empty page.
 		var byPage []int64
 		for n := 1; n <= 4; n++ {
-			for _, it := range s.page(t, "/api/v1/users/list?size=3&page="+strconv.Itoa(n), u.access).Items {
+			for _, it := range page(t, s, "/api/v1/users/list?size=3&page="+strconv.Itoa(n), u.Access).Items {
 				byPage = append(byPage, it.ID)
 			}
 		}
 		if !slices.Equal(byPage, all) {
 			t.Errorf("the list by page number saw %v, want %v", byPage, all)
 		}
-		past := s.page(t, "/api/v1/users/list?size=3&page=9", u.access)
+		past := page(t, s, "/api/v1/users/list?size=3&page=9", u.Access)
 		if len(past.Items) != 0 || past.NextCursor != nil || *past.Total != int64(len(all)) {
 			t.Errorf("a page past the last: %d items, next %v, total %d", len(past.Items), past.NextCursor, *past.Total)
 		}
@@ -285,10 +270,10 @@ func TestPaging(t *testing.T) {
 			want = append(want, id)
 		}
 		slices.SortFunc(want, func(a, b int64) int { return strings.Compare(tagged[b], tagged[a]) })
-		if ids := s.walk(t, "/api/v1/users/search?email=PAGETAG&sort=-email&size=2", root.access, 2); !slices.Equal(ids, want) {
+		if ids := walk(t, s, "/api/v1/users/search?email=PAGETAG&sort=-email&size=2", root.Access, 2); !slices.Equal(ids, want) {
 			t.Errorf("walking a search by cursor saw %v, want the tagged users by email descending: %v", ids, want)
 		}
-		if admins := s.walk(t, "/api/v1/users/search?role=admin&size=2", root.access, 2); len(admins) != 3 {
+		if admins := walk(t, s, "/api/v1/users/search?role=admin&size=2", root.Access, 2); len(admins) != 3 {
 			t.Errorf("role=admin found %v, want the 3 admins", admins)
 		}
 
@@ -310,7 +295,7 @@ func TestPaging(t *testing.T) {
 			{"email=page%25tag", 0},
 			{"email=page_tag", 0},
 		} {
-			if got := s.page(t, "/api/v1/users/search?"+tc.query, root.access); *got.Total != tc.want || int64(len(got.Items)) != tc.want {
+			if got := page(t, s, "/api/v1/users/search?"+tc.query, root.Access); *got.Total != tc.want || int64(len(got.Items)) != tc.want {
 				t.Errorf("search?%s: total %d, %d items; want %d", tc.query, *got.Total, len(got.Items), tc.want)
 			}
 		}
@@ -319,7 +304,7 @@ func TestPaging(t *testing.T) {
 		var seqs []int64
 		path := "/api/v1/audit?size=4"
 		for n := 1; ; n++ {
-			r := s.expect(t, http.StatusOK, http.MethodGet, path, root.access, nil)
+			r := s.Expect(t, http.StatusOK, http.MethodGet, path, root.Access, nil)
 			var ap struct {
 				Items []struct {
 					Seq      int64 `json:"seq"`
@@ -331,7 +316,7 @@ func TestPaging(t *testing.T) {
 				Pages      int64   `json:"pages"`
 				NextCursor *string `json:"next_cursor"`
 			}
-			r.decode(t, &ap)
+			r.Decode(t, &ap)
 			if ap.Page != n || ap.Total != int64(len(all)) || ap.Pages != (ap.Total+3)/4 {
 				t.Errorf("%s: page %d, total %d, pages %d; want page %d, total %d (one creation each)", r, ap.Page, ap.Total, ap.Pages, n, len(all))
 			}
@@ -348,7 +333,7 @@ func TestPaging(t *testing.T) {
 		}
 
 		// Nothing found: an empty page, no pages.
-		none := s.page(t, "/api/v1/users/search?email=nobody-has-this", root.access)
+		none := page(t, s, "/api/v1/users/search?email=nobody-has-this", root.Access)
 		if *none.Total != 0 || *none.Pages != 0 || len(none.Items) != 0 || none.NextCursor != nil {
 			t.Errorf("an empty search: %+v", none)
 		}
@@ -366,11 +351,11 @@ func TestPaging(t *testing.T) {
 			"/api/v1/users/search?sort=-id&cursor=" + url.QueryEscape(cursor),
 			"/api/v1/audit?cursor=" + url.QueryEscape(cursor),
 		} {
-			if e := s.expect(t, http.StatusBadRequest, http.MethodGet, path, root.access, nil).error(t); e.Code != "invalid_cursor" {
+			if e := s.Expect(t, http.StatusBadRequest, http.MethodGet, path, root.Access, nil).Error(t); e.Code != "invalid_cursor" {
 				t.Errorf("GET %s: code %q, want invalid_cursor", path, e.Code)
 			}
 		}
-		s.expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/list?size=3&cursor="+url.QueryEscape(cursor), root.access, nil)
+		s.Expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/list?size=3&cursor="+url.QueryEscape(cursor), root.Access, nil)
 
 		// Parameters: unknown or repeated ones are 400s naming them; bad values 400 or 422.
 		for _, tc := range []struct {
@@ -390,8 +375,8 @@ func TestPaging(t *testing.T) {
 			{"/api/v1/users/search?sort=password", http.StatusUnprocessableEntity, "sort"},
 			{"/api/v1/users/search?ip_address=10.0.0.0/33", http.StatusUnprocessableEntity, "ip_address"},
 		} {
-			r := s.expect(t, tc.want, http.MethodGet, tc.path, root.access, nil)
-			e := r.error(t)
+			r := s.Expect(t, tc.want, http.MethodGet, tc.path, root.Access, nil)
+			e := r.Error(t)
 			named := strings.Contains(e.Detail, tc.names)
 			for _, f := range e.Errors {
 				named = named || f.Field == tc.names

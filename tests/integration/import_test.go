@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/userservice/userservice/adapters/passwords"
+	"github.com/userservice/userservice/tests/harness"
 )
 
 // importReportDTO is the import's JSON report.
@@ -42,7 +43,7 @@ func (r importReportDTO) problems() []string {
 }
 
 // multipartImport is a multipart body with fields in order.
-func multipartImport(t *testing.T, fields ...[2]string) rawBody {
+func multipartImport(t *testing.T, fields ...[2]string) harness.RawBody {
 	t.Helper()
 	var b bytes.Buffer
 	w := multipart.NewWriter(&b)
@@ -62,7 +63,7 @@ func multipartImport(t *testing.T, fields ...[2]string) rawBody {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return rawBody{contentType: w.FormDataContentType(), data: b.String()}
+	return harness.RawBody{ContentType: w.FormDataContentType(), Data: b.String()}
 }
 
 // tokenPair is what /auth/token answers.
@@ -71,23 +72,23 @@ type tokenPair struct {
 	PasswordChangeRequired bool   `json:"password_change_required"`
 }
 
-func (s *service) loginAs(t *testing.T, email, password string, want int) tokenPair {
+func loginAs(t *testing.T, s *harness.Service, email, password string, want int) tokenPair {
 	t.Helper()
-	r := s.expect(t, want, http.MethodPost, "/api/v1/auth/token", "", url.Values{"username": {email}, "password": {password}})
+	r := s.Expect(t, want, http.MethodPost, "/api/v1/auth/token", "", url.Values{"username": {email}, "password": {password}})
 	var p tokenPair
 	if want == http.StatusOK {
-		r.decode(t, &p)
+		r.Decode(t, &p)
 	}
 	return p
 }
 
 func TestImportOverHTTP(t *testing.T) {
 	t.Parallel()
-	onEachBackend(t, options{}, func(t *testing.T, s *service) {
-		root := s.seedSuperadmin(t)
-		admin := s.createAndLogin(t, root, "admin")
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		admin := s.CreateAndLogin(t, root, "admin")
 
-		bcryptPw, argonPw, defaultPw := s.password(), s.password(), s.password()
+		bcryptPw, argonPw, defaultPw := s.Password(), s.Password(), s.Password()
 		bcryptHash, err := bcrypt.GenerateFromPassword([]byte(bcryptPw), bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
@@ -96,31 +97,31 @@ func TestImportOverHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fromBcrypt, fromArgon, withDefault := email("bcrypt"), email("argon"), email("default")
+		fromBcrypt, fromArgon, withDefault := harness.Email("bcrypt"), harness.Email("argon"), harness.Email("default")
 		file := "\uFEFFemail,first_name,last_name,gender,ip_address,id,password_hash,nickname\r\n" +
 			fromBcrypt + ",Zoë,Ødegaard,female,10.0.0.1,,\"" + string(bcryptHash) + "\",z\r\n" +
 			fromArgon + ",Łukasz,Nguyễn,MALE,2001:db8::1,,\"" + argonHash + "\",\r\n" +
 			withDefault + ",\"Jean-Luc\",\"O'Doireidh\",Agender,,987654,,\r\n" +
 			"not-an-email,Bad,Row,Robot,,,,\r\n" +
 			strings.ToUpper(fromBcrypt) + ",Again,Later,Female,,,,\r\n" +
-			email("md5") + ",Old,Hash,Female,,,5f4dcc3b5aa765d61d8327deb882cf99,\r\n"
+			harness.Email("md5") + ",Old,Hash,Female,,,5f4dcc3b5aa765d61d8327deb882cf99,\r\n"
 
 		// Only superadmins may import (the shipped policy).
-		s.expect(t, http.StatusForbidden, http.MethodPost, "/api/v1/users/import", admin.access, rawBody{"text/csv", file})
+		s.Expect(t, http.StatusForbidden, http.MethodPost, "/api/v1/users/import", admin.Access, harness.RawBody{ContentType: "text/csv", Data: file})
 
 		// A dry run reports and writes nothing.
-		r := s.expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import?dry_run=true", root.access, rawBody{"text/csv", file})
+		r := s.Expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import?dry_run=true", root.Access, harness.RawBody{ContentType: "text/csv", Data: file})
 		var rep importReportDTO
-		r.decode(t, &rep)
+		r.Decode(t, &rep)
 		if !rep.DryRun || rep.Imported != 3 {
 			t.Errorf("dry run: %s", rep.counts())
 		}
-		s.loginAs(t, fromBcrypt, bcryptPw, http.StatusUnauthorized)
+		loginAs(t, s, fromBcrypt, bcryptPw, http.StatusUnauthorized)
 
-		r = s.expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import", root.access,
+		r = s.Expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import", root.Access,
 			multipartImport(t, [2]string{"default_password", defaultPw}, [2]string{"file", file}))
 		rep = importReportDTO{}
-		r.decode(t, &rep)
+		r.Decode(t, &rep)
 		if got, want := rep.counts(), "total=6 imported=3 updated=0 skipped=0 failed=3"; got != want {
 			t.Errorf("report %s, want %s", got, want)
 		}
@@ -130,41 +131,41 @@ func TestImportOverHTTP(t *testing.T) {
 
 		// Imported hashes log in with the original passwords, with no forced change.
 		for _, c := range []struct{ email, password string }{{fromBcrypt, bcryptPw}, {fromArgon, argonPw}} {
-			if p := s.loginAs(t, c.email, c.password, http.StatusOK); p.PasswordChangeRequired {
+			if p := loginAs(t, s, c.email, c.password, http.StatusOK); p.PasswordChangeRequired {
 				t.Errorf("%s: password change required", c.email)
 			}
 		}
 		// The id column was kept.
-		u := s.expect(t, http.StatusOK, http.MethodGet, userPath(987654), root.access, nil).user(t)
+		u := s.Expect(t, http.StatusOK, http.MethodGet, harness.UserPath(987654), root.Access, nil).User(t)
 		if u.Email != withDefault {
 			t.Errorf("user 987654 is %s", u.Email)
 		}
 
 		// The default password works once, and only to change itself.
-		p := s.loginAs(t, withDefault, defaultPw, http.StatusOK)
+		p := loginAs(t, s, withDefault, defaultPw, http.StatusOK)
 		if !p.PasswordChangeRequired {
 			t.Fatal("a default-password user is not told to change it")
 		}
-		s.expect(t, http.StatusForbidden, http.MethodGet, "/api/v1/users/me", p.AccessToken, nil)
-		s.expect(t, http.StatusForbidden, http.MethodGet, "/api/v1/users/list", p.AccessToken, nil)
-		s.expect(t, http.StatusForbidden, http.MethodPut, userPath(987654), p.AccessToken, map[string]any{"first_name": "Sneaky"})
-		newPw := s.password()
-		s.expect(t, http.StatusOK, http.MethodPut, userPath(987654), p.AccessToken, map[string]any{"password": newPw, "current_password": defaultPw})
-		s.loginAs(t, withDefault, defaultPw, http.StatusUnauthorized)
-		p = s.loginAs(t, withDefault, newPw, http.StatusOK)
+		s.Expect(t, http.StatusForbidden, http.MethodGet, "/api/v1/users/me", p.AccessToken, nil)
+		s.Expect(t, http.StatusForbidden, http.MethodGet, "/api/v1/users/list", p.AccessToken, nil)
+		s.Expect(t, http.StatusForbidden, http.MethodPut, harness.UserPath(987654), p.AccessToken, map[string]any{"first_name": "Sneaky"})
+		newPw := s.Password()
+		s.Expect(t, http.StatusOK, http.MethodPut, harness.UserPath(987654), p.AccessToken, map[string]any{"password": newPw, "current_password": defaultPw})
+		loginAs(t, s, withDefault, defaultPw, http.StatusUnauthorized)
+		p = loginAs(t, s, withDefault, newPw, http.StatusOK)
 		if p.PasswordChangeRequired {
 			t.Error("still required to change the password after changing it")
 		}
-		s.expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/me", p.AccessToken, nil)
+		s.Expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/me", p.AccessToken, nil)
 
 		// Every imported user is in the change log, created by the importer.
-		r = s.expect(t, http.StatusOK, http.MethodGet, fmt.Sprintf("/api/v1/audit?action=created&actor_id=%d", root.id), root.access, nil)
+		r = s.Expect(t, http.StatusOK, http.MethodGet, fmt.Sprintf("/api/v1/audit?action=created&actor_id=%d", root.ID), root.Access, nil)
 		var audit struct {
 			Items []struct {
 				TargetID int64 `json:"target_id"`
 			} `json:"items"`
 		}
-		r.decode(t, &audit)
+		r.Decode(t, &audit)
 		found := false
 		for _, it := range audit.Items {
 			found = found || it.TargetID == 987654
@@ -174,39 +175,39 @@ func TestImportOverHTTP(t *testing.T) {
 		}
 
 		// Without a default password a new user has no usable password.
-		noPw := email("nopw")
-		r = s.expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import", root.access,
-			rawBody{"text/csv", "first_name,last_name,email,gender,ip_address\nAna,Bo," + noPw + ",Female,\n"})
-		s.loginAs(t, noPw, "any password at all", http.StatusUnauthorized)
+		noPw := harness.Email("nopw")
+		r = s.Expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import", root.Access,
+			harness.RawBody{ContentType: "text/csv", Data: "first_name,last_name,email,gender,ip_address\nAna,Bo," + noPw + ",Female,\n"})
+		loginAs(t, s, noPw, "any password at all", http.StatusUnauthorized)
 
 		// on_conflict: skip leaves the stored user, update changes it, fail is all or nothing.
-		again := "first_name,last_name,email,gender,ip_address\nRenamed,Person," + fromArgon + ",Male,\nNew,Person," + email("new") + ",Male,\n"
-		r = s.expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import?on_conflict=skip", root.access, rawBody{"text/csv", again})
+		again := "first_name,last_name,email,gender,ip_address\nRenamed,Person," + fromArgon + ",Male,\nNew,Person," + harness.Email("new") + ",Male,\n"
+		r = s.Expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import?on_conflict=skip", root.Access, harness.RawBody{ContentType: "text/csv", Data: again})
 		rep = importReportDTO{}
-		r.decode(t, &rep)
+		r.Decode(t, &rep)
 		if got := rep.counts(); got != "total=2 imported=1 updated=0 skipped=1 failed=0" {
 			t.Errorf("skip: %s", got)
 		}
-		strict := "first_name,last_name,email,gender,ip_address\nNew,Person," + email("strict") + ",Male,\nX,Y," + fromArgon + ",Male,\n"
-		r = s.expect(t, http.StatusConflict, http.MethodPost, "/api/v1/users/import?on_conflict=fail", root.access, rawBody{"text/csv", strict})
+		strict := "first_name,last_name,email,gender,ip_address\nNew,Person," + harness.Email("strict") + ",Male,\nX,Y," + fromArgon + ",Male,\n"
+		r = s.Expect(t, http.StatusConflict, http.MethodPost, "/api/v1/users/import?on_conflict=fail", root.Access, harness.RawBody{ContentType: "text/csv", Data: strict})
 		rep = importReportDTO{}
-		r.decode(t, &rep)
+		r.Decode(t, &rep)
 		if got := rep.counts(); got != "total=2 imported=0 updated=0 skipped=1 failed=1" || strings.Join(rep.problems(), " ") != "3:email" {
 			t.Errorf("fail: %s %v", got, rep.problems())
 		}
-		r = s.expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import?on_conflict=update", root.access, rawBody{"text/csv", again})
+		r = s.Expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import?on_conflict=update", root.Access, harness.RawBody{ContentType: "text/csv", Data: again})
 		rep = importReportDTO{}
-		r.decode(t, &rep)
+		r.Decode(t, &rep)
 		if got := rep.counts(); got != "total=2 imported=0 updated=1 skipped=1 failed=0" {
 			t.Errorf("update: %s", got)
 		}
-		p = s.loginAs(t, fromArgon, argonPw, http.StatusOK)
-		me := s.expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/me", p.AccessToken, nil).user(t)
+		p = loginAs(t, s, fromArgon, argonPw, http.StatusOK)
+		me := s.Expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/me", p.AccessToken, nil).User(t)
 		if me.FirstName != "Renamed" || me.Gender != "Male" {
 			t.Errorf("updated user %+v", me)
 		}
 
 		// A file that is not CSV is a 400.
-		s.expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/users/import", root.access, rawBody{"text/csv", "\x89PNG\r\n\x1a\n"})
+		s.Expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/users/import", root.Access, harness.RawBody{ContentType: "text/csv", Data: "\x89PNG\r\n\x1a\n"})
 	})
 }

@@ -4,13 +4,15 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+
+	"github.com/userservice/userservice/tests/harness"
 )
 
 // together sends the requests at once (as near as goroutines get) and
 // returns their answers in order.
-func together(t *testing.T, send ...func() response) []response {
+func together(t *testing.T, send ...func() harness.Response) []harness.Response {
 	t.Helper()
-	out := make([]response, len(send))
+	out := make([]harness.Response, len(send))
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, f := range send {
@@ -30,24 +32,24 @@ func together(t *testing.T, send ...func() response) []response {
 // and revoke the family (CONTRACT §3).
 func TestRacesKeepInvariants(t *testing.T) {
 	t.Parallel()
-	onEachBackend(t, options{}, func(t *testing.T, s *service) {
-		survivor := s.seedSuperadmin(t)
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		survivor := s.SeedSuperadmin(t)
 		for round, action := range []string{"delete", "demote", "delete", "demote"} {
-			other := s.createAndLogin(t, survivor, superadmin)
-			act := func(actor, target *account) func() response {
+			other := s.CreateAndLogin(t, survivor, superadmin)
+			act := func(actor, target *harness.Account) func() harness.Response {
 				if action == "delete" {
-					return func() response {
-						return s.do(t, http.MethodDelete, userPath(target.id), actor.access, nil)
+					return func() harness.Response {
+						return s.Do(t, http.MethodDelete, harness.UserPath(target.ID), actor.Access, nil)
 					}
 				}
-				return func() response {
-					return s.do(t, http.MethodPatch, userPath(target.id)+"/role", actor.access, map[string]any{"role": admin})
+				return func() harness.Response {
+					return s.Do(t, http.MethodPatch, harness.UserPath(target.ID)+"/role", actor.Access, map[string]any{"role": admin})
 				}
 			}
 			rs := together(t, act(survivor, other), act(other, survivor))
 			won := 0
 			for i, r := range rs {
-				switch r.status {
+				switch r.Status {
 				case http.StatusOK, http.StatusNoContent:
 					won++
 					if i == 1 {
@@ -63,28 +65,28 @@ func TestRacesKeepInvariants(t *testing.T) {
 			if won != 1 {
 				t.Fatalf("round %d (%s): %d of the two removals succeeded, want exactly one: %v", round, action, won, rs)
 			}
-			var p pageDTO
-			s.expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/search?role=superadmin", survivor.access, nil).decode(t, &p)
-			if len(p.Items) != 1 || p.Items[0].ID != survivor.id {
-				t.Fatalf("round %d (%s): superadmins %v, want only %d", round, action, p.Items, survivor.id)
+			var p harness.PageDTO
+			s.Expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/search?role=superadmin", survivor.Access, nil).Decode(t, &p)
+			if len(p.Items) != 1 || p.Items[0].ID != survivor.ID {
+				t.Fatalf("round %d (%s): superadmins %v, want only %d", round, action, p.Items, survivor.ID)
 			}
 		}
 
 		// One refresh token presented several times at once.
-		u := s.createAndLogin(t, survivor, user)
-		send := make([]func() response, 4)
+		u := s.CreateAndLogin(t, survivor, user)
+		send := make([]func() harness.Response, 4)
 		for i := range send {
-			send[i] = func() response {
-				return s.do(t, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": u.refresh})
+			send[i] = func() harness.Response {
+				return s.Do(t, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": u.Refresh})
 			}
 		}
 		var winner pair
 		ok := 0
 		for _, r := range together(t, send...) {
-			switch r.status {
+			switch r.Status {
 			case http.StatusOK:
 				ok++
-				r.decode(t, &winner)
+				r.Decode(t, &winner)
 			case http.StatusUnauthorized:
 			default:
 				t.Errorf("a concurrent refresh: %s", r)
@@ -95,8 +97,8 @@ func TestRacesKeepInvariants(t *testing.T) {
 		}
 		// The others presented a spent token: the family, and the user's
 		// access tokens, are gone.
-		s.refresh(t, winner.RefreshToken, http.StatusUnauthorized)
-		s.expect(t, http.StatusUnauthorized, http.MethodGet, me, winner.AccessToken, nil)
-		s.expect(t, http.StatusUnauthorized, http.MethodGet, me, u.access, nil)
+		refresh(t, s, winner.RefreshToken, http.StatusUnauthorized)
+		s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, winner.AccessToken, nil)
+		s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, u.Access, nil)
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/userservice/userservice/tests/harness"
 	"github.com/userservice/userservice/tests/testdb"
 )
 
@@ -16,17 +17,17 @@ const searchBudget = 50
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 
 // searchAs sends one search as client (an X-Forwarded-For address).
-func (s *service) searchAs(t *testing.T, token, client string) response {
+func searchAs(t *testing.T, s *harness.Service, token, client string) harness.Response {
 	t.Helper()
-	return s.do(t, http.MethodGet, "/api/v1/users/search?email=example", token, nil, "X-Forwarded-For", client)
+	return s.Do(t, http.MethodGet, "/api/v1/users/search?email=example", token, nil, "X-Forwarded-For", client)
 }
 
 // checkLimitHeaders fails t unless r carries the three integer headers.
-func checkLimitHeaders(t *testing.T, r response) {
+func checkLimitHeaders(t *testing.T, r harness.Response) {
 	t.Helper()
 	for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
-		if _, err := strconv.Atoi(r.header.Get(h)); err != nil {
-			t.Errorf("%s: header %s = %q, want an integer", r, h, r.header.Get(h))
+		if _, err := strconv.Atoi(r.Header.Get(h)); err != nil {
+			t.Errorf("%s: header %s = %q, want an integer", r, h, r.Header.Get(h))
 		}
 	}
 }
@@ -37,24 +38,24 @@ func checkLimitHeaders(t *testing.T, r response) {
 // forwarded address.
 func TestSearchIsLimitedPerClient(t *testing.T) {
 	t.Parallel()
-	onEachBackend(t, options{shippedLimits: true, trustedProxies: loopback}, func(t *testing.T, s *service) {
-		root := s.seedSuperadmin(t)
+	harness.OnEachBackend(t, harness.Options{ShippedLimits: true, TrustedProxies: loopback}, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
 		for i := range searchBudget {
-			r := s.searchAs(t, root.access, "203.0.113.5")
-			if r.status != http.StatusOK {
+			r := searchAs(t, s, root.Access, "203.0.113.5")
+			if r.Status != http.StatusOK {
 				t.Fatalf("search %d: %s", i+1, r)
 			}
 			checkLimitHeaders(t, r)
 		}
-		r := s.searchAs(t, root.access, "203.0.113.5")
-		if r.status != http.StatusTooManyRequests {
+		r := searchAs(t, s, root.Access, "203.0.113.5")
+		if r.Status != http.StatusTooManyRequests {
 			t.Fatalf("search %d: %s, want 429", searchBudget+1, r)
 		}
 		checkLimitHeaders(t, r)
-		if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 {
-			t.Errorf("429 Retry-After %q", r.header.Get("Retry-After"))
+		if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n < 1 {
+			t.Errorf("429 Retry-After %q", r.Header.Get("Retry-After"))
 		}
-		s.expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/search?email=example", root.access, nil,
+		s.Expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/search?email=example", root.Access, nil,
 			"X-Forwarded-For", "198.51.100.7")
 	})
 }
@@ -63,14 +64,14 @@ func TestSearchIsLimitedPerClient(t *testing.T) {
 // address is the key, whatever X-Forwarded-For claims.
 func TestSpoofedForwardedForIsIgnored(t *testing.T) {
 	t.Parallel()
-	s := start(t, backends()[0], options{shippedLimits: true})
-	root := s.seedSuperadmin(t)
+	s := harness.Start(t, harness.Backends()[0], harness.Options{ShippedLimits: true})
+	root := s.SeedSuperadmin(t)
 	for i := range searchBudget {
-		if r := s.searchAs(t, root.access, "192.0.2."+strconv.Itoa(i+1)); r.status != http.StatusOK {
+		if r := searchAs(t, s, root.Access, "192.0.2."+strconv.Itoa(i+1)); r.Status != http.StatusOK {
 			t.Fatalf("search %d: %s", i+1, r)
 		}
 	}
-	s.expect(t, http.StatusTooManyRequests, http.MethodGet, "/api/v1/users/search?email=example", root.access, nil,
+	s.Expect(t, http.StatusTooManyRequests, http.MethodGet, "/api/v1/users/search?email=example", root.Access, nil,
 		"X-Forwarded-For", "192.0.2.250")
 }
 
@@ -78,16 +79,16 @@ func TestSpoofedForwardedForIsIgnored(t *testing.T) {
 // addresses: the sixth attempt on one email in a minute is refused.
 func TestLoginIsLimitedPerEmail(t *testing.T) {
 	t.Parallel()
-	s := start(t, backends()[0], options{shippedLimits: true, trustedProxies: loopback})
+	s := harness.Start(t, harness.Backends()[0], harness.Options{ShippedLimits: true, TrustedProxies: loopback})
 	form := url.Values{"username": {"Victim@Example.com"}, "password": {"wrong-password"}}
 	for i := range 5 {
-		r := s.do(t, http.MethodPost, "/api/v1/auth/token", "", form, "X-Forwarded-For", "198.51.100."+strconv.Itoa(i+1))
-		if r.status != http.StatusUnauthorized {
+		r := s.Do(t, http.MethodPost, "/api/v1/auth/token", "", form, "X-Forwarded-For", "198.51.100."+strconv.Itoa(i+1))
+		if r.Status != http.StatusUnauthorized {
 			t.Fatalf("attempt %d: %s, want 401", i+1, r)
 		}
 	}
 	form.Set("username", "victim@example.com")
-	s.expect(t, http.StatusTooManyRequests, http.MethodPost, "/api/v1/auth/token", "", form, "X-Forwarded-For", "198.51.100.99")
+	s.Expect(t, http.StatusTooManyRequests, http.MethodPost, "/api/v1/auth/token", "", form, "X-Forwarded-For", "198.51.100.99")
 }
 
 // TestInstancesShareOneBudgetThroughRedis: two instances on one database and
@@ -95,20 +96,20 @@ func TestLoginIsLimitedPerEmail(t *testing.T) {
 func TestInstancesShareOneBudgetThroughRedis(t *testing.T) {
 	t.Parallel()
 	redis := testdb.RedisURL(t)
-	a := start(t, backends()[1], options{shippedLimits: true, trustedProxies: loopback, redisURL: redis})
-	b := start(t, backends()[1], options{trustedProxies: loopback, redisURL: redis, dbURL: a.dbURL, policyDir: a.policyDir, jwtSecret: a.jwtSecret})
-	root := a.seedSuperadmin(t)
+	a := harness.Start(t, harness.Backends()[1], harness.Options{ShippedLimits: true, TrustedProxies: loopback, RedisURL: redis})
+	b := harness.Start(t, harness.Backends()[1], harness.Options{TrustedProxies: loopback, RedisURL: redis, DBURL: a.DBURL, PolicyDir: a.PolicyDir, JWTSecret: a.JWTSecret})
+	root := a.SeedSuperadmin(t)
 	for i := range searchBudget {
 		s := a
 		if i%2 == 1 {
 			s = b
 		}
-		if r := s.searchAs(t, root.access, "203.0.113.9"); r.status != http.StatusOK {
+		if r := searchAs(t, s, root.Access, "203.0.113.9"); r.Status != http.StatusOK {
 			t.Fatalf("search %d: %s", i+1, r)
 		}
 	}
-	for _, s := range []*service{a, b} {
-		s.expect(t, http.StatusTooManyRequests, http.MethodGet, "/api/v1/users/search?email=example", root.access, nil,
+	for _, s := range []*harness.Service{a, b} {
+		s.Expect(t, http.StatusTooManyRequests, http.MethodGet, "/api/v1/users/search?email=example", root.Access, nil,
 			"X-Forwarded-For", "203.0.113.9")
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+
+	"github.com/userservice/userservice/tests/harness"
 )
 
 // The actors of the matrix: nobody signed in, and one signed-in user of each
@@ -220,10 +222,10 @@ var roleMatrix = []roleCase{
 // cases that leave their target usable, and the superadmin that sets up and
 // checks the rest.
 type matrix struct {
-	s      *service
-	root   *account
-	actors map[string]*account
-	others map[string]*account
+	s      *harness.Service
+	root   *harness.Account
+	actors map[string]*harness.Account
+	others map[string]*harness.Account
 }
 
 // subject is the user a case acts on: its id and role (zero when none).
@@ -238,52 +240,52 @@ type subject struct {
 // case depends on another.
 type matrixAction struct {
 	mutating bool
-	run      func(t *testing.T, m *matrix, c roleCase, actor *account, target subject) response
+	run      func(t *testing.T, m *matrix, c roleCase, actor *harness.Account, target subject) harness.Response
 }
 
 var matrixActions = map[string]matrixAction{
-	"login": {run: func(t *testing.T, m *matrix, _ roleCase, _ *account, _ subject) response {
-		a := m.s.create(t, m.root, user)
-		return m.s.do(t, http.MethodPost, "/api/v1/auth/token", "",
-			url.Values{"username": {a.email}, "password": {a.password}})
+	"login": {run: func(t *testing.T, m *matrix, _ roleCase, _ *harness.Account, _ subject) harness.Response {
+		a := m.s.Create(t, m.root, user)
+		return m.s.Do(t, http.MethodPost, "/api/v1/auth/token", "",
+			url.Values{"username": {a.Email}, "password": {a.Password}})
 	}},
-	"refresh": {run: func(t *testing.T, m *matrix, _ roleCase, _ *account, _ subject) response {
-		a := m.s.createAndLogin(t, m.root, user)
-		return m.s.do(t, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": a.refresh})
+	"refresh": {run: func(t *testing.T, m *matrix, _ roleCase, _ *harness.Account, _ subject) harness.Response {
+		a := m.s.CreateAndLogin(t, m.root, user)
+		return m.s.Do(t, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": a.Refresh})
 	}},
-	"sign_up": {run: func(t *testing.T, m *matrix, _ roleCase, _ *account, _ subject) response {
-		return m.s.do(t, http.MethodPost, "/api/v1/auth/sign-up", "", newUserBody(email("signup"), m.s.password(), ""))
+	"sign_up": {run: func(t *testing.T, m *matrix, _ roleCase, _ *harness.Account, _ subject) harness.Response {
+		return m.s.Do(t, http.MethodPost, "/api/v1/auth/sign-up", "", harness.NewUserBody(harness.Email("signup"), m.s.Password(), ""))
 	}},
 	"healthz": {run: public("/healthz")},
 	"readyz":  {run: public("/readyz")},
 	"metrics": {run: public("/metrics")},
 	"openapi": {run: public("/openapi.yaml")},
 	"docs":    {run: public("/docs")},
-	"me": {run: func(t *testing.T, m *matrix, _ roleCase, actor *account, _ subject) response {
-		r := m.s.do(t, http.MethodGet, "/api/v1/users/me", actor.access, nil)
-		if r.status == http.StatusOK {
-			if u := r.user(t); u.ID != actor.id || u.Role != actor.role {
-				t.Errorf("%s: want user %d with role %s", r, actor.id, actor.role)
+	"me": {run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, _ subject) harness.Response {
+		r := m.s.Do(t, http.MethodGet, "/api/v1/users/me", actor.Access, nil)
+		if r.Status == http.StatusOK {
+			if u := r.User(t); u.ID != actor.ID || u.Role != actor.Role {
+				t.Errorf("%s: want user %d with role %s", r, actor.ID, actor.Role)
 			}
 		}
 		return r
 	}},
-	"list": {run: func(t *testing.T, m *matrix, _ roleCase, actor *account, _ subject) response {
-		r := m.s.do(t, http.MethodGet, "/api/v1/users/list?size=5", actor.access, nil)
-		if r.status == http.StatusOK {
-			var p pageDTO
-			r.decode(t, &p)
+	"list": {run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, _ subject) harness.Response {
+		r := m.s.Do(t, http.MethodGet, "/api/v1/users/list?size=5", actor.Access, nil)
+		if r.Status == http.StatusOK {
+			var p harness.PageDTO
+			r.Decode(t, &p)
 			if len(p.Items) == 0 {
 				t.Errorf("%s: no users listed", r)
 			}
 		}
 		return r
 	}},
-	"search": {run: func(t *testing.T, m *matrix, _ roleCase, actor *account, _ subject) response {
-		r := m.s.do(t, http.MethodGet, "/api/v1/users/search?role=admin", actor.access, nil)
-		if r.status == http.StatusOK {
-			var p pageDTO
-			r.decode(t, &p)
+	"search": {run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, _ subject) harness.Response {
+		r := m.s.Do(t, http.MethodGet, "/api/v1/users/search?role=admin", actor.Access, nil)
+		if r.Status == http.StatusOK {
+			var p harness.PageDTO
+			r.Decode(t, &p)
 			for _, u := range p.Items {
 				if u.Role != admin {
 					t.Errorf("%s: role=admin found user %d with role %s", r, u.ID, u.Role)
@@ -295,77 +297,77 @@ var matrixActions = map[string]matrixAction{
 		}
 		return r
 	}},
-	"get": {run: func(t *testing.T, m *matrix, _ roleCase, actor *account, target subject) response {
-		r := m.s.do(t, http.MethodGet, userPath(target.id), actor.access, nil)
-		if r.status == http.StatusOK {
-			if u := r.user(t); u.ID != target.id {
+	"get": {run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, target subject) harness.Response {
+		r := m.s.Do(t, http.MethodGet, harness.UserPath(target.id), actor.Access, nil)
+		if r.Status == http.StatusOK {
+			if u := r.User(t); u.ID != target.id {
 				t.Errorf("%s: want user %d", r, target.id)
 			}
-			if r.header.Get("ETag") == "" {
+			if r.Header.Get("ETag") == "" {
 				t.Errorf("%s: no ETag", r)
 			}
 		}
 		return r
 	}},
-	"update_profile": {run: func(t *testing.T, m *matrix, _ roleCase, actor *account, target subject) response {
-		r := m.s.do(t, http.MethodPut, userPath(target.id), actor.access, map[string]any{"first_name": "Renée"})
-		if r.status == http.StatusOK && r.user(t).FirstName != "Renée" {
+	"update_profile": {run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, target subject) harness.Response {
+		r := m.s.Do(t, http.MethodPut, harness.UserPath(target.id), actor.Access, map[string]any{"first_name": "Renée"})
+		if r.Status == http.StatusOK && r.User(t).FirstName != "Renée" {
 			t.Errorf("%s: the first name did not change", r)
 		}
 		return r
 	}},
-	"update_credentials": {run: func(t *testing.T, m *matrix, _ roleCase, actor *account, target subject) response {
-		addr := email("changed")
-		r := m.s.do(t, http.MethodPut, userPath(target.id), actor.access, map[string]any{"email": addr, "password": m.s.password()})
-		if r.status == http.StatusOK && r.user(t).Email != addr {
+	"update_credentials": {run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, target subject) harness.Response {
+		addr := harness.Email("changed")
+		r := m.s.Do(t, http.MethodPut, harness.UserPath(target.id), actor.Access, map[string]any{"email": addr, "password": m.s.Password()})
+		if r.Status == http.StatusOK && r.User(t).Email != addr {
 			t.Errorf("%s: the email did not change", r)
 		}
 		return r
 	}},
-	"update_own_email": {run: func(t *testing.T, m *matrix, _ roleCase, actor *account, target subject) response {
-		addr := email("mine")
-		r := m.s.do(t, http.MethodPut, userPath(target.id), actor.access, map[string]any{"email": addr, "current_password": actor.password})
-		if r.status == http.StatusOK {
-			if r.user(t).Email != addr {
+	"update_own_email": {run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, target subject) harness.Response {
+		addr := harness.Email("mine")
+		r := m.s.Do(t, http.MethodPut, harness.UserPath(target.id), actor.Access, map[string]any{"email": addr, "current_password": actor.Password})
+		if r.Status == http.StatusOK {
+			if r.User(t).Email != addr {
 				t.Errorf("%s: the email did not change", r)
 			}
-			actor.email = addr
+			actor.Email = addr
 			// An email change leaves the tokens alone.
-			m.s.expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/me", actor.access, nil)
+			m.s.Expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/me", actor.Access, nil)
 		}
 		return r
 	}},
-	"update_own_email_without_current": {run: func(t *testing.T, m *matrix, _ roleCase, actor *account, target subject) response {
-		return m.s.do(t, http.MethodPut, userPath(target.id), actor.access, map[string]any{"email": email("mine")})
+	"update_own_email_without_current": {run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, target subject) harness.Response {
+		return m.s.Do(t, http.MethodPut, harness.UserPath(target.id), actor.Access, map[string]any{"email": harness.Email("mine")})
 	}},
-	"update_own_email_wrong_current": {run: func(t *testing.T, m *matrix, _ roleCase, actor *account, target subject) response {
-		return m.s.do(t, http.MethodPut, userPath(target.id), actor.access, map[string]any{"email": email("mine"), "current_password": m.s.password()})
+	"update_own_email_wrong_current": {run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, target subject) harness.Response {
+		return m.s.Do(t, http.MethodPut, harness.UserPath(target.id), actor.Access, map[string]any{"email": harness.Email("mine"), "current_password": m.s.Password()})
 	}},
-	"update_own_password": {mutating: true, run: func(t *testing.T, m *matrix, _ roleCase, actor *account, target subject) response {
+	"update_own_password": {mutating: true, run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, target subject) harness.Response {
 		old := *actor
-		actor.password = m.s.password()
-		r := m.s.do(t, http.MethodPut, userPath(target.id), actor.access, map[string]any{"password": actor.password, "current_password": old.password})
-		if r.status == http.StatusOK {
+		actor.Password = m.s.Password()
+		r := m.s.Do(t, http.MethodPut, harness.UserPath(target.id), actor.Access, map[string]any{"password": actor.Password, "current_password": old.Password})
+		if r.Status == http.StatusOK {
 			// A password change ends the tokens issued before it.
-			m.s.expect(t, http.StatusUnauthorized, http.MethodGet, "/api/v1/users/me", old.access, nil)
-			m.s.expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": old.refresh})
-			m.s.login(t, actor)
+			m.s.Expect(t, http.StatusUnauthorized, http.MethodGet, "/api/v1/users/me", old.Access, nil)
+			m.s.Expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": old.Refresh})
+			m.s.Login(t, actor)
 		}
 		return r
 	}},
-	"update_own_password_without_current": {run: func(t *testing.T, m *matrix, _ roleCase, actor *account, target subject) response {
-		return m.s.do(t, http.MethodPut, userPath(target.id), actor.access, map[string]any{"password": m.s.password()})
+	"update_own_password_without_current": {run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, target subject) harness.Response {
+		return m.s.Do(t, http.MethodPut, harness.UserPath(target.id), actor.Access, map[string]any{"password": m.s.Password()})
 	}},
-	"update_role_key": {run: func(t *testing.T, m *matrix, c roleCase, actor *account, target subject) response {
-		r := m.s.do(t, http.MethodPut, userPath(target.id), actor.access, map[string]any{"first_name": "Eve", "role": c.role})
+	"update_role_key": {run: func(t *testing.T, m *matrix, c roleCase, actor *harness.Account, target subject) harness.Response {
+		r := m.s.Do(t, http.MethodPut, harness.UserPath(target.id), actor.Access, map[string]any{"first_name": "Eve", "role": c.role})
 		m.checkRole(t, target.id, target.role)
 		return r
 	}},
-	"role": {mutating: true, run: func(t *testing.T, m *matrix, c roleCase, actor *account, target subject) response {
-		r := m.s.do(t, http.MethodPatch, userPath(target.id)+"/role", actor.access, map[string]any{"role": c.role})
+	"role": {mutating: true, run: func(t *testing.T, m *matrix, c roleCase, actor *harness.Account, target subject) harness.Response {
+		r := m.s.Do(t, http.MethodPatch, harness.UserPath(target.id)+"/role", actor.Access, map[string]any{"role": c.role})
 		switch {
-		case r.status == http.StatusOK:
-			if got := r.user(t).Role; got != c.role {
+		case r.Status == http.StatusOK:
+			if got := r.User(t).Role; got != c.role {
 				t.Errorf("%s: answered role %s, want %s", r, got, c.role)
 			}
 			m.checkRole(t, target.id, c.role)
@@ -374,54 +376,54 @@ var matrixActions = map[string]matrixAction{
 		}
 		return r
 	}},
-	"create": {run: func(t *testing.T, m *matrix, c roleCase, actor *account, _ subject) response {
-		r := m.s.do(t, http.MethodPost, "/api/v1/users/create-admin", actor.access, newUserBody(email("made"), m.s.password(), c.role))
-		if r.status == http.StatusCreated {
-			if got := r.user(t).Role; got != c.role {
+	"create": {run: func(t *testing.T, m *matrix, c roleCase, actor *harness.Account, _ subject) harness.Response {
+		r := m.s.Do(t, http.MethodPost, "/api/v1/users/create-admin", actor.Access, harness.NewUserBody(harness.Email("made"), m.s.Password(), c.role))
+		if r.Status == http.StatusCreated {
+			if got := r.User(t).Role; got != c.role {
 				t.Errorf("%s: created with role %s, want %s", r, got, c.role)
 			}
-			if r.header.Get("Location") != userPath(r.user(t).ID) {
-				t.Errorf("%s: Location %q", r, r.header.Get("Location"))
+			if r.Header.Get("Location") != harness.UserPath(r.User(t).ID) {
+				t.Errorf("%s: Location %q", r, r.Header.Get("Location"))
 			}
 		}
 		return r
 	}},
-	"delete": {mutating: true, run: func(t *testing.T, m *matrix, _ roleCase, actor *account, target subject) response {
-		r := m.s.do(t, http.MethodDelete, userPath(target.id), actor.access, nil)
+	"delete": {mutating: true, run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, target subject) harness.Response {
+		r := m.s.Do(t, http.MethodDelete, harness.UserPath(target.id), actor.Access, nil)
 		switch {
-		case r.status == http.StatusNoContent:
-			m.s.expect(t, http.StatusNotFound, http.MethodGet, userPath(target.id), m.root.access, nil)
-			if target.id == actor.id {
-				m.s.expect(t, http.StatusUnauthorized, http.MethodGet, "/api/v1/users/me", actor.access, nil)
+		case r.Status == http.StatusNoContent:
+			m.s.Expect(t, http.StatusNotFound, http.MethodGet, harness.UserPath(target.id), m.root.Access, nil)
+			if target.id == actor.ID {
+				m.s.Expect(t, http.StatusUnauthorized, http.MethodGet, "/api/v1/users/me", actor.Access, nil)
 			}
 		case target.id != missingID:
-			m.s.expect(t, http.StatusOK, http.MethodGet, userPath(target.id), m.root.access, nil)
+			m.s.Expect(t, http.StatusOK, http.MethodGet, harness.UserPath(target.id), m.root.Access, nil)
 		}
 		return r
 	}},
-	"audit": {run: func(t *testing.T, m *matrix, _ roleCase, actor *account, _ subject) response {
-		r := m.s.do(t, http.MethodGet, "/api/v1/audit?size=100", actor.access, nil)
-		if r.status == http.StatusOK {
+	"audit": {run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, _ subject) harness.Response {
+		r := m.s.Do(t, http.MethodGet, "/api/v1/audit?size=100", actor.Access, nil)
+		if r.Status == http.StatusOK {
 			var p struct {
 				Items []map[string]any `json:"items"`
 			}
-			r.decode(t, &p)
+			r.Decode(t, &p)
 			if len(p.Items) == 0 {
 				t.Errorf("%s: an empty change log", r)
 			}
 		}
 		return r
 	}},
-	"logout": {run: func(t *testing.T, m *matrix, _ roleCase, actor *account, _ subject) response {
-		return m.s.do(t, http.MethodPost, "/api/v1/auth/logout", actor.access, map[string]any{"refresh_token": actor.refresh})
+	"logout": {run: func(t *testing.T, m *matrix, _ roleCase, actor *harness.Account, _ subject) harness.Response {
+		return m.s.Do(t, http.MethodPost, "/api/v1/auth/logout", actor.Access, map[string]any{"refresh_token": actor.Refresh})
 	}},
 }
 
 // public is an action on a route outside /api/v1 that needs no token.
-func public(path string) func(*testing.T, *matrix, roleCase, *account, subject) response {
-	return func(t *testing.T, m *matrix, _ roleCase, _ *account, _ subject) response {
-		r := m.s.do(t, http.MethodGet, path, "", nil)
-		if r.status == http.StatusOK && len(r.body) == 0 {
+func public(path string) func(*testing.T, *matrix, roleCase, *harness.Account, subject) harness.Response {
+	return func(t *testing.T, m *matrix, _ roleCase, _ *harness.Account, _ subject) harness.Response {
+		r := m.s.Do(t, http.MethodGet, path, "", nil)
+		if r.Status == http.StatusOK && len(r.Body) == 0 {
 			t.Errorf("%s: empty", r)
 		}
 		return r
@@ -431,8 +433,8 @@ func public(path string) func(*testing.T, *matrix, roleCase, *account, subject) 
 // checkRole checks, as the superadmin, that user id has role want.
 func (m *matrix) checkRole(t *testing.T, id int64, want string) {
 	t.Helper()
-	r := m.s.expect(t, http.StatusOK, http.MethodGet, userPath(id), m.root.access, nil)
-	if got := r.user(t).Role; r.status == http.StatusOK && got != want {
+	r := m.s.Expect(t, http.StatusOK, http.MethodGet, harness.UserPath(id), m.root.Access, nil)
+	if got := r.User(t).Role; r.Status == http.StatusOK && got != want {
 		t.Errorf("user %d has role %s, want %s", id, got, want)
 	}
 }
@@ -441,16 +443,16 @@ func (m *matrix) checkRole(t *testing.T, id int64, want string) {
 // backend.
 func TestRoleMatrix(t *testing.T) {
 	t.Parallel()
-	onEachBackend(t, options{}, func(t *testing.T, s *service) {
-		root := s.seedSuperadmin(t)
-		m := &matrix{s: s, root: root, actors: map[string]*account{}, others: map[string]*account{}}
-		m.actors[anonymous] = &account{}
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		m := &matrix{s: s, root: root, actors: map[string]*harness.Account{}, others: map[string]*harness.Account{}}
+		m.actors[anonymous] = &harness.Account{}
 		m.actors[superadmin] = root
 		for _, role := range []string{user, admin} {
-			m.actors[role] = s.createAndLogin(t, root, role)
+			m.actors[role] = s.CreateAndLogin(t, root, role)
 		}
 		for _, role := range []string{user, admin, superadmin} {
-			m.others[role] = s.create(t, root, role)
+			m.others[role] = s.Create(t, root, role)
 		}
 
 		for _, c := range roleMatrix {
@@ -477,16 +479,16 @@ func TestRoleMatrix(t *testing.T) {
 				case c.target == missing:
 					target = subject{missingID, ""}
 				case c.target == self && fresh:
-					actor = s.createAndLogin(t, root, c.actor)
-					target = subject{actor.id, actor.role}
+					actor = s.CreateAndLogin(t, root, c.actor)
+					target = subject{actor.ID, actor.Role}
 				case c.target == self:
-					target = subject{actor.id, actor.role}
+					target = subject{actor.ID, actor.Role}
 				case fresh:
-					target = subject{s.create(t, root, c.target).id, c.target}
+					target = subject{s.Create(t, root, c.target).ID, c.target}
 				default:
-					target = subject{m.others[c.target].id, c.target}
+					target = subject{m.others[c.target].ID, c.target}
 				}
-				if r := act.run(t, m, c, actor, target); r.status != c.want {
+				if r := act.run(t, m, c, actor, target); r.Status != c.want {
 					t.Errorf("%s as %s: %s; want %d", c.action, c.actor, r, c.want)
 				}
 			})

@@ -6,54 +6,56 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/userservice/userservice/tests/harness"
 )
 
 // TestSecretsStayOutOfAnswersAndLogs drives the paths where a secret would
 // most likely slip out: mistakes clients make with their credentials,
 // rejected passwords, unreadable bodies that hold a password, and the audit
-// log of password changes. The leak scan that ends every test (see start)
+// log of password changes. The leak scan that ends every test (see harness.Start)
 // then finds no password, hash, token or JWT secret in any answer or line
 // of the log.
 func TestSecretsStayOutOfAnswersAndLogs(t *testing.T) {
 	t.Parallel()
-	onEachBackend(t, options{}, func(t *testing.T, s *service) {
-		root := s.seedSuperadmin(t)
-		u := s.createAndLogin(t, root, user)
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		u := s.CreateAndLogin(t, root, user)
 
 		// Credentials in the wrong fields or places.
-		s.expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", url.Values{"username": {u.password}, "password": {u.email}})
-		s.expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", map[string]any{"email": u.password, "password": u.password})
-		s.expect(t, http.StatusUnauthorized, http.MethodGet, me, u.refresh, nil)
-		s.expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": u.access})
-		s.expect(t, http.StatusBadRequest, http.MethodGet, "/api/v1/users/list?cursor="+url.QueryEscape(u.refresh), u.access, nil)
-		s.expect(t, http.StatusBadRequest, http.MethodGet, "/api/v1/users/list?password="+url.QueryEscape(u.password), u.access, nil)
-		s.expect(t, http.StatusBadRequest, http.MethodGet, "/api/v1/users/list?access_token="+url.QueryEscape(u.access), u.access, nil)
-		s.expect(t, http.StatusUnprocessableEntity, http.MethodPost, "/api/v1/auth/sign-up", "", newUserBody(u.password, u.password, ""))
+		s.Expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", url.Values{"username": {u.Password}, "password": {u.Email}})
+		s.Expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", map[string]any{"email": u.Password, "password": u.Password})
+		s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, u.Refresh, nil)
+		s.Expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": u.Access})
+		s.Expect(t, http.StatusBadRequest, http.MethodGet, "/api/v1/users/list?cursor="+url.QueryEscape(u.Refresh), u.Access, nil)
+		s.Expect(t, http.StatusBadRequest, http.MethodGet, "/api/v1/users/list?password="+url.QueryEscape(u.Password), u.Access, nil)
+		s.Expect(t, http.StatusBadRequest, http.MethodGet, "/api/v1/users/list?access_token="+url.QueryEscape(u.Access), u.Access, nil)
+		s.Expect(t, http.StatusUnprocessableEntity, http.MethodPost, "/api/v1/auth/sign-up", "", harness.NewUserBody(u.Password, u.Password, ""))
 
 		// Passwords the service refuses.
-		long := s.password() + strings.Repeat("x", 128)
-		s.leaks.secretPassword(long)
-		s.expect(t, http.StatusUnprocessableEntity, http.MethodPost, "/api/v1/auth/sign-up", "", newUserBody(email("long"), long, ""))
-		s.expect(t, http.StatusUnprocessableEntity, http.MethodPut, userPath(u.id), u.access, map[string]any{"password": long, "current_password": u.password})
-		s.expect(t, http.StatusUnprocessableEntity, http.MethodPut, userPath(u.id), u.access, map[string]any{"password": s.password(), "current_password": s.password()})
-		s.expect(t, http.StatusUnprocessableEntity, http.MethodPut, userPath(u.id), u.access, map[string]any{"password": []string{s.password()}, "current_password": u.password})
+		long := s.Password() + strings.Repeat("x", 128)
+		s.Leaks.SecretPassword(long)
+		s.Expect(t, http.StatusUnprocessableEntity, http.MethodPost, "/api/v1/auth/sign-up", "", harness.NewUserBody(harness.Email("long"), long, ""))
+		s.Expect(t, http.StatusUnprocessableEntity, http.MethodPut, harness.UserPath(u.ID), u.Access, map[string]any{"password": long, "current_password": u.Password})
+		s.Expect(t, http.StatusUnprocessableEntity, http.MethodPut, harness.UserPath(u.ID), u.Access, map[string]any{"password": s.Password(), "current_password": s.Password()})
+		s.Expect(t, http.StatusUnprocessableEntity, http.MethodPut, harness.UserPath(u.ID), u.Access, map[string]any{"password": []string{s.Password()}, "current_password": u.Password})
 
 		// Bodies that cannot be read, holding a password.
-		s.expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/auth/token", "",
-			rawBody{"application/json", `{"email":"` + u.email + `","password":"` + u.password + `"x}`})
-		s.expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/auth/token", "",
-			rawBody{"application/x-www-form-urlencoded", "username=" + url.QueryEscape(u.email) + "&password=" + u.password + "%zz"})
-		s.expect(t, http.StatusUnsupportedMediaType, http.MethodPost, "/api/v1/auth/token", "",
-			rawBody{"text/plain", "username=" + u.email + "&password=" + u.password})
-		s.expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/auth/sign-up", "",
-			rawBody{"application/json", `{"password":"` + s.password() + `"`})
+		s.Expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/auth/token", "",
+			harness.RawBody{ContentType: "application/json", Data: `{"email":"` + u.Email + `","password":"` + u.Password + `"x}`})
+		s.Expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/auth/token", "",
+			harness.RawBody{ContentType: "application/x-www-form-urlencoded", Data: "username=" + url.QueryEscape(u.Email) + "&password=" + u.Password + "%zz"})
+		s.Expect(t, http.StatusUnsupportedMediaType, http.MethodPost, "/api/v1/auth/token", "",
+			harness.RawBody{ContentType: "text/plain", Data: "username=" + u.Email + "&password=" + u.Password})
+		s.Expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/auth/sign-up", "",
+			harness.RawBody{ContentType: "application/json", Data: `{"password":"` + s.Password() + `"`})
 
 		// Password changes, then the audit log that records them.
-		next := s.password()
-		s.expect(t, http.StatusOK, http.MethodPut, userPath(u.id), u.access, map[string]any{"password": next, "current_password": u.password})
-		u.password = next
-		s.expect(t, http.StatusOK, http.MethodPut, userPath(u.id), root.access, map[string]any{"password": s.password(), "first_name": "Ada"})
-		r := s.expect(t, http.StatusOK, http.MethodGet, "/api/v1/audit?target_id="+strconv.FormatInt(u.id, 10), root.access, nil)
+		next := s.Password()
+		s.Expect(t, http.StatusOK, http.MethodPut, harness.UserPath(u.ID), u.Access, map[string]any{"password": next, "current_password": u.Password})
+		u.Password = next
+		s.Expect(t, http.StatusOK, http.MethodPut, harness.UserPath(u.ID), root.Access, map[string]any{"password": s.Password(), "first_name": "Ada"})
+		r := s.Expect(t, http.StatusOK, http.MethodGet, "/api/v1/audit?target_id="+strconv.FormatInt(u.ID, 10), root.Access, nil)
 		var p struct {
 			Items []struct {
 				Action string         `json:"action"`
@@ -61,7 +63,7 @@ func TestSecretsStayOutOfAnswersAndLogs(t *testing.T) {
 				After  map[string]any `json:"after"`
 			} `json:"items"`
 		}
-		r.decode(t, &p)
+		r.Decode(t, &p)
 		actions := map[string]bool{}
 		for _, e := range p.Items {
 			actions[e.Action] = true
@@ -77,20 +79,20 @@ func TestSecretsStayOutOfAnswersAndLogs(t *testing.T) {
 // anything a client can send).
 func TestHostileInputIsAnsweredPlainly(t *testing.T) {
 	t.Parallel()
-	onEachBackend(t, options{}, func(t *testing.T, s *service) {
-		root := s.seedSuperadmin(t)
-		id := userPath(root.id)
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		id := harness.UserPath(root.ID)
 		huge := `{"first_name":"` + strings.Repeat("a", 2<<20) + `"}`
 		for _, tc := range []struct {
 			name, method, path string
 			body               any
 			want               int
 		}{
-			{"JSON array", http.MethodPost, "/api/v1/auth/sign-up", rawBody{"application/json", `[]`}, http.StatusBadRequest},
-			{"JSON after the object", http.MethodPut, id, rawBody{"application/json", `{"first_name":"A"} {}`}, http.StatusBadRequest},
-			{"not JSON", http.MethodPatch, id + "/role", rawBody{"application/json", `role=admin`}, http.StatusBadRequest},
-			{"unknown content type", http.MethodPut, id, rawBody{"application/xml", `<user/>`}, http.StatusUnsupportedMediaType},
-			{"body over the limit", http.MethodPut, id, rawBody{"application/json", huge}, http.StatusRequestEntityTooLarge},
+			{"JSON array", http.MethodPost, "/api/v1/auth/sign-up", harness.RawBody{ContentType: "application/json", Data: `[]`}, http.StatusBadRequest},
+			{"JSON after the object", http.MethodPut, id, harness.RawBody{ContentType: "application/json", Data: `{"first_name":"A"} {}`}, http.StatusBadRequest},
+			{"not JSON", http.MethodPatch, id + "/role", harness.RawBody{ContentType: "application/json", Data: `role=admin`}, http.StatusBadRequest},
+			{"unknown content type", http.MethodPut, id, harness.RawBody{ContentType: "application/xml", Data: `<user/>`}, http.StatusUnsupportedMediaType},
+			{"body over the limit", http.MethodPut, id, harness.RawBody{ContentType: "application/json", Data: huge}, http.StatusRequestEntityTooLarge},
 			{"unknown key", http.MethodPut, id, map[string]any{"nickname": "x"}, http.StatusUnprocessableEntity},
 			{"wrong type", http.MethodPut, id, map[string]any{"first_name": 42}, http.StatusUnprocessableEntity},
 			{"no role", http.MethodPatch, id + "/role", map[string]any{}, http.StatusUnprocessableEntity},
@@ -110,7 +112,7 @@ func TestHostileInputIsAnsweredPlainly(t *testing.T) {
 			{"bad query string", http.MethodGet, "/api/v1/users/list?size=%zz", nil, http.StatusBadRequest},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				s.expect(t, tc.want, tc.method, tc.path, root.access, tc.body)
+				s.Expect(t, tc.want, tc.method, tc.path, root.Access, tc.body)
 			})
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/userservice/userservice/tests/harness"
 )
 
 const me = "/api/v1/users/me"
@@ -41,13 +42,13 @@ func with(claims jwt.MapClaims, changes map[string]any) jwt.MapClaims {
 
 // sign makes a token as an attacker (or the service) would; the token is
 // registered as a secret, so a log line quoting it is a leak.
-func (s *service) sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+func sign(t *testing.T, s *harness.Service, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
 	t.Helper()
 	token, err := jwt.NewWithClaims(method, claims).SignedString(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.leaks.secretAccessToken(token)
+	s.Leaks.SecretAccessToken(token)
 	return token
 }
 
@@ -80,12 +81,12 @@ type pair struct {
 }
 
 // refresh spends a refresh token.
-func (s *service) refresh(t *testing.T, token string, want int) pair {
+func refresh(t *testing.T, s *harness.Service, token string, want int) pair {
 	t.Helper()
-	r := s.expect(t, want, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": token})
+	r := s.Expect(t, want, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": token})
 	var p pair
-	if r.status == http.StatusOK {
-		r.decode(t, &p)
+	if r.Status == http.StatusOK {
+		r.Decode(t, &p)
 	}
 	return p
 }
@@ -94,12 +95,12 @@ func (s *service) refresh(t *testing.T, token string, want int) pair {
 // outdated tokens to a protected route: each is a 401 (CONTRACT §3, issue 3).
 func TestTokenAttacksAreRejected(t *testing.T) {
 	t.Parallel()
-	onEachBackend(t, options{}, func(t *testing.T, s *service) {
-		root := s.seedSuperadmin(t)
-		v := s.createAndLogin(t, root, user)
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		v := s.CreateAndLogin(t, root, user)
 
 		t.Run("forged", func(t *testing.T) {
-			claims := claimsOf(t, v.access)
+			claims := claimsOf(t, v.Access)
 			now := time.Now()
 			fresh := map[string]any{"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}
 			otherKey := []byte("another-secret-of-at-least-32-bytes-long")
@@ -110,67 +111,67 @@ func TestTokenAttacksAreRejected(t *testing.T) {
 			}{
 				// The control: the forging below is faithful, so each 401
 				// is for the one thing changed.
-				{"faithful copy signed with the service's secret", "Bearer " + s.sign(t, jwt.SigningMethodHS256, s.jwtSecret, with(claims, fresh)), http.StatusOK},
-				{"tampered signature", "Bearer " + tamperSignature(v.access), http.StatusUnauthorized},
-				{"tampered payload", "Bearer " + swapPayload(t, v.access, with(claims, map[string]any{"sub": strconv.FormatInt(root.id, 10)})), http.StatusUnauthorized},
-				{"alg none", "Bearer " + s.sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims), http.StatusUnauthorized},
-				{"HS512 with the service's secret", "Bearer " + s.sign(t, jwt.SigningMethodHS512, s.jwtSecret, with(claims, fresh)), http.StatusUnauthorized},
-				{"another secret", "Bearer " + s.sign(t, jwt.SigningMethodHS256, otherKey, with(claims, fresh)), http.StatusUnauthorized},
-				{"expired", "Bearer " + s.sign(t, jwt.SigningMethodHS256, s.jwtSecret, with(claims, map[string]any{
+				{"faithful copy signed with the service's secret", "Bearer " + sign(t, s, jwt.SigningMethodHS256, s.JWTSecret, with(claims, fresh)), http.StatusOK},
+				{"tampered signature", "Bearer " + tamperSignature(v.Access), http.StatusUnauthorized},
+				{"tampered payload", "Bearer " + swapPayload(t, v.Access, with(claims, map[string]any{"sub": strconv.FormatInt(root.ID, 10)})), http.StatusUnauthorized},
+				{"alg none", "Bearer " + sign(t, s, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims), http.StatusUnauthorized},
+				{"HS512 with the service's secret", "Bearer " + sign(t, s, jwt.SigningMethodHS512, s.JWTSecret, with(claims, fresh)), http.StatusUnauthorized},
+				{"another secret", "Bearer " + sign(t, s, jwt.SigningMethodHS256, otherKey, with(claims, fresh)), http.StatusUnauthorized},
+				{"expired", "Bearer " + sign(t, s, jwt.SigningMethodHS256, s.JWTSecret, with(claims, map[string]any{
 					"iat": now.Add(-30 * time.Minute).Unix(), "exp": now.Add(-10 * time.Minute).Unix()})), http.StatusUnauthorized},
-				{"no expiry", "Bearer " + s.sign(t, jwt.SigningMethodHS256, s.jwtSecret, with(claims, map[string]any{"exp": nil})), http.StatusUnauthorized},
-				{"wrong audience", "Bearer " + s.sign(t, jwt.SigningMethodHS256, s.jwtSecret, with(claims, map[string]any{"aud": []string{"another-service"}})), http.StatusUnauthorized},
-				{"wrong issuer", "Bearer " + s.sign(t, jwt.SigningMethodHS256, s.jwtSecret, with(claims, map[string]any{"iss": "another-service"})), http.StatusUnauthorized},
-				{"no token version", "Bearer " + s.sign(t, jwt.SigningMethodHS256, s.jwtSecret, with(claims, map[string]any{"ver": nil})), http.StatusUnauthorized},
+				{"no expiry", "Bearer " + sign(t, s, jwt.SigningMethodHS256, s.JWTSecret, with(claims, map[string]any{"exp": nil})), http.StatusUnauthorized},
+				{"wrong audience", "Bearer " + sign(t, s, jwt.SigningMethodHS256, s.JWTSecret, with(claims, map[string]any{"aud": []string{"another-service"}})), http.StatusUnauthorized},
+				{"wrong issuer", "Bearer " + sign(t, s, jwt.SigningMethodHS256, s.JWTSecret, with(claims, map[string]any{"iss": "another-service"})), http.StatusUnauthorized},
+				{"no token version", "Bearer " + sign(t, s, jwt.SigningMethodHS256, s.JWTSecret, with(claims, map[string]any{"ver": nil})), http.StatusUnauthorized},
 				{"garbage", "Bearer garbage", http.StatusUnauthorized},
 				{"three garbage segments", "Bearer a.b.c", http.StatusUnauthorized},
 				{"empty", "Bearer ", http.StatusUnauthorized},
-				{"another scheme", "Basic " + v.access, http.StatusUnauthorized},
+				{"another scheme", "Basic " + v.Access, http.StatusUnauthorized},
 				{"none", "", http.StatusUnauthorized},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					r := s.expect(t, tc.want, http.MethodGet, me, "", nil, "Authorization", tc.header)
-					if r.status == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") != "Bearer" {
-						t.Errorf("%s: WWW-Authenticate %q, want Bearer", r, r.header.Get("WWW-Authenticate"))
+					r := s.Expect(t, tc.want, http.MethodGet, me, "", nil, "Authorization", tc.header)
+					if r.Status == http.StatusUnauthorized && r.Header.Get("WWW-Authenticate") != "Bearer" {
+						t.Errorf("%s: WWW-Authenticate %q, want Bearer", r, r.Header.Get("WWW-Authenticate"))
 					}
 				})
 			}
 		})
 
 		t.Run("older than a role change", func(t *testing.T) {
-			s.expect(t, http.StatusOK, http.MethodPatch, userPath(v.id)+"/role", root.access, map[string]any{"role": admin})
-			s.expect(t, http.StatusUnauthorized, http.MethodGet, me, v.access, nil)
-			s.refresh(t, v.refresh, http.StatusUnauthorized)
-			s.login(t, v)
-			if u := s.expect(t, http.StatusOK, http.MethodGet, me, v.access, nil).user(t); u.Role != admin {
+			s.Expect(t, http.StatusOK, http.MethodPatch, harness.UserPath(v.ID)+"/role", root.Access, map[string]any{"role": admin})
+			s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, v.Access, nil)
+			refresh(t, s, v.Refresh, http.StatusUnauthorized)
+			s.Login(t, v)
+			if u := s.Expect(t, http.StatusOK, http.MethodGet, me, v.Access, nil).User(t); u.Role != admin {
 				t.Errorf("after the role change: role %s, want admin", u.Role)
 			}
 		})
 
 		t.Run("older than a password change", func(t *testing.T) {
 			old := *v
-			v.password = s.password()
-			s.expect(t, http.StatusOK, http.MethodPut, userPath(v.id), v.access, map[string]any{"password": v.password, "current_password": old.password})
-			s.expect(t, http.StatusUnauthorized, http.MethodGet, me, old.access, nil)
-			s.refresh(t, old.refresh, http.StatusUnauthorized)
-			s.expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", map[string]any{"email": v.email, "password": old.password})
-			s.login(t, v)
-			s.expect(t, http.StatusOK, http.MethodGet, me, v.access, nil)
+			v.Password = s.Password()
+			s.Expect(t, http.StatusOK, http.MethodPut, harness.UserPath(v.ID), v.Access, map[string]any{"password": v.Password, "current_password": old.Password})
+			s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, old.Access, nil)
+			refresh(t, s, old.Refresh, http.StatusUnauthorized)
+			s.Expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", map[string]any{"email": v.Email, "password": old.Password})
+			s.Login(t, v)
+			s.Expect(t, http.StatusOK, http.MethodGet, me, v.Access, nil)
 		})
 
 		t.Run("older than a password change by an admin", func(t *testing.T) {
-			w := s.createAndLogin(t, root, user)
-			s.expect(t, http.StatusOK, http.MethodPut, userPath(w.id), root.access, map[string]any{"password": s.password()})
-			s.expect(t, http.StatusUnauthorized, http.MethodGet, me, w.access, nil)
-			s.refresh(t, w.refresh, http.StatusUnauthorized)
+			w := s.CreateAndLogin(t, root, user)
+			s.Expect(t, http.StatusOK, http.MethodPut, harness.UserPath(w.ID), root.Access, map[string]any{"password": s.Password()})
+			s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, w.Access, nil)
+			refresh(t, s, w.Refresh, http.StatusUnauthorized)
 		})
 
 		t.Run("of a deleted user", func(t *testing.T) {
-			d := s.createAndLogin(t, root, user)
-			s.expect(t, http.StatusNoContent, http.MethodDelete, userPath(d.id), root.access, nil)
-			s.expect(t, http.StatusUnauthorized, http.MethodGet, me, d.access, nil)
-			s.expect(t, http.StatusUnauthorized, http.MethodGet, "/api/v1/users/list", d.access, nil)
-			s.refresh(t, d.refresh, http.StatusUnauthorized)
+			d := s.CreateAndLogin(t, root, user)
+			s.Expect(t, http.StatusNoContent, http.MethodDelete, harness.UserPath(d.ID), root.Access, nil)
+			s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, d.Access, nil)
+			s.Expect(t, http.StatusUnauthorized, http.MethodGet, "/api/v1/users/list", d.Access, nil)
+			refresh(t, s, d.Refresh, http.StatusUnauthorized)
 		})
 	})
 }
@@ -181,56 +182,56 @@ func TestTokenAttacksAreRejected(t *testing.T) {
 // family.
 func TestRefreshRotation(t *testing.T) {
 	t.Parallel()
-	onEachBackend(t, options{}, func(t *testing.T, s *service) {
-		root := s.seedSuperadmin(t)
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
 
 		t.Run("reuse kills the family", func(t *testing.T) {
-			w := s.createAndLogin(t, root, user)
+			w := s.CreateAndLogin(t, root, user)
 			other := *w
-			s.login(t, &other) // a second session of the same user
-			p1 := s.refresh(t, w.refresh, http.StatusOK)
-			if p1.RefreshToken == w.refresh || p1.AccessToken == w.access {
+			s.Login(t, &other) // a second session of the same user
+			p1 := refresh(t, s, w.Refresh, http.StatusOK)
+			if p1.RefreshToken == w.Refresh || p1.AccessToken == w.Access {
 				t.Fatal("refresh answered the same tokens")
 			}
-			s.expect(t, http.StatusOK, http.MethodGet, me, p1.AccessToken, nil)
-			p2 := s.refresh(t, p1.RefreshToken, http.StatusOK)
-			s.expect(t, http.StatusOK, http.MethodGet, me, p2.AccessToken, nil)
+			s.Expect(t, http.StatusOK, http.MethodGet, me, p1.AccessToken, nil)
+			p2 := refresh(t, s, p1.RefreshToken, http.StatusOK)
+			s.Expect(t, http.StatusOK, http.MethodGet, me, p2.AccessToken, nil)
 
 			// w.refresh was spent: presenting it again is theft.
-			s.refresh(t, w.refresh, http.StatusUnauthorized)
-			s.refresh(t, p2.RefreshToken, http.StatusUnauthorized) // the newest of the family
-			s.refresh(t, p1.RefreshToken, http.StatusUnauthorized)
-			for _, access := range []string{w.access, p1.AccessToken, p2.AccessToken, other.access} {
-				s.expect(t, http.StatusUnauthorized, http.MethodGet, me, access, nil)
+			refresh(t, s, w.Refresh, http.StatusUnauthorized)
+			refresh(t, s, p2.RefreshToken, http.StatusUnauthorized) // the newest of the family
+			refresh(t, s, p1.RefreshToken, http.StatusUnauthorized)
+			for _, access := range []string{w.Access, p1.AccessToken, p2.AccessToken, other.Access} {
+				s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, access, nil)
 			}
-			s.refresh(t, other.refresh, http.StatusUnauthorized)
+			refresh(t, s, other.Refresh, http.StatusUnauthorized)
 
 			// The account itself is fine: a new login works.
-			s.login(t, w)
-			s.expect(t, http.StatusOK, http.MethodGet, me, w.access, nil)
-			s.refresh(t, w.refresh, http.StatusOK)
+			s.Login(t, w)
+			s.Expect(t, http.StatusOK, http.MethodGet, me, w.Access, nil)
+			refresh(t, s, w.Refresh, http.StatusOK)
 		})
 
 		t.Run("logout revokes the family", func(t *testing.T) {
-			l := s.createAndLogin(t, root, user)
-			m := s.createAndLogin(t, root, user)
-			p1 := s.refresh(t, l.refresh, http.StatusOK)
+			l := s.CreateAndLogin(t, root, user)
+			m := s.CreateAndLogin(t, root, user)
+			p1 := refresh(t, s, l.Refresh, http.StatusOK)
 
 			// Someone else's refresh token: nothing happens, still 204.
-			s.expect(t, http.StatusNoContent, http.MethodPost, "/api/v1/auth/logout", p1.AccessToken, map[string]any{"refresh_token": m.refresh})
-			m2 := s.refresh(t, m.refresh, http.StatusOK)
-			s.expect(t, http.StatusOK, http.MethodGet, me, m2.AccessToken, nil)
+			s.Expect(t, http.StatusNoContent, http.MethodPost, "/api/v1/auth/logout", p1.AccessToken, map[string]any{"refresh_token": m.Refresh})
+			m2 := refresh(t, s, m.Refresh, http.StatusOK)
+			s.Expect(t, http.StatusOK, http.MethodGet, me, m2.AccessToken, nil)
 
 			// Logging out with the family's current token ends the family.
-			s.expect(t, http.StatusNoContent, http.MethodPost, "/api/v1/auth/logout", p1.AccessToken, map[string]any{"refresh_token": p1.RefreshToken})
-			s.refresh(t, p1.RefreshToken, http.StatusUnauthorized)
+			s.Expect(t, http.StatusNoContent, http.MethodPost, "/api/v1/auth/logout", p1.AccessToken, map[string]any{"refresh_token": p1.RefreshToken})
+			refresh(t, s, p1.RefreshToken, http.StatusUnauthorized)
 			// Access tokens live out their short lifetime.
-			s.expect(t, http.StatusOK, http.MethodGet, me, p1.AccessToken, nil)
+			s.Expect(t, http.StatusOK, http.MethodGet, me, p1.AccessToken, nil)
 			// Logging out again is harmless.
-			s.expect(t, http.StatusNoContent, http.MethodPost, "/api/v1/auth/logout", p1.AccessToken, map[string]any{"refresh_token": p1.RefreshToken})
+			s.Expect(t, http.StatusNoContent, http.MethodPost, "/api/v1/auth/logout", p1.AccessToken, map[string]any{"refresh_token": p1.RefreshToken})
 			// Another session of the same user lives on.
-			s.login(t, l)
-			s.refresh(t, l.refresh, http.StatusOK)
+			s.Login(t, l)
+			refresh(t, s, l.Refresh, http.StatusOK)
 		})
 	})
 }
