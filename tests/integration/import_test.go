@@ -176,7 +176,7 @@ func TestImportOverHTTP(t *testing.T) {
 
 		// Without a default password a new user has no usable password.
 		noPw := harness.Email("nopw")
-		r = s.Expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import", root.Access,
+		s.Expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import", root.Access,
 			harness.RawBody{ContentType: "text/csv", Data: "first_name,last_name,email,gender,ip_address\nAna,Bo," + noPw + ",Female,\n"})
 		loginAs(t, s, noPw, "any password at all", http.StatusUnauthorized)
 
