@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -132,6 +133,28 @@ func (s *server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		if req.Body != nil && req.Body != http.NoBody {
 			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
 		}
+		return next(c)
+	}
+}
+
+// deadline bounds every request with RequestTimeout (an import with
+// ImportTimeout). A database that crashes or is cut off leaves connections
+// that never hear back; without a deadline a request waiting on one would
+// hang until the client gives up, and hold a pool connection meanwhile.
+// With it, the queries are cancelled and the error handler answers 503.
+// A WebSocket is exempt: its request lasts as long as the connection.
+func (s *server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.IsWebSocket() {
+			return next(c)
+		}
+		timeout := s.cfg.RequestTimeout
+		if c.Path() == importRoute {
+			timeout = s.cfg.ImportTimeout
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}
 }

@@ -60,6 +60,11 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// ReadyTimeout bounds the readiness check (default 2s).
 	ReadyTimeout time.Duration
+	// RequestTimeout bounds an ordinary request from the moment it is routed
+	// (default 10s): past it, whatever the request waits on (a database that
+	// stopped answering) is cancelled and the client gets 503. CSV imports
+	// have ImportTimeout instead; a WebSocket lives as long as its client.
+	RequestTimeout time.Duration
 	// AllowedOrigins are the exact origins (scheme://host[:port]) whose
 	// pages may call the API from a browser (CORS). Empty: none, and no
 	// CORS headers are sent.
@@ -71,6 +76,9 @@ const (
 	defaultImportBodyLimit = 64 << 20
 	defaultImportTimeout   = 10 * time.Minute
 	defaultReadyTimeout    = 2 * time.Second
+	// defaultRequestTimeout leaves the HTTP server's 30 s write timeout room
+	// to deliver the 503.
+	defaultRequestTimeout = 10 * time.Second
 )
 
 // server holds what handlers and middleware share. Its exported methods
@@ -116,6 +124,9 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	if cfg.ImportTimeout <= 0 {
 		cfg.ImportTimeout = defaultImportTimeout
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = defaultRequestTimeout
+	}
 	m, err := newMetrics(deps.Registry, deps.Version)
 	if err != nil {
 		return nil, err
@@ -140,7 +151,7 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 		// After observe, so preflights are logged and counted too.
 		e.Use(corsHeaders(cfg.AllowedOrigins))
 	}
-	e.Use(s.limitBody)
+	e.Use(s.limitBody, s.deadline)
 
 	s.paramHints = paramHints(spec)
 	RegisterHandlersWithOptions(e, s, RegisterHandlersOptions{
