@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -224,6 +225,13 @@ func checkRule(d ruleDoc) (*rule, []string, error) {
 		return nil, nil, fmt.Errorf("rule %q: interval %s: want a whole number of milliseconds, at least 1ms", d.Name, interval)
 	}
 	r.interval = interval
+	// go-limiter's memory store refills interval/tokens tokens per elapsed
+	// interval (interval in nanoseconds), capped at tokens: a bucket larger
+	// than the square root of that is full once and then starved. Refuse
+	// such a rule rather than enforce a budget nobody wrote.
+	if max := uint64(math.Sqrt(float64(interval.Nanoseconds()))); d.Tokens > max {
+		return nil, nil, fmt.Errorf("rule %q: %d tokens per %s cannot refill (at most %d per %s; use a shorter interval)", d.Name, d.Tokens, interval, max, interval)
+	}
 
 	switch {
 	case len(d.Routes) == 0 && d.Key != "":

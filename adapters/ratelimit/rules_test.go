@@ -63,6 +63,7 @@ func TestLimitsRejected(t *testing.T) {
 		{"unknown field", strings.Replace(good, "tokens", "toknes", 1), 0, "toknes"},
 		{"negative tokens", strings.Replace(good, "tokens: 1", "tokens: -1", 1), 0, "-1"},
 		{"zero tokens", strings.Replace(good, "tokens: 1", "tokens: 0", 1), 2, "tokens must be at least 1"},
+		{"a bucket that cannot refill", strings.Replace(good, "tokens: 1", "tokens: 1000000", 1), 2, "cannot refill"},
 		{"no interval", strings.Replace(good, "    interval: 1m\n", "", 1), 2, "interval"},
 		{"bad interval", strings.Replace(good, "1m", "a minute", 1), 2, "interval"},
 		{"sub-millisecond interval", strings.Replace(good, "1m", "1.5ms", 1), 2, "whole number of milliseconds"},

@@ -419,7 +419,7 @@ func fanoutService(dbURL string) (*fanoutSvc, error) {
 			return nil, err
 		}
 		if name == "ratelimits.yaml" {
-			raw = fanoutBudgets.ReplaceAll(raw, []byte("${1}10000000"))
+			raw = fanoutBudgets.ReplaceAll(raw, []byte("${1}30000"))
 		}
 		if err := os.WriteFile(filepath.Join(policies, name), raw, 0o644); err != nil {
 			return nil, err

@@ -46,7 +46,7 @@ func generousLimits(t *testing.T) []testcontainers.ContainerFile {
 	if err != nil {
 		t.Fatal(err)
 	}
-	generous := regexp.MustCompile(`(?m)^(\s*tokens:\s*)\d+`).ReplaceAll(shipped, []byte("${1}1000000"))
+	generous := regexp.MustCompile(`(?m)^(\s*tokens:\s*)\d+`).ReplaceAll(shipped, []byte("${1}30000"))
 	if bytes.Equal(generous, shipped) {
 		t.Fatal("policies/ratelimits.yaml has no tokens: lines to raise")
 	}

@@ -218,7 +218,7 @@ func CopyPolicies(t testing.TB, rows []string, generous bool) string {
 			// Every request of a test comes from one address, far more of
 			// them a minute than a client makes: the shipped rules stay,
 			// with budgets no test reaches. Rate limits have tests of their own.
-			b = generousBudgets.ReplaceAll(b, []byte("${1}1000000"))
+			b = generousBudgets.ReplaceAll(b, []byte("${1}30000"))
 		}
 		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
 			t.Fatal(err)

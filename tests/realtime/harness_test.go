@@ -86,7 +86,7 @@ func (s *setup) writePolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 		if name == "ratelimits.yaml" {
-			b = budgets.ReplaceAll(b, []byte("${1}100000"))
+			b = budgets.ReplaceAll(b, []byte("${1}30000"))
 			if s.messageBudget > 0 {
 				b = regexp.MustCompile(`(name: websocket-messages\s+tokens: )\d+`).ReplaceAll(b, []byte("${1}"+strconv.Itoa(s.messageBudget)))
 			}
