@@ -97,7 +97,12 @@ func newCompose(t *testing.T, root string) *compose {
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	project := "usdeploy" + randomHex(4)
+	// Named after the testcontainers session when CI sets one, so that CI can
+	// remove what a test binary killed before its clean-ups leaves behind.
+	project := "usdeploy-" + randomHex(4)
+	if sid := os.Getenv("TESTCONTAINERS_SESSION_ID"); sid != "" {
+		project = strings.ToLower(sid) + "-" + randomHex(4)
+	}
 	c.args = []string{"-f", filepath.Join(root, "docker-compose.yml"), "--env-file", empty, "-p", project}
 	c.env = append(os.Environ(),
 		"COMPOSE_PROFILES=replicas",

@@ -25,7 +25,10 @@ func TestReplicas(t *testing.T) {
 	// a config map.
 	cli := docker(t)
 	volume := "usdeploy-policies-" + randomHex(4)
-	if _, err := cli.VolumeCreate(context.Background(), client.VolumeCreateOptions{Name: volume}); err != nil {
+	// testcontainers' labels, as on its containers and networks: they name the
+	// session, by which CI removes what a killed test binary leaves behind.
+	labels := testcontainers.GenericLabels()
+	if _, err := cli.VolumeCreate(context.Background(), client.VolumeCreateOptions{Name: volume, Labels: labels}); err != nil {
 		t.Fatalf("docker volume create: %v", err)
 	}
 	// Registered before the instances start, so it runs after they are removed.
