@@ -117,22 +117,47 @@ func (s *suite) prepare() {
 		s.err = err
 		return
 	}
-	if err := buildImage(ctx, root); err != nil {
-		if os.Getenv(envGoImage) == "" || os.Getenv(envRuntimeImage) == "" {
-			// Most likely the public bases cannot be pulled here.
-			s.unavailable = fmt.Sprintf("tests/deploy: building the image from the Dockerfile's public base images failed "+
+	if log, err := buildImage(ctx, root); err != nil {
+		if unpullable(err) {
+			s.unavailable = fmt.Sprintf("tests/deploy: a base image of the Dockerfile cannot be pulled "+
 				"(no registry?); build local ones with tests/images/bases/build.sh and set %s=userservice-base-go:1.26 "+
-				"%s=userservice-base-static:nonroot: %v", envGoImage, envRuntimeImage, err)
+				"%s=userservice-base-static:nonroot (%s=1 makes this a failure): %s",
+				envGoImage, envRuntimeImage, testdb.EnvRequire, oneLine(err.Error()))
 			return
 		}
-		s.err = err
+		s.err = fmt.Errorf("%w\n%s", err, log)
 	}
+}
+
+// unpullable reports whether a build failed for want of a base image, which
+// means no registry here rather than a broken Dockerfile or tree.
+func unpullable(err error) bool {
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"registry", "pull access denied", "manifest unknown", "not found: manifest"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // dockerUnavailable returns why no Docker engine answers, or "" when one does.
 func dockerUnavailable(ctx context.Context) (reason string) {
 	ctx, cancel := context.WithTimeout(ctx, dockerPingTimeout)
 	defer cancel()
+	// testcontainers goes on to the default socket when DOCKER_HOST does not
+	// answer; but whoever sets DOCKER_HOST means that engine (or, set to a dead
+	// address, none), so it alone is asked then.
+	if host := os.Getenv("DOCKER_HOST"); host != "" {
+		cli, err := client.New(client.FromEnv)
+		if err != nil {
+			return fmt.Sprintf("DOCKER_HOST=%s: %v", host, err)
+		}
+		defer cli.Close()
+		if _, err := cli.Ping(ctx, client.PingOptions{}); err != nil {
+			return fmt.Sprintf("DOCKER_HOST=%s: %v", host, err)
+		}
+	}
 	// testcontainers panics on some environment problems (its Must* look-ups of the
 	// Docker host); that means "no usable Docker" just as an error does.
 	defer func() {
@@ -180,11 +205,12 @@ func buildArgs() map[string]string {
 
 // buildImage builds appImage from the repository's Dockerfile with the legacy
 // builder (the Docker API's default), as `DOCKER_BUILDKIT=0 docker build` and
-// docker-compose do, and removes the image the tag named before, if any.
-func buildImage(ctx context.Context, root string) error {
+// docker-compose do, and removes the image the tag named before, if any. On
+// failure it returns the end of the build's output too.
+func buildImage(ctx context.Context, root string) (string, error) {
 	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 	if err != nil {
-		return fmt.Errorf("tests/deploy: docker client: %w", err)
+		return "", fmt.Errorf("tests/deploy: docker client: %w", err)
 	}
 	defer cli.Close()
 	previous := ""
@@ -209,19 +235,19 @@ func buildImage(ctx context.Context, root string) error {
 	}}
 	provider, err := testcontainers.NewDockerProvider()
 	if err != nil {
-		return fmt.Errorf("tests/deploy: docker provider: %w", err)
+		return "", fmt.Errorf("tests/deploy: docker provider: %w", err)
 	}
 	defer provider.Close()
 	started := time.Now()
 	if _, err := provider.BuildImage(ctx, &req); err != nil {
-		return fmt.Errorf("tests/deploy: building %s from %s/Dockerfile: %w\n%s", appImage, root, err, lastLines(log.String(), 30))
+		return lastLines(log.String(), 30), fmt.Errorf("tests/deploy: building %s from %s/Dockerfile: %w", appImage, root, err)
 	}
 	fmt.Fprintf(os.Stderr, "tests/deploy: built %s in %s\n", appImage, time.Since(started).Round(time.Second))
 	if res, err := cli.ImageInspect(ctx, appImage); err == nil && previous != "" && res.ID != previous {
 		// Still used by a container, or a parent of another image: then it stays.
 		_, _ = cli.ImageRemove(ctx, previous, client.ImageRemoveOptions{PruneChildren: true})
 	}
-	return nil
+	return "", nil
 }
 
 // docker returns a client of the engine, closed when t ends.
