@@ -44,7 +44,8 @@ const (
 	// the tests: the next build reuses its layers.
 	appImage = "userservice-deploy-test:latest"
 	// buildVersion and buildCommit are stamped into the binary; docker-compose.yml
-	// gets the same build arguments, so its build reuses this one's layers.
+	// gets the same build arguments, so its build reuses this one's layers, and
+	// .ci/run builds the image with them beforehand for the same reason.
 	buildVersion = "0.0.0-deploy-test"
 	buildCommit  = "deploy-test"
 
