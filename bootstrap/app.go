@@ -2,7 +2,6 @@ package bootstrap
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"github.com/userservice/userservice/adapters/httpapi"
 	"github.com/userservice/userservice/adapters/jwtauth"
 	"github.com/userservice/userservice/adapters/passwords"
+	"github.com/userservice/userservice/adapters/policywatch"
 	"github.com/userservice/userservice/adapters/ratelimit"
 	"github.com/userservice/userservice/adapters/rbac"
 	"github.com/userservice/userservice/adapters/realtime"
@@ -178,14 +178,11 @@ func (a *App) Addr() string { return a.ln.Addr().String() }
 func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// One watcher for the directory both read: an edit reloads both, and each
+	// notices when its own files did not change.
 	go func() {
-		if err := a.authz.Watch(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			a.log.Error("policy watcher stopped; edits need SIGHUP now", "err", err)
-		}
-	}()
-	go func() {
-		if err := a.limit.Watch(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			a.log.Error("rate-limit watcher stopped; edits need SIGHUP now", "err", err)
+		if err := policywatch.Watch(ctx, a.cfg.PolicyDir, a.log, a.authz.Reload, a.limit.Reload); err != nil {
+			a.log.Error("policy directory watcher stopped; edits need SIGHUP now", "err", err)
 		}
 	}()
 	hup := make(chan os.Signal, 1)

@@ -1,10 +1,8 @@
 package ratelimit_test
 
 import (
-	"context"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/userservice/userservice/adapters/ratelimit"
@@ -83,37 +81,5 @@ func TestReload(t *testing.T) {
 	}
 	if h.logs.count("rate limits reloaded") != 2 {
 		t.Fatal("the repaired file was not logged")
-	}
-}
-
-// Watch applies edits without a call, and keeps the limits in force when an
-// edit is broken.
-func TestWatch(t *testing.T) {
-	t.Parallel()
-	dir := limitsDir(t, limits("2", "1"))
-	path := filepath.Join(dir, "ratelimits.yaml")
-	h := newHarness(t, ratelimit.Config{Dir: dir})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- h.l.Watch(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Watch: %v", err)
-		}
-	})
-	// Edits made before the watch is in place would go unseen.
-	waitFor(t, "the watch to start", func() bool { return h.logs.count("watching the rate limits") == 1 })
-
-	limitOf := func() string { return h.get("/api/v1/users/search", "192.0.2.1:1").Header().Get(ratelimit.HeaderLimit) }
-	writeFile(t, path, limits("7", "1"))
-	waitFor(t, "the edit to take effect", func() bool { return limitOf() == "7" })
-
-	writeFile(t, path, strings.Replace(limits("9", "1"), "interval: 1m", "interval: soon", 1))
-	waitFor(t, "the broken edit to be rejected", func() bool {
-		return h.logs.count("level=ERROR", "ratelimits.yaml", "line=") == 1
-	})
-	if got := limitOf(); got != "7" {
-		t.Fatalf("after a broken edit the limit is %s, want the 7 in force", got)
 	}
 }
