@@ -162,3 +162,19 @@ import_rootfs() {
 	rm -f "$tarball"
 	die "docker import of $image failed"
 }
+
+# install_without_service PACKAGE: apt-get installs PACKAGE on the host for its
+# binaries only (needs root). Debian's maintainer scripts would start the
+# package's service; a policy-rc.d that answers 101 tells them not to.
+install_without_service() {
+	local pkg=$1 policy='' status=0
+	[ "$(id -u)" = 0 ] || die "$pkg is not installed, and installing it needs root"
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 0755 "$policy"
+	fi
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg" || status=$?
+	[ -z "$policy" ] || rm -f "$policy"
+	[ "$status" = 0 ] || die "apt-get install $pkg failed"
+}

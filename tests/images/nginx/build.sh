@@ -40,19 +40,7 @@ hash=$(build_hash "$here/build.sh" "$here/../lib.sh")
 exit_if_up_to_date "$image" "$hash" "$force"
 
 if [ ! -x /usr/sbin/nginx ]; then
-	[ "$(id -u)" = 0 ] || die "nginx is not installed, and installing it needs root"
-	# Only the binary is wanted: keep the package's service from being started on
-	# the host, through the policy layer Debian's maintainer scripts consult.
-	policy=
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		policy=/usr/sbin/policy-rc.d
-		printf '#!/bin/sh\nexit 101\n' >"$policy"
-		chmod 0755 "$policy"
-	fi
-	status=0
-	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light || status=$?
-	[ -z "$policy" ] || rm -f "$policy"
-	[ "$status" = 0 ] || die "apt-get install nginx-light failed"
+	install_without_service nginx-light
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/nginx-image.XXXXXX")

@@ -39,19 +39,7 @@ hash=$(build_hash "$here/build.sh" "$here/docker-entrypoint.sh" "$here/../lib.sh
 exit_if_up_to_date "$image" "$hash" "$force"
 
 if ! command -v redis-server >/dev/null; then
-	[ "$(id -u)" = 0 ] || die "redis-server is not installed, and installing it needs root"
-	# Only the binary is wanted: keep the package's service from being started on the
-	# host, through the policy layer Debian's maintainer scripts consult.
-	policy=
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		policy=/usr/sbin/policy-rc.d
-		printf '#!/bin/sh\nexit 101\n' >"$policy"
-		chmod 0755 "$policy"
-	fi
-	status=0
-	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server || status=$?
-	[ -z "$policy" ] || rm -f "$policy"
-	[ "$status" = 0 ] || die "apt-get install redis-server failed"
+	install_without_service redis-server
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/redis-image.XXXXXX")
