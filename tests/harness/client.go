@@ -274,7 +274,14 @@ func (s *Service) Create(t testing.TB, by *Account, role string) *Account {
 // CreateNamed is Create with an email starting with prefix.
 func (s *Service) CreateNamed(t testing.TB, by *Account, role, prefix string) *Account {
 	t.Helper()
-	a := &Account{Email: Email(prefix), Password: s.Password(), Role: role}
+	return s.CreateWithEmail(t, by, role, Email(prefix))
+}
+
+// CreateWithEmail is Create with exactly this email, for tests about its
+// spelling (case, domain).
+func (s *Service) CreateWithEmail(t testing.TB, by *Account, role, email string) *Account {
+	t.Helper()
+	a := &Account{Email: email, Password: s.Password(), Role: role}
 	r := s.Expect(t, http.StatusCreated, http.MethodPost, "/api/v1/users/create-admin", by.Access, NewUserBody(a.Email, a.Password, role))
 	if r.Status != http.StatusCreated {
 		t.FailNow()
@@ -313,4 +320,21 @@ func (s *Service) CreateAndLogin(t testing.TB, by *Account, role string) *Accoun
 	a := s.Create(t, by, role)
 	s.Login(t, a)
 	return a
+}
+
+// Metric reads one unlabelled sample of the service's /metrics, 0 when the
+// service exposes none by that name yet.
+func (s *Service) Metric(t testing.TB, name string) float64 {
+	t.Helper()
+	r := s.Expect(t, http.StatusOK, http.MethodGet, "/metrics", "", nil)
+	for line := range strings.SplitSeq(string(r.Body), "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %q", name, line)
+			}
+			return v
+		}
+	}
+	return 0
 }

@@ -237,6 +237,38 @@ func (c *WS) CloseCode() int {
 	return 0
 }
 
+// ExpectClose waits for the server to close with code.
+func (c *WS) ExpectClose(code int) {
+	c.t.Helper()
+	if got := c.CloseCode(); got != code {
+		c.t.Fatalf("closed with %d (%v), want %d", got, c.Err(), code)
+	}
+}
+
+// Event returns the next message, which must be an event of type typ for
+// subscription sub.
+func (c *WS) Event(typ, sub string) Message {
+	c.t.Helper()
+	m := c.Next()
+	if m.Type() != typ || m.Str("subscription_id") != sub {
+		c.t.Fatalf("got %v, want a %s event of %s", m, typ, sub)
+	}
+	return m
+}
+
+// Pending is how many messages have arrived that Next has not returned yet.
+func (c *WS) Pending() int { return len(c.held) + len(c.msgs) }
+
+// Err is how the connection ended, nil while it is open.
+func (c *WS) Err() error {
+	select {
+	case <-c.closed:
+		return c.closeErr
+	default:
+		return nil
+	}
+}
+
 // Done is closed when the connection has ended.
 func (c *WS) Done() <-chan struct{} { return c.closed }
 
