@@ -378,9 +378,19 @@ func (c *rtConn) Subscribe(ctx context.Context, req ports.SubscribeRequest) (por
 		}
 		s.userID, out.UserID = req.UserID, req.UserID
 	}
+	// Without since_seq a subscription starts at the change log's committed
+	// head, not at this instance's reader, which may lag behind it: a change
+	// committed before the subscribe (say, the creation of the very user
+	// watched) is history, not news.
+	var committed int64
 	if req.SinceSeq != nil {
 		if err := rt.checkResume(ctx, *req.SinceSeq); err != nil {
 			return ports.Subscription{}, err
+		}
+	} else {
+		var err error
+		if _, committed, err = rt.retention.SeqBounds(ctx); err != nil {
+			return ports.Subscription{}, fmt.Errorf("read the change log's head: %w", err)
 		}
 	}
 
@@ -397,7 +407,8 @@ func (c *rtConn) Subscribe(ctx context.Context, req ports.SubscribeRequest) (por
 	c.nextSub++
 	s.id = fmt.Sprintf("s%d", c.nextSub)
 	head := rt.head.Load()
-	s.last, s.live = head, true
+	// Live either way: past the reader's head, the fan-out skips up to s.last.
+	s.last, s.live = max(head, committed), true
 	if req.SinceSeq != nil {
 		s.last = *req.SinceSeq
 		s.live = s.last >= head // ahead of this reader: the fan-out skips up to it

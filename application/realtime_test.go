@@ -52,6 +52,17 @@ func (l *memLog) add(c domain.Change) int64 {
 	return c.Seq
 }
 
+// addUnannounced appends a change whose wake-up is lost: committed, but the
+// reader does not know yet.
+func (l *memLog) addUnannounced(c domain.Change) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c.Seq, c.At = l.nextSeq, testNow
+	l.nextSeq++
+	l.entries = append(l.entries, c)
+	return c.Seq
+}
+
 // skip draws a seq that never commits (a rolled-back append).
 func (l *memLog) skip() {
 	l.mu.Lock()
@@ -782,5 +793,30 @@ func TestRealtimeCatchesUpAfterReadErrors(t *testing.T) {
 	got := sink.await(t, "both changes after the outage", func(l []string) bool { return len(events(l, sub.ID)) == 2 })
 	if ev := events(got, sub.ID); !slices.Equal(ev, []int64{s2, s3}) {
 		t.Fatalf("events %v", ev)
+	}
+}
+
+// A subscription without since_seq starts at the committed head of the
+// change log even when this instance's reader lags behind it: a change
+// committed before the subscribe is never delivered as news.
+func TestRealtimeFreshSubscriptionStartsAtTheCommittedHead(t *testing.T) {
+	t.Parallel()
+	f := newRTFixture(t, func(c *RealtimeConfig) { c.PollEvery = time.Hour })
+	admin := f.seed(t, 1, domain.RoleAdmin)
+	watched := f.seed(t, 2, domain.RoleUser)
+	f.awaitHead(t, 2)
+	c, sink := f.connect(t, admin)
+	before := f.log.addUnannounced(domain.Change{Action: domain.ActionUpdated, TargetID: watched.ID(), Before: watched, After: watched})
+	if f.rt.Head() >= before {
+		t.Fatalf("fixture: the reader is at %d, want it behind %d", f.rt.Head(), before)
+	}
+	sub := subscribe(t, c, ports.SubscribeRequest{UserID: watched.ID()})
+	if sub.Seq != before {
+		t.Errorf("the subscription starts at %d, want the committed head %d", sub.Seq, before)
+	}
+	after := f.rename(t, watched.ID(), "ann@example.org")
+	f.awaitHead(t, after)
+	if got := events(sink.got(), sub.ID); !slices.Equal(got, []int64{after}) {
+		t.Errorf("events %v, want only %d", got, after)
 	}
 }
