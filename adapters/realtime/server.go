@@ -187,7 +187,7 @@ func checkOrigin(allowed []string) func(*http.Request) bool {
 func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(mustJSON(map[string]string{"detail": "WebSocket handshake failed: " + reason.Error()}))
+	_, _ = w.Write(mustJSON(map[string]string{"detail": "WebSocket handshake failed: " + reason.Error(), "code": "websocket_handshake"}))
 }
 
 // Handle upgrades the request to a WebSocket connection, which then lives
