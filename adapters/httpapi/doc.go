@@ -6,6 +6,9 @@
 // strict query parameters, bearer authentication). It also serves the spec,
 // Swagger UI, health, readiness and Prometheus metrics.
 //
-// openapi.yaml is the contract; regenerate api.gen.go with `go generate`
-// after changing it.
+// openapi.yaml is the contract; regenerate with `go generate` after changing
+// it: api.gen.go (oapi-codegen) and operations.gen.go, each operation's
+// security and query parameters, with the gzipped Swagger UI files in
+// swaggerui/ (internal/gen). Both generators read the spec at generation
+// time, so kin-openapi and swaggo/files stay out of the binary.
 package httpapi

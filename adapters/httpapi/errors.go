@@ -136,7 +136,7 @@ func (s *server) bindError(ctx context.Context, he *echo.HTTPError) (Error, bool
 		return Error{}, false
 	}
 	name, _, _ := strings.Cut(rest, ":")
-	hint, ok := s.paramHints[name]
+	hint, ok := paramHints[name]
 	if !ok {
 		hint = "is not valid"
 	}

@@ -63,10 +63,7 @@ func TestAuthenticationFailureKindsPassThrough(t *testing.T) {
 // no public one does: the wiring comes from the spec, so this covers drift.
 func TestSpecDecidesWhichOperationsNeedAToken(t *testing.T) {
 	t.Parallel()
-	spec, err := GetSpec()
-	if err != nil {
-		t.Fatal(err)
-	}
+	spec := testSpec(t)
 	public := map[string]bool{}
 	for path, item := range spec.Paths.Map() {
 		for method, op := range item.Operations() {
@@ -105,10 +102,7 @@ func TestSpecDecidesWhichOperationsNeedAToken(t *testing.T) {
 // operational endpoints do not care.
 func TestEveryAPIOperationRefusesUnknownQueryParameters(t *testing.T) {
 	t.Parallel()
-	spec, err := GetSpec()
-	if err != nil {
-		t.Fatal(err)
-	}
+	spec := testSpec(t)
 	h := newHarness(t, Config{})
 	h.users.MeFn = func(context.Context, domain.Actor) (*domain.User, error) { return testUser(t, 7), nil }
 	for path, item := range spec.Paths.Map() {

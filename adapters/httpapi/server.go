@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -94,10 +92,7 @@ type server struct {
 	metrics *metrics
 	// metricsHandler serves the registry at /metrics.
 	metricsHandler http.Handler
-	// paramHints says, per parameter name, what a valid value looks like,
-	// for the generated binder's errors (see bindError).
-	paramHints map[string]string
-	cfg        Config
+	cfg            Config
 }
 
 var _ ServerInterface = (*server)(nil)
@@ -136,10 +131,6 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 		etag: deps.ETag, log: deps.Log, metrics: m, cfg: cfg,
 		metricsHandler: promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{}),
 	}
-	spec, err := GetSpec()
-	if err != nil {
-		return nil, fmt.Errorf("httpapi: load embedded spec: %w", err)
-	}
 
 	e := echo.New()
 	e.HideBanner = true
@@ -153,9 +144,8 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	}
 	e.Use(s.limitBody, s.deadline)
 
-	s.paramHints = paramHints(spec)
 	RegisterHandlersWithOptions(e, s, RegisterHandlersOptions{
-		OperationMiddlewares: s.operationMiddleware(spec),
+		OperationMiddlewares: s.operationMiddleware(),
 	})
 	e.GET("/openapi.yaml", serveSpec)
 	registerDocs(e)
@@ -180,81 +170,34 @@ func (d Deps) check() error {
 	return nil
 }
 
-// operationMiddleware reads from the spec which operations need a token
-// (those whose security requirements are not empty) and which query
-// parameters each accepts, so the document and the behaviour cannot drift.
-func (s *server) operationMiddleware(spec *openapi3.T) map[string][]echo.MiddlewareFunc {
-	out := map[string][]echo.MiddlewareFunc{}
-	for path, item := range spec.Paths.Map() {
-		for _, op := range item.Operations() {
-			var mw []echo.MiddlewareFunc
-			security := spec.Security
-			if op.Security != nil {
-				security = *op.Security
-			}
-			if needsToken(security) {
-				mw = append(mw, s.authenticate)
-			}
-			if strings.HasPrefix(path, apiPrefix+"/") {
-				mw = append(mw, strictQuery(queryNames(item.Parameters, op.Parameters)))
-			}
-			out[op.OperationID] = mw
+// operation is what openapi.yaml says about one operation, as internal/gen
+// reads it into operations.gen.go, so the document and the behaviour cannot
+// drift.
+type operation struct {
+	path string
+	// needsToken: the operation's security requirements (its own, else the
+	// document's) ask for a scheme in every alternative.
+	needsToken bool
+	// query are the query parameters it documents, its path's and its own.
+	query []string
+}
+
+// operationMiddleware authenticates the operations that need a token and,
+// under apiPrefix, refuses the query parameters an operation does not
+// document.
+func (s *server) operationMiddleware() map[string][]echo.MiddlewareFunc {
+	out := make(map[string][]echo.MiddlewareFunc, len(operations))
+	for id, op := range operations {
+		var mw []echo.MiddlewareFunc
+		if op.needsToken {
+			mw = append(mw, s.authenticate)
 		}
+		if strings.HasPrefix(op.path, apiPrefix+"/") {
+			mw = append(mw, strictQuery(op.query))
+		}
+		out[id] = mw
 	}
 	return out
-}
-
-// needsToken: an empty list, or one alternative without any scheme, means
-// the operation is open to anyone.
-func needsToken(reqs openapi3.SecurityRequirements) bool {
-	if len(reqs) == 0 {
-		return false
-	}
-	for _, r := range reqs {
-		if len(r) == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func queryNames(lists ...openapi3.Parameters) []string {
-	var names []string
-	for _, params := range lists {
-		for _, p := range params {
-			if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
-				names = append(names, p.Value.Name)
-			}
-		}
-	}
-	return names
-}
-
-// paramHints describes the valid values of every parameter of the spec by
-// name; a name means the same thing on every operation that has it.
-func paramHints(spec *openapi3.T) map[string]string {
-	hints := map[string]string{}
-	add := func(params openapi3.Parameters) {
-		for _, p := range params {
-			if p.Value == nil || p.Value.Schema == nil || p.Value.Schema.Value == nil {
-				continue
-			}
-			sch := p.Value.Schema.Value
-			switch {
-			case sch.Type.Is(openapi3.TypeInteger):
-				hints[p.Value.Name] = "must be an integer"
-			case sch.Format == "date-time":
-				hints[p.Value.Name] = "must be an RFC 3339 date-time, such as 2024-01-31T08:00:00Z"
-			}
-		}
-	}
-	for _, item := range spec.Paths.Map() {
-		add(item.Parameters)
-		for _, op := range item.Operations() {
-			add(op.Parameters)
-		}
-	}
-	return hints
 }
 
 func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
