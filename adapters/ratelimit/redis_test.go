@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,21 +82,57 @@ func TestRedisOutage(t *testing.T) {
 
 // A Redis that accepts connections and never answers delays a request by
 // the store's time bound, not by the client's default seconds.
+// With rediss:// the bound covers the TLS handshake too.
 func TestRedisHanging(t *testing.T) {
 	t.Parallel()
+	for _, scheme := range []string{"redis", "rediss"} {
+		t.Run(scheme, func(t *testing.T) {
+			t.Parallel()
+			p, url := newProxy(t, testdb.RedisURL(t))
+			p.setMode(proxyHang)
+			url = scheme + strings.TrimPrefix(url, "redis")
+			h := newHarness(t, ratelimit.Config{Dir: limitsDir(t, oneSearch), RedisURL: url})
+			for i := range 3 {
+				start := time.Now()
+				if got := result(h.get("/api/v1/users/search", "192.0.2.1:1")); got.code != http.StatusOK {
+					t.Fatalf("search %d: %v, want 200", i+1, got)
+				}
+				// Generous, so a loaded machine cannot fail it; the client's
+				// own defaults would take 5s and more (10s for a handshake).
+				if d := time.Since(start); d > 3*time.Second {
+					t.Fatalf("search %d took %v with Redis hanging", i+1, d)
+				}
+			}
+		})
+	}
+}
+
+// A restart of Redis closes every pooled connection. The first request
+// after it is limited all the same, on a fresh connection, instead of being
+// let through as if Redis were down.
+func TestRedisRestart(t *testing.T) {
+	t.Parallel()
 	p, url := newProxy(t, testdb.RedisURL(t))
-	p.setMode(proxyHang)
 	h := newHarness(t, ratelimit.Config{Dir: limitsDir(t, oneSearch), RedisURL: url})
-	for i := range 3 {
-		start := time.Now()
-		if got := result(h.get("/api/v1/users/search", "192.0.2.1:1")); got.code != http.StatusOK {
-			t.Fatalf("search %d: %v, want 200", i+1, got)
-		}
-		// Generous, so a loaded machine cannot fail it; the client's own
-		// defaults would take 5s and more.
-		if d := time.Since(start); d > 3*time.Second {
-			t.Fatalf("search %d took %v with Redis hanging", i+1, d)
-		}
+	// Concurrent takes leave several connections idle in the pool, so that
+	// a retry on the next idle one would meet a dead one too.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { h.l.Allow(t.Context(), "search", "warm-up") })
+	}
+	wg.Wait()
+
+	p.setMode(proxyRefuse) // cuts the pooled connections
+	p.setMode(proxyUp)
+	const peer = "192.0.2.1:1"
+	if got := result(h.get("/api/v1/users/search", peer)); got.code != http.StatusOK || got.limit != "1" {
+		t.Fatalf("first search after the restart: %v, want 200 with limit 1", got)
+	}
+	if got := result(h.get("/api/v1/users/search", peer)); got.code != http.StatusTooManyRequests {
+		t.Fatalf("second search after the restart: %v, want 429", got)
+	}
+	if n := h.counter(t, "userservice_ratelimit_fail_open_total", nil); n != 0 {
+		t.Fatalf("fail_open_total = %v after a restart, want 0", n)
 	}
 }
 

@@ -2,14 +2,18 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/gomodule/redigo/redis"
 	"github.com/sethvargo/go-limiter"
 	"github.com/sethvargo/go-limiter/memorystore"
 )
@@ -62,7 +66,7 @@ func (memoryBackend) store(tokens uint64, interval time.Duration) (Store, error)
 
 func (memoryBackend) close() error { return nil }
 
-// The Redis client's defaults are those of a cache that may be slow, not of a
+// A Redis client's defaults are those of a cache that may be slow, not of a
 // check made before every request: without a bound, an unreachable Redis would
 // stall every request for seconds instead of letting it through.
 const (
@@ -72,6 +76,8 @@ const (
 	// asking Redis again: one request a second pays for finding out whether
 	// Redis is back, not every request.
 	redisBackoff = time.Second
+	// redisIdleTimeout closes connections a burst opened once it is over.
+	redisIdleTimeout = 5 * time.Minute
 	// redisKeyPrefix keeps the limiter's keys apart from anything else in the
 	// database.
 	redisKeyPrefix = "userservice:ratelimit:"
@@ -82,8 +88,10 @@ const (
 // increment and the expiry happen atomically, so concurrent takes from any
 // number of instances never hand out more than the budget. A key with no
 // expiry (only ever one written by hand, or one whose expiry was lost) is
-// given one, so no bucket can stay empty forever.
-var takeScript = redis.NewScript(`
+// given one, so no bucket can stay empty forever. DoContext sends EVALSHA,
+// and EVAL when Redis does not know the script yet (a fresh or restarted
+// server).
+var takeScript = redis.NewScript(1, `
 local used = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
@@ -96,42 +104,125 @@ return {used, ttl}
 // redisBackend keeps the buckets in Redis, so that every instance using the
 // same Redis shares them. It fails fast while Redis is known to be down.
 type redisBackend struct {
-	client *redis.Client
+	pool *redis.Pool
 	// downUntil is when (Unix nanoseconds) Redis may be asked again after a
 	// failure; zero while it answers.
 	downUntil atomic.Int64
+	// staleBefore (Unix nanoseconds) condemns the pooled connections last
+	// used before it: set when one of them turned out dead, because its
+	// idle siblings, connected to the same Redis, are then as dead.
+	staleBefore atomic.Int64
 }
 
 // errRedisDown is returned while Take is not asking Redis after a failure.
 var errRedisDown = errors.New("redis failed a moment ago; not asking again yet")
 
+// errStale is how the pool is told to drop a condemned idle connection.
+var errStale = errors.New("connection idle since before Redis was last found gone")
+
 func newRedisBackend(rawURL string) (*redisBackend, error) {
-	opts, err := redis.ParseURL(rawURL)
+	addr, opts, err := parseRedisURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: REDIS_URL: %w", err)
+	}
+	b := &redisBackend{}
+	// A Take holds a connection for one round trip, so a handful per core
+	// serves any request rate the service reaches; ten per core is what
+	// go-redis allowed before, so an instance opens no more connections to
+	// Redis than it did. Beyond that Take waits for a connection, within
+	// its time bound, so a flood of requests cannot open connections
+	// without end. As many stay idle, so that steady traffic does not dial
+	// and close one per request; redisIdleTimeout closes them after a burst.
+	size := 10 * runtime.GOMAXPROCS(0)
+	b.pool = &redis.Pool{
+		DialContext: func(ctx context.Context) (redis.Conn, error) {
+			return redis.DialContext(ctx, "tcp", addr, opts...)
+		},
+		TestOnBorrowContext: func(_ context.Context, _ redis.Conn, lastUsed time.Time) error {
+			if lastUsed.UnixNano() <= b.staleBefore.Load() {
+				return errStale
+			}
+			return nil
+		},
+		MaxActive:   size,
+		Wait:        true,
+		MaxIdle:     size,
+		IdleTimeout: redisIdleTimeout,
+	}
+	return b, nil
+}
+
+// parseRedisURL reads redis://[[user]:password@]host[:port][/db] (rediss://
+// for TLS) into the address and options to dial, the way go-redis read it
+// before. It is read once, here, so that a bad URL stops the service at
+// start rather than failing every dial, and no error quotes the URL, whose
+// password would end up in the log.
+func parseRedisURL(rawURL string) (string, []redis.DialOption, error) {
+	u, err := url.Parse(rawURL)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // url.Error quotes the URL, password included
 		}
-		return nil, fmt.Errorf("ratelimit: REDIS_URL: %w", err)
+		return "", nil, err
 	}
-	opts.ContextTimeoutEnabled = true // so that redisTimeout bounds each Take
-	if opts.DialTimeout == 0 {
-		opts.DialTimeout = redisTimeout
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return "", nil, fmt.Errorf("scheme %q: want redis or rediss", u.Scheme)
 	}
-	if opts.ReadTimeout == 0 {
-		opts.ReadTimeout = redisTimeout
+	if u.Opaque != "" {
+		return "", nil, errors.New("want redis://host:port/db, without an opaque part")
 	}
-	if opts.WriteTimeout == 0 {
-		opts.WriteTimeout = redisTimeout
+	if len(u.Query()) > 0 {
+		return "", nil, errors.New("query parameters are not supported")
 	}
-	if opts.MaxRetries == 0 {
-		// One retry replaces a pooled connection Redis closed (a restart);
-		// more would only spend the time budget of a request on a Redis
-		// that is gone.
-		opts.MaxRetries = 1
+	db := 0
+	switch f := strings.FieldsFunc(u.Path, func(r rune) bool { return r == '/' }); len(f) {
+	case 0:
+	case 1:
+		if db, err = strconv.Atoi(f[0]); err != nil || db < 0 {
+			return "", nil, fmt.Errorf("database %q is not a number", f[0])
+		}
+	default:
+		return "", nil, errors.New("the path must be at most a database number")
 	}
-	opts.DialerRetries = 1
-	return &redisBackend{client: redis.NewClient(opts)}, nil
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		host = "localhost"
+	}
+	if port == "" {
+		port = "6379"
+	}
+
+	// The dial follows the context of the Take (redisTimeout), TLS
+	// handshake included: redigo's own TLS would bound the handshake by a
+	// separate timeout of its own.
+	var tlsConfig *tls.Config
+	if u.Scheme == "rediss" {
+		tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	dialer := &net.Dialer{Timeout: redisTimeout}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil || tlsConfig == nil {
+			return c, err
+		}
+		tc := tls.Client(c, tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = c.Close() // the handshake's error is the one to report
+			return nil, err
+		}
+		return tc, nil
+	}
+	password, _ := u.User.Password()
+	opts := []redis.DialOption{
+		redis.DialContextFunc(dial),
+		redis.DialReadTimeout(redisTimeout),
+		redis.DialWriteTimeout(redisTimeout),
+		redis.DialUsername(u.User.Username()), // sent only with a password
+		redis.DialPassword(password),
+		redis.DialDatabase(db),
+	}
+	return net.JoinHostPort(host, port), opts, nil
 }
 
 func (b *redisBackend) store(tokens uint64, interval time.Duration) (Store, error) {
@@ -142,8 +233,8 @@ func (b *redisBackend) store(tokens uint64, interval time.Duration) (Store, erro
 }
 
 func (b *redisBackend) close() error {
-	if err := b.client.Close(); err != nil {
-		return fmt.Errorf("ratelimit: closing the Redis client: %w", err)
+	if err := b.pool.Close(); err != nil {
+		return fmt.Errorf("ratelimit: closing the Redis pool: %w", err)
 	}
 	return nil
 }
@@ -152,7 +243,44 @@ func (b *redisBackend) close() error {
 func (b *redisBackend) ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	return b.client.Ping(ctx).Err()
+	conn, err := b.pool.GetContext(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = redis.DoContext(conn, ctx, "PING")
+	return err
+}
+
+// take runs the take script on a pooled connection. A connection Redis
+// closed while it sat in the pool (Redis restarted) fails on first use
+// although Redis is back; so when a connection breaks, the idle ones as old
+// are condemned and the script runs once more on a fresh one, within the
+// same deadline. More than once would only spend the time budget of a
+// request on a Redis that is gone. A connection that broke straight after
+// being dialled is retried the same way: the pool does not say which it was,
+// and it costs one more dial within the budget.
+func (b *redisBackend) take(ctx context.Context, key string, interval time.Duration) ([]int64, error) {
+	for retried := false; ; retried = true {
+		conn, err := b.pool.GetContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res, err := redis.Int64s(takeScript.DoContext(ctx, conn, key, interval.Milliseconds()))
+		// Err reports a broken connection, not an error Redis answered; a
+		// timeout breaks it too, but then Redis is slow, not restarted.
+		broken := err != nil && conn.Err() != nil && !isTimeout(err) && ctx.Err() == nil
+		_ = conn.Close() // a broken one is dropped; any error is err's
+		if !broken || retried {
+			return res, err
+		}
+		b.staleBefore.Store(time.Now().UnixNano())
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // redisStore is one rule's view of the shared Redis: the rule's size applied
@@ -172,8 +300,7 @@ func (s *redisStore) Take(ctx context.Context, key string) (tokens, remaining, r
 	}
 	tctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	res, err := takeScript.Run(tctx, b.client, []string{redisKeyPrefix + key},
-		strconv.FormatInt(s.interval.Milliseconds(), 10)).Int64Slice()
+	res, err := b.take(tctx, redisKeyPrefix+key, s.interval)
 	if err == nil && len(res) != 2 {
 		err = fmt.Errorf("the take script answered %d values, want 2", len(res))
 	}

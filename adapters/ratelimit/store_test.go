@@ -2,11 +2,14 @@ package ratelimit
 
 import (
 	"context"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
 	"github.com/sethvargo/go-limiter"
 
 	"github.com/userservice/userservice/tests/testdb"
@@ -51,7 +54,12 @@ func storeImpls() []storeImpl {
 				t.Fatal(err)
 			}
 			exists := func(key string) bool {
-				n, err := b.client.Exists(context.Background(), redisKeyPrefix+key).Result()
+				conn, err := b.pool.GetContext(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				n, err := redis.Int(redis.DoContext(conn, t.Context(), "EXISTS", redisKeyPrefix+key))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -209,5 +217,74 @@ func TestStoreContract(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestParseRedisURL: REDIS_URL as go-redis read it; a bad one is refused at
+// start, without its password in the error.
+func TestParseRedisURL(t *testing.T) {
+	t.Parallel()
+	for raw, want := range map[string]string{
+		"redis://":                            "localhost:6379",
+		"redis://cache":                       "cache:6379",
+		"rediss://:pw@cache.example:6380/3":   "cache.example:6380",
+		"redis://user:pw@[::1]:7000/":         "[::1]:7000",
+		"redis://cache:6379/0":                "cache:6379",
+		"redis://u:p%40ss@cache:6379//2":      "cache:6379",
+		"rediss://redis.internal.example/15":  "redis.internal.example:6379",
+		"redis://127.0.0.1:6379?":             "127.0.0.1:6379",
+		"redis://127.0.0.1:6379/12#fragment?": "127.0.0.1:6379",
+	} {
+		addr, _, err := parseRedisURL(raw)
+		if err != nil || addr != want {
+			t.Errorf("parseRedisURL(%q) = %q, %v; want %q", raw, addr, err, want)
+		}
+	}
+	for _, raw := range []string{
+		"http://u:s3cret@cache",
+		"redis://u:s3cret@cache:port/0",
+		"redis://u:s3cret@cache/db",
+		"redis://u:s3cret@cache/-1",
+		"redis://u:s3cret@cache/1/2",
+		"redis://u:s3cret@cache/0?dial_timeout=1s",
+		"redis:u:s3cret",
+		"redis://u:s3cret@cache\n",
+	} {
+		if _, _, err := parseRedisURL(raw); err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("parseRedisURL(%q): %v, want an error without the password", raw, err)
+		}
+	}
+}
+
+// TestRedisCredentials: the password of the URL is sent (the test server
+// has none, so Redis refuses it), alone or with a user (ACL).
+func TestRedisCredentials(t *testing.T) {
+	t.Parallel()
+	base, err := url.Parse(testdb.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		user   *url.Userinfo
+		answer string // in Redis's error; empty: no error
+	}{
+		{nil, ""},
+		{url.User("someone"), ""}, // a user without a password sends no AUTH
+		{url.UserPassword("", "pw"), "AUTH"},
+		{url.UserPassword("someone", "pw"), "WRONGPASS"},
+	} {
+		u := *base
+		u.User = tc.user
+		b, err := newRedisBackend(u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = b.ping(t.Context())
+		if err := b.close(); err != nil {
+			t.Error(err)
+		}
+		if tc.answer == "" && err != nil || tc.answer != "" && (err == nil || !strings.Contains(err.Error(), tc.answer)) {
+			t.Errorf("ping as %v: %v, want an error saying %q", tc.user, err, tc.answer)
+		}
 	}
 }
