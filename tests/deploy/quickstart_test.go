@@ -13,9 +13,13 @@ import (
 )
 
 const (
-	// maxImageSize guards the image against growing by accident (a build stage
-	// copied whole, a toolchain left in); the binary alone is most of it.
-	maxImageSize = 56 << 20
+	// maxImageSize is issue 8's bound: the image must stay under 30 MB, in the
+	// decimal megabytes `docker images` shows. The binary is nearly all of it
+	// (26.0 of 26.8 MB here, on the 0.9 MB local base; the public distroless
+	// base is about 1 MB heavier), which leaves about 3 MB: a dependency the size
+	// of go-redis (8 MB) or of kin-openapi with Swagger UI's package (13 MB)
+	// back in the binary fails this test.
+	maxImageSize = 30_000_000
 	// sampleUsers is the number of users in tests/fixtures/users.csv.
 	sampleUsers = 1000
 	// defaultPassword is the README's default password for imported users.
@@ -71,8 +75,8 @@ func checkImage(t *testing.T) {
 		t.Fatalf("docker image inspect %s: %v", appImage, err)
 	}
 	t.Logf("%s: %.1f MB", appImage, float64(img.Size)/1e6)
-	if img.Size > maxImageSize {
-		t.Errorf("the image is %d bytes, more than %d", img.Size, maxImageSize)
+	if img.Size >= maxImageSize {
+		t.Errorf("the image is %d bytes, not under %d", img.Size, maxImageSize)
 	}
 	cfg := img.Config
 	if cfg == nil {
