@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/userservice/userservice/domain"
@@ -95,7 +96,8 @@ type importRun struct {
 // Import reads file and imports its users; see ports.ImportService.
 //
 // Reading and validating rows runs on one goroutine while batches are
-// written on the caller's, so parsing overlaps the database's work. Rows
+// written on others (as many as the session writes at once), so parsing
+// overlaps the database's work. Rows
 // are checked in file order and the first row with an email wins: a later
 // one fails as a duplicate. With on_conflict=fail every batch goes into one
 // transaction, kept only if no row failed; otherwise each batch commits on
@@ -144,48 +146,114 @@ func (im *Import) Import(ctx context.Context, actor domain.Actor, file io.Reader
 	return run.finish(ctx)
 }
 
-// pipeline reads rows into batches on a goroutine and writes each batch as
-// it comes. It returns only once the reader has stopped, so file is never
-// read after Import returns.
+// batchJob is one batch on its way from the reader, through a writer, to
+// the tally.
+type batchJob struct {
+	rows []pendingRow
+	done chan batchResult // buffered: a writer never waits for the tally
+}
+
+type batchResult struct {
+	outcomes []ports.ImportOutcome
+	err      error
+}
+
+// pipeline reads rows into batches on a goroutine, writes them on up to
+// session.Writers() goroutines, and tallies them on the caller's in file
+// order, so the report, the rejected rows and the progress come out in
+// order whichever batch commits first. It returns only once every
+// goroutine has stopped, so file is never read, nor the session used,
+// after Import returns.
 func (run *importRun) pipeline(ctx context.Context, rows ports.ImportRows) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	batches := make(chan []pendingRow, 1)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	writers := max(run.session.Writers(), 1)
+	jobs := make(chan *batchJob, writers)
+	order := make(chan *batchJob, writers)
 	var readErr error
+	var written sync.WaitGroup // batches handed to writers and not yet written
 	go func() {
-		defer close(batches)
-		readErr = run.read(ctx, rows, batches)
+		defer close(order)
+		defer close(jobs)
+		readErr = run.read(ctx, rows, func(b []pendingRow) error {
+			j := &batchJob{rows: b, done: make(chan batchResult, 1)}
+			written.Add(1)
+			select {
+			case jobs <- j:
+			case <-ctx.Done():
+				written.Done()
+				return context.Cause(ctx)
+			}
+			// The tally reads order to its end and waits only for
+			// batches a writer has, so this send waits for no longer
+			// than a batch's write.
+			order <- j
+			return nil
+		}, written.Wait)
 	}()
+	var workers sync.WaitGroup
+	for range writers {
+		workers.Go(func() {
+			for j := range jobs {
+				// After a failure no batch starts: the import stops at
+				// the batches already under way.
+				err := context.Cause(ctx)
+				var outcomes []ports.ImportOutcome
+				if err == nil {
+					if outcomes, err = run.store(ctx, j.rows); err != nil {
+						cancel(err)
+					}
+				}
+				j.done <- batchResult{outcomes, err}
+				written.Done()
+			}
+		})
+	}
+	// Every batch written is tallied, even after another failed, so that
+	// the report counts what is stored; the first error is the answer.
 	var writeErr error
-	for b := range batches {
-		if writeErr != nil {
-			continue // draining, so the reader can stop
+	for j := range order {
+		r := <-j.done
+		err := r.err
+		if err == nil {
+			err = run.tally(j.rows, r.outcomes)
 		}
-		if writeErr = run.write(ctx, b); writeErr != nil {
-			cancel()
+		if err != nil && writeErr == nil {
+			writeErr = err
+			cancel(err)
 		}
 	}
-	// The channel is closed after readErr is set.
+	workers.Wait()
+	// order is closed after readErr is set.
 	if writeErr != nil {
+		// A batch that failed because another one did is not the story:
+		// the first failure, in time, is.
+		if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+			return cause
+		}
 		return writeErr
 	}
 	return readErr
 }
 
-// read checks every row in file order and sends them in batches. Only
-// rows that pass every check get a user to store.
-func (run *importRun) read(ctx context.Context, rows ports.ImportRows, out chan<- []pendingRow) error {
+// read checks every row in file order and hands them to send in batches.
+// Only rows that pass every check get a user to store. A batch with a row
+// that asks for an id is written alone: drain waits for the batches before
+// it, and the batches after it wait for it, so an id goes to the earliest
+// row that asks for it, as when batches are written one by one.
+func (run *importRun) read(ctx context.Context, rows ports.ImportRows, send func([]pendingRow) error, drain func()) error {
 	seen := newEmailSet()
 	grantable := map[domain.Role]error{}
 	batch := make([]pendingRow, 0, run.batch)
-	send := func() error {
-		select {
-		case out <- batch:
-			batch = make([]pendingRow, 0, run.batch)
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
+	var hasID, afterID bool
+	flush := func() error {
+		if hasID || afterID {
+			drain()
 		}
+		afterID, hasID = hasID, false
+		err := send(batch)
+		batch = make([]pendingRow, 0, run.batch)
+		return err
 	}
 	for {
 		row, err := rows.Next()
@@ -193,7 +261,7 @@ func (run *importRun) read(ctx context.Context, rows ports.ImportRows, out chan<
 			if len(batch) == 0 {
 				return nil
 			}
-			return send()
+			return flush()
 		}
 		if err != nil {
 			return err
@@ -202,8 +270,9 @@ func (run *importRun) read(ctx context.Context, rows ports.ImportRows, out chan<
 		if err != nil {
 			return err
 		}
+		hasID = hasID || (p.user != nil && p.user.ID() != 0)
 		if batch = append(batch, p); len(batch) == run.batch {
-			if err := send(); err != nil {
+			if err := flush(); err != nil {
 				return err
 			}
 		}
@@ -256,8 +325,9 @@ func (run *importRun) check(ctx context.Context, row ports.ImportRow, seen *emai
 	return p, nil
 }
 
-// write stores the valid rows of b and tallies every row of it, in order.
-func (run *importRun) write(ctx context.Context, b []pendingRow) error {
+// store writes the valid rows of b and returns their outcomes, in order.
+// It runs on several goroutines at once: it changes nothing of run.
+func (run *importRun) store(ctx context.Context, b []pendingRow) ([]ports.ImportOutcome, error) {
 	var users []*domain.User
 	var at []int // users[i] is b[at[i]]
 	for i, p := range b {
@@ -266,19 +336,23 @@ func (run *importRun) write(ctx context.Context, b []pendingRow) error {
 			at = append(at, i)
 		}
 	}
-	var outcomes []ports.ImportOutcome
-	if len(users) > 0 {
-		var err error
-		outcomes, err = run.session.Write(ctx, users, func(i int, stored *domain.User) (*domain.User, error) {
-			return run.merge(b[at[i]], stored)
-		})
-		if err != nil {
-			return err
-		}
-		if len(outcomes) != len(users) {
-			return fmt.Errorf("storage answered %d outcomes for %d users", len(outcomes), len(users))
-		}
+	if len(users) == 0 {
+		return nil, nil
 	}
+	outcomes, err := run.session.Write(ctx, users, func(i int, stored *domain.User) (*domain.User, error) {
+		return run.merge(b[at[i]], stored)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(outcomes) != len(users) {
+		return nil, fmt.Errorf("storage answered %d outcomes for %d users", len(outcomes), len(users))
+	}
+	return outcomes, nil
+}
+
+// tally counts every row of a written batch, in order.
+func (run *importRun) tally(b []pendingRow, outcomes []ports.ImportOutcome) error {
 	next := 0
 	for _, p := range b {
 		run.report.TotalRows++

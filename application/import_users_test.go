@@ -93,6 +93,11 @@ type memImporter struct {
 	failAt int // the Write call that fails with errBoom; 0: none
 	begun  []string
 	closed int
+	// writers is what a session that is not atomic answers to Writers.
+	writers int
+	// slow, when set, runs at the start of every Write, outside any lock:
+	// a test makes chosen batches take longer than later ones.
+	slow func(users []*domain.User)
 }
 
 func (m *memImporter) BeginImport(_ context.Context, actor domain.Actor, atomic, dryRun bool) (ports.ImportSession, error) {
@@ -117,7 +122,17 @@ type memSession struct {
 	savedChanges         int
 }
 
+func (s *memSession) Writers() int {
+	if s.atomic {
+		return 1
+	}
+	return max(s.m.writers, 1)
+}
+
 func (s *memSession) Write(_ context.Context, users []*domain.User, merge ports.ImportMerge) ([]ports.ImportOutcome, error) {
+	if s.m.slow != nil {
+		s.m.slow(users)
+	}
 	s.m.mu.Lock()
 	s.m.writes++
 	fail := s.m.writes == s.m.failAt
@@ -620,5 +635,81 @@ func TestImportStopsAtAStorageOrReadErrorKeepingCommittedBatches(t *testing.T) {
 	f.dec.readErr = errBoom
 	if _, err := f.uc.Import(context.Background(), f.super, strings.NewReader(""), ports.ImportOptions{}); !errors.Is(err, errBoom) {
 		t.Errorf("Import = %v, want the read error", err)
+	}
+}
+
+// TestConcurrentBatchesAreTalliedInFileOrder: with several writers and the
+// first batch the slowest, the report, the rejected rows and the progress
+// still come in file order, and the result is the one-writer result.
+func TestConcurrentBatchesAreTalliedInFileOrder(t *testing.T) {
+	t.Parallel()
+	var rows []fakeRow
+	for i := range 12 {
+		r := person(fmt.Sprintf("n%d@example.com", i))
+		if i%4 == 1 {
+			r = r.withName("?") // invalid: rejected by the reader
+		}
+		rows = append(rows, r)
+	}
+	rows = append(rows, person("n0@example.com")) // a duplicate of line 2
+	run := func(writers int) (ports.ImportReport, []int, []int, *importFixture) {
+		f := newImportFixture(t, rows...)
+		f.uc.batch = 3
+		f.imp.writers = writers
+		f.imp.slow = func(users []*domain.User) {
+			if users[0].Email().String() == "n0@example.com" {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		var rejected, progress []int
+		rep := f.run(t, ports.ImportOptions{
+			Rejected: func(r ports.RejectedRow) { rejected = append(rejected, r.Line) },
+			Progress: func(n int) { progress = append(progress, n) },
+		})
+		return rep, rejected, progress, f
+	}
+	one, oneRejected, oneProgress, f1 := run(1)
+	many, manyRejected, manyProgress, f3 := run(3)
+	if counts(one) != counts(many) || !slices.Equal(oneRejected, manyRejected) || !slices.Equal(oneProgress, manyProgress) {
+		t.Errorf("3 writers: %s rejected %v progress %v; 1 writer: %s rejected %v progress %v",
+			counts(many), manyRejected, manyProgress, counts(one), oneRejected, oneProgress)
+	}
+	if !slices.IsSorted(manyRejected) || !slices.IsSorted(manyProgress) || len(manyProgress) != 5 {
+		t.Errorf("out of order: rejected %v, progress %v", manyRejected, manyProgress)
+	}
+	if !slices.EqualFunc(one.Errors, many.Errors, func(a, b ports.ImportError) bool { return a == b }) {
+		t.Errorf("errors %v, want %v", many.Errors, one.Errors)
+	}
+	if len(f1.repo.users) != len(f3.repo.users) {
+		t.Errorf("%d users with 3 writers, %d with 1", len(f3.repo.users), len(f1.repo.users))
+	}
+}
+
+// TestConcurrentBatchesKeepAnIdForTheEarliestRow: a batch asking for ids
+// is written alone, so an id asked for twice goes to the earlier row even
+// when the batch before it is slow.
+func TestConcurrentBatchesKeepAnIdForTheEarliestRow(t *testing.T) {
+	t.Parallel()
+	f := newImportFixture(t,
+		person("a@example.com"), person("b@example.com").withID(50),
+		person("c@example.com"), person("d@example.com"),
+		person("e@example.com").withID(50), person("f@example.com"),
+		person("g@example.com"), person("h@example.com"),
+	)
+	f.uc.batch = 2
+	f.imp.writers = 3
+	f.imp.slow = func(users []*domain.User) {
+		if users[0].Email().String() == "a@example.com" {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if got := counts(f.run(t, ports.ImportOptions{})); got != "total=8 imported=8 updated=0 skipped=0 failed=0 rejected=false dry=false" {
+		t.Fatalf("report %s", got)
+	}
+	if u, ok := f.byEmail(t, "b@example.com"); !ok || u.ID != 50 {
+		t.Errorf("b@example.com (the first row asking for id 50) is %+v", u)
+	}
+	if u, ok := f.byEmail(t, "e@example.com"); !ok || u.ID == 50 {
+		t.Errorf("e@example.com (the second row asking for id 50) is %+v", u)
 	}
 }

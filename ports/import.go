@@ -129,8 +129,13 @@ type UserImporter interface {
 	BeginImport(ctx context.Context, actor domain.Actor, atomic, dryRun bool) (ImportSession, error)
 }
 
-// ImportSession writes the batches of one import, one call at a time.
+// ImportSession writes the batches of one import. Up to Writers() calls
+// of Write may run at once; Commit and Close come after every Write has
+// returned.
 type ImportSession interface {
+	// Writers is how many Writes the session runs at once (at least 1; 1
+	// for an atomic session). Batches written at once commit in any order.
+	Writers() int
 	// Write stores users in one transaction (the session's, when atomic).
 	// A user whose email is not stored is inserted, its id kept when
 	// non-zero and free and drawn otherwise. A user whose email is stored is

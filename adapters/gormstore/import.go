@@ -83,6 +83,11 @@ func (im *Importer) BeginImport(ctx context.Context, actor domain.Actor, atomic,
 // batchWriter is one dialect's statements for writeBatch, run in the
 // batch's transaction.
 type batchWriter interface {
+	// lockIDs takes, to the end of the batch's transaction, what keeps
+	// drawn and explicit ids apart: exclusive when the batch has explicit
+	// ids (nothing else draws or keeps an id until it commits, so the ids
+	// it finds free stay free), shared otherwise.
+	lockIDs(exclusive bool) error
 	// takenIDs returns which of ids belong to stored users.
 	takenIDs(ids []int64) (map[int64]bool, error)
 	// insert inserts recs (id 0: drawn) whose email is free, in order, and
@@ -108,6 +113,9 @@ func writeBatch(w batchWriter, users []*domain.User, merge ports.ImportMerge, ac
 		if recs[i].ID != 0 {
 			explicit = append(explicit, recs[i].ID)
 		}
+	}
+	if err := w.lockIDs(len(explicit) > 0); err != nil {
+		return nil, err
 	}
 	if len(explicit) > 0 {
 		taken, err := w.takenIDs(explicit)
@@ -262,6 +270,7 @@ func (d *dryImport) Write(ctx context.Context, users []*domain.User, merge ports
 	return out, nil
 }
 
+func (d *dryImport) Writers() int                 { return 1 }
 func (d *dryImport) Commit(context.Context) error { return nil }
 func (d *dryImport) Close() error                 { return nil }
 
@@ -297,6 +306,9 @@ func (li *sqliteImport) Write(ctx context.Context, users []*domain.User, merge p
 	return out, nil
 }
 
+// Writers is 1: SQLite has one writer at a time anyway.
+func (li *sqliteImport) Writers() int { return 1 }
+
 func (li *sqliteImport) Commit(ctx context.Context) error {
 	if li.tx == nil || li.done {
 		return nil
@@ -324,6 +336,10 @@ type sqliteBatch struct {
 	s  *Store
 	tx *gorm.DB
 }
+
+// lockIDs has nothing to take: the batch's write transaction holds
+// SQLite's one write lock.
+func (b *sqliteBatch) lockIDs(bool) error { return nil }
 
 func (b *sqliteBatch) takenIDs(ids []int64) (map[int64]bool, error) {
 	taken := map[int64]bool{}
@@ -447,16 +463,26 @@ func (s *Store) changeRecords(changes []domain.Change) ([]changeRecord, error) {
 
 // --- PostgreSQL --------------------------------------------------------------
 
-// pgImport runs an import on one pooled connection, pinned for the
-// session: its temporary staging tables live on that connection. Batches
-// go through pgx directly, for COPY.
+// pgImportWriters is how many batches an import that is not atomic writes
+// at once, each on a connection of its own. The users table's indexes make
+// a batch's INSERT mostly the server's CPU; a second connection lets the
+// server work on one batch while the other is between statements or on
+// another core. Measured (1M rows, 2 cores): 1.4x one connection's rate.
+const pgImportWriters = 2
+
+// pgImport runs an import on pooled connections pinned for the session:
+// their temporary staging tables live on them. An atomic session has one
+// connection, whose transaction spans the batches; otherwise each Write
+// takes a free connection and commits its batch on it. Batches go through
+// pgx directly, for COPY.
 type pgImport struct {
 	s      *Store
-	conn   *sql.Conn
 	actor  domain.Actor
 	seq    string // the users id sequence
 	atomic bool
-	inTx   bool // the atomic session's transaction is open
+	conns  []*sql.Conn
+	free   chan *sql.Conn // the connections no Write is using
+	inTx   bool           // the atomic session's transaction is open
 	closed bool
 	// ord numbers an atomic session's change-log entries across batches.
 	ord int64
@@ -510,37 +536,49 @@ func (s *Store) beginPostgresImport(ctx context.Context, actor domain.Actor, ato
 	if err != nil {
 		return nil, fmt.Errorf("gormstore: %w", err)
 	}
-	conn, err := pool.Conn(ctx)
-	if err != nil {
-		return nil, translate(ctx, err, false)
+	n := pgImportWriters
+	if atomic {
+		n = 1
 	}
-	p := &pgImport{s: s, conn: conn, actor: actor, atomic: atomic}
-	err = p.raw(ctx, func(c *pgx.Conn) error {
-		if err := c.QueryRow(ctx, `SELECT pg_get_serial_sequence('users', 'id')`).Scan(&p.seq); err != nil {
-			return err
+	p := &pgImport{s: s, actor: actor, atomic: atomic, free: make(chan *sql.Conn, n)}
+	for range n {
+		conn, err := pool.Conn(ctx)
+		if err != nil {
+			return nil, errors.Join(translate(ctx, err, false), p.Close())
 		}
-		if _, err := c.Exec(ctx, pgCreateStaging); err != nil {
-			return err
-		}
-		if atomic {
-			if _, err := c.Exec(ctx, "BEGIN"); err != nil {
-				return err
+		p.conns = append(p.conns, conn)
+		err = raw(conn, func(c *pgx.Conn) error {
+			if p.seq == "" {
+				if err := c.QueryRow(ctx, `SELECT pg_get_serial_sequence('users', 'id')`).Scan(&p.seq); err != nil {
+					return err
+				}
 			}
-			p.inTx = true
+			_, err := c.Exec(ctx, pgCreateStaging)
+			return err
+		})
+		if err != nil {
+			return nil, errors.Join(translate(ctx, err, false), p.Close())
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, errors.Join(translate(ctx, err, false), p.Close())
+		p.free <- conn
+	}
+	if atomic {
+		err := raw(p.conns[0], func(c *pgx.Conn) error {
+			_, err := c.Exec(ctx, "BEGIN")
+			return err
+		})
+		if err != nil {
+			return nil, errors.Join(translate(ctx, err, false), p.Close())
+		}
+		p.inTx = true
 	}
 	return p, nil
 }
 
-// raw runs f on the pinned connection. When the connection broke, the
-// error says driver.ErrBadConn too, so database/sql drops it instead of
-// pooling it in an unknown state.
-func (p *pgImport) raw(ctx context.Context, f func(*pgx.Conn) error) error {
-	return p.conn.Raw(func(dc any) error {
+// raw runs f on the pinned connection conn. When the connection broke,
+// the error says driver.ErrBadConn too, so database/sql drops it instead
+// of pooling it in an unknown state.
+func raw(conn *sql.Conn, f func(*pgx.Conn) error) error {
+	return conn.Raw(func(dc any) error {
 		sc, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("gormstore: the PostgreSQL driver connection is a %T, not pgx's", dc)
@@ -554,12 +592,21 @@ func (p *pgImport) raw(ctx context.Context, f func(*pgx.Conn) error) error {
 	})
 }
 
+func (p *pgImport) Writers() int { return len(p.conns) }
+
 func (p *pgImport) Write(ctx context.Context, users []*domain.User, merge ports.ImportMerge) ([]ports.ImportOutcome, error) {
 	if p.closed {
 		return nil, errors.New("gormstore: write to a closed import")
 	}
+	var conn *sql.Conn
+	select {
+	case conn = <-p.free:
+		defer func() { p.free <- conn }()
+	case <-ctx.Done():
+		return nil, translate(ctx, context.Cause(ctx), true)
+	}
 	var out []ports.ImportOutcome
-	err := p.raw(ctx, func(c *pgx.Conn) error {
+	err := raw(conn, func(c *pgx.Conn) error {
 		if !p.atomic {
 			if _, err := c.Exec(ctx, "BEGIN"); err != nil {
 				return err
@@ -595,7 +642,7 @@ func (p *pgImport) Commit(ctx context.Context) error {
 	if !p.atomic || !p.inTx {
 		return nil
 	}
-	err := p.raw(ctx, func(c *pgx.Conn) error {
+	err := raw(p.conns[0], func(c *pgx.Conn) error {
 		if _, err := c.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockChangeLog); err != nil {
 			return err
 		}
@@ -619,7 +666,7 @@ func (p *pgImport) Commit(ctx context.Context) error {
 }
 
 // Close rolls back what is not committed, drops the staging tables and
-// hands the connection back to the pool (or closes it, when it broke).
+// hands the connections back to the pool (or closes those that broke).
 func (p *pgImport) Close() error {
 	if p.closed {
 		return nil
@@ -627,27 +674,33 @@ func (p *pgImport) Close() error {
 	p.closed = true
 	ctx, cancel := context.WithTimeout(context.Background(), pgCleanupTimeout)
 	defer cancel()
-	err := p.raw(ctx, func(c *pgx.Conn) error {
-		if c.IsClosed() {
-			return driver.ErrBadConn
-		}
-		if p.inTx {
-			p.inTx = false
-			if _, err := c.Exec(ctx, "ROLLBACK"); err != nil {
+	var errs []error
+	for _, conn := range p.conns {
+		err := raw(conn, func(c *pgx.Conn) error {
+			if c.IsClosed() {
+				return driver.ErrBadConn
+			}
+			if p.inTx {
+				p.inTx = false
+				if _, err := c.Exec(ctx, "ROLLBACK"); err != nil {
+					return errors.Join(err, driver.ErrBadConn)
+				}
+			}
+			if _, err := c.Exec(ctx, pgDropStaging); err != nil {
 				return errors.Join(err, driver.ErrBadConn)
 			}
+			return nil
+		})
+		cerr := conn.Close()
+		if errors.Is(err, driver.ErrBadConn) {
+			// The connection is dropped, and with it anything uncommitted.
+			err = nil
 		}
-		if _, err := c.Exec(ctx, pgDropStaging); err != nil {
-			return errors.Join(err, driver.ErrBadConn)
+		if err := errors.Join(err, cerr); err != nil && !errors.Is(err, sql.ErrConnDone) {
+			errs = append(errs, err)
 		}
-		return nil
-	})
-	cerr := p.conn.Close()
-	if errors.Is(err, driver.ErrBadConn) {
-		// The connection is dropped, and with it anything uncommitted.
-		err = nil
 	}
-	if err := errors.Join(err, cerr); err != nil && !errors.Is(err, sql.ErrConnDone) {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("gormstore: end the import: %w", err)
 	}
 	return nil
@@ -677,15 +730,24 @@ func (b *pgBatch) takenIDs(ids []int64) (map[int64]bool, error) {
 	return taken, nil
 }
 
-// insert stages recs with COPY and inserts them in one statement. It holds
-// lockUserIDs exclusively, as Users.Create does for an explicit id: no id
-// is drawn elsewhere between moving the sequence past the batch's explicit
-// ids and drawing the batch's own, so the two never collide.
+// lockIDs takes lockUserIDs as Users.Create does: exclusively for explicit
+// ids, so no id is drawn elsewhere between moving the sequence past the
+// batch's explicit ids and drawing the batch's own, and the ids found free
+// stay free; shared otherwise, so batches that only draw ids (and
+// concurrent creations) run side by side.
+func (b *pgBatch) lockIDs(exclusive bool) error {
+	lock := "SELECT pg_advisory_xact_lock_shared($1)"
+	if exclusive {
+		lock = "SELECT pg_advisory_xact_lock($1)"
+	}
+	_, err := b.c.Exec(b.ctx, lock, lockUserIDs)
+	return err
+}
+
+// insert stages recs with COPY and inserts them in one statement, under
+// the lock lockIDs took.
 func (b *pgBatch) insert(recs []userRecord) (map[string]int64, error) {
 	ctx, c := b.ctx, b.c
-	if _, err := c.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockUserIDs); err != nil {
-		return nil, err
-	}
 	if _, err := c.Exec(ctx, "TRUNCATE import_staging"); err != nil {
 		return nil, err
 	}

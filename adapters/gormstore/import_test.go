@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -376,6 +378,77 @@ func TestImportLargeBatches(t *testing.T) {
 		}
 		if n := len(changeLog(t, s)); n != 2468 {
 			t.Errorf("%d change-log entries", n)
+		}
+	})
+}
+
+// TestImportWritesConcurrently: a session that is not atomic takes
+// Writers() batches at once (two connections on PostgreSQL); batches
+// written at once, and a creation beside them, get distinct ids and
+// their change-log entries, and the session closes cleanly.
+func TestImportWritesConcurrently(t *testing.T) {
+	t.Parallel()
+	onEachImportBackend(t, func(t *testing.T, s *gormstore.Store) {
+		sess := beginImport(t, s, false, false)
+		const batches, size = 6, 50
+		outs := make([][]ports.ImportOutcome, batches)
+		errs := make([]error, batches)
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, sess.Writers())
+		for b := range batches {
+			wg.Go(func() {
+				slots <- struct{}{}
+				defer func() { <-slots }()
+				users := make([]*domain.User, size)
+				for i := range users {
+					users[i] = importUser(t, 0, fmt.Sprintf("b%d.u%d@example.com", b, i))
+				}
+				outs[b], errs[b] = sess.Write(t.Context(), users, leave)
+			})
+		}
+		extra := newUser(t, 1)
+		var createErr error
+		wg.Go(func() { _, createErr = s.Users().Create(t.Context(), extra, domain.Operator()) })
+		wg.Wait()
+		if createErr != nil {
+			t.Fatalf("Create beside the import: %v", createErr)
+		}
+		ids := map[int64]bool{}
+		for b := range batches {
+			if errs[b] != nil {
+				t.Fatalf("Write %d: %v", b, errs[b])
+			}
+			for _, o := range outs[b] {
+				if o.Result != ports.ImportInserted || ids[o.User.ID()] {
+					t.Fatalf("batch %d: %v, id %d (repeated: %v)", b, o.Result, o.User.ID(), ids[o.User.ID()])
+				}
+				ids[o.User.ID()] = true
+			}
+		}
+		if n := countUsers(t, s); n != batches*size+1 {
+			t.Errorf("%d users, want %d", n, batches*size+1)
+		}
+		created := 0
+		for _, c := range changeLog(t, s) {
+			if strings.HasPrefix(c, "created:") {
+				created++
+			}
+		}
+		if created != batches*size+1 {
+			t.Errorf("%d created entries, want %d", created, batches*size+1)
+		}
+		if s.Dialect() == "postgres" && sess.Writers() < 2 {
+			t.Errorf("a PostgreSQL session writes %d batches at once", sess.Writers())
+		}
+		atomic, err := s.Importer().BeginImport(t.Context(), domain.Operator(), true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := atomic.Writers(); n != 1 {
+			t.Errorf("an atomic session writes %d batches at once, want 1", n)
+		}
+		if err := atomic.Close(); err != nil {
+			t.Error(err)
 		}
 	})
 }
