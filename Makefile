@@ -49,7 +49,7 @@ bench: ## Benchmarks beside baselines of the same run, one table (PostgreSQL 15 
 		echo "make bench needs PostgreSQL's server binaries (Debian: apt-get install postgresql-15), PG_BIN=dir, or BENCH_DATABASE_URL"; exit 1; }
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./tests/bench/...
 
-generate: ## Regenerate generated code (OpenAPI server and models)
+generate: ## Regenerate generated code (OpenAPI server and models, operation table, Swagger UI assets)
 	$(GO) generate ./...
 
 check-generated: generate ## Fail when committed generated code is stale
