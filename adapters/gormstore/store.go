@@ -157,15 +157,26 @@ func sqliteDSN(path string, readOnly bool) string {
 	return "file:" + escaped + "?" + q.Encode()
 }
 
-func (s *Store) openPostgres(databaseURL string, gcfg *gorm.Config) error {
-	s.dialect = dialectPostgres
+// pgConnConfig is the configuration of every connection to databaseURL:
+// the pool's and the notifier's.
+func pgConnConfig(databaseURL string) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		// pgx redacts the password from its parse errors.
-		return fmt.Errorf("gormstore: DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("gormstore: DATABASE_URL: %w", err)
 	}
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = "userservice"
+	}
+	cfg.DialFunc = pgDialer().DialContext
+	return cfg, nil
+}
+
+func (s *Store) openPostgres(databaseURL string, gcfg *gorm.Config) error {
+	s.dialect = dialectPostgres
+	cfg, err := pgConnConfig(databaseURL)
+	if err != nil {
+		return err
 	}
 	// pgx's default exec mode prepares each statement once per connection
 	// and reuses it (QueryExecModeCacheStatement); the URL may choose another
