@@ -20,6 +20,11 @@ import (
 // 5,000 did, with 10 MiB less heap.
 const importBatchSize = 2000
 
+// maxRunningImports is how many imports one instance runs at once; more
+// wait their turn. Each holds up to Writers() database connections for its
+// whole length, and requests need the rest of the pool.
+const maxRunningImports = 2
+
 // Import implements the CSV import use case (ports.ImportService).
 type Import struct {
 	importer ports.UserImporter
@@ -29,6 +34,8 @@ type Import struct {
 	authz    ports.Authorizer
 	clock    ports.Clock
 	batch    int
+	// running holds a token per import under way (maxRunningImports).
+	running chan struct{}
 }
 
 var _ ports.ImportService = (*Import)(nil)
@@ -42,6 +49,7 @@ func NewImport(deps Deps) *Import {
 	return &Import{
 		importer: deps.Importer, decoder: deps.Decoder, formats: deps.HashFormats,
 		hasher: deps.Hasher, authz: deps.Authz, clock: deps.Clock, batch: importBatchSize,
+		running: make(chan struct{}, maxRunningImports),
 	}
 }
 
@@ -97,12 +105,13 @@ type importRun struct {
 //
 // Reading and validating rows runs on one goroutine while batches are
 // written on others (as many as the session writes at once), so parsing
-// overlaps the database's work. Rows
-// are checked in file order and the first row with an email wins: a later
-// one fails as a duplicate. With on_conflict=fail every batch goes into one
-// transaction, kept only if no row failed; otherwise each batch commits on
-// its own, so an interrupted import keeps whole batches and a re-run with
-// skip completes it.
+// overlaps the database's work. Rows are checked in file order and the
+// first row with an email wins: a later one fails as a duplicate. With
+// on_conflict=fail every batch goes into one transaction, kept only if no
+// row failed; otherwise each batch commits on its own, so an interrupted
+// import keeps whole batches and a re-run with skip completes it. At most
+// maxRunningImports imports run at once; another waits (as long as ctx
+// lets it) before reading its file.
 func (im *Import) Import(ctx context.Context, actor domain.Actor, file io.Reader, opts ports.ImportOptions) (ports.ImportReport, error) {
 	run := &importRun{Import: im, actor: actor, opts: opts, report: ports.ImportReport{DryRun: opts.DryRun, Errors: []ports.ImportError{}}}
 	if err := requireNoPasswordChange(actor); err != nil {
@@ -119,6 +128,12 @@ func (im *Import) Import(ctx context.Context, actor domain.Actor, file io.Reader
 	}
 	if err := v.Err(); err != nil {
 		return run.report, err
+	}
+	select {
+	case im.running <- struct{}{}:
+		defer func() { <-im.running }()
+	case <-ctx.Done():
+		return run.report, fmt.Errorf("import: waiting for a running import to end: %w", context.Cause(ctx))
 	}
 	run.rule, run.now = rule, im.clock.Now()
 

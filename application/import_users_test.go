@@ -713,3 +713,64 @@ func TestConcurrentBatchesKeepAnIdForTheEarliestRow(t *testing.T) {
 		t.Errorf("e@example.com (the second row asking for id 50) is %+v", u)
 	}
 }
+
+// TestAtMostTwoImportsRunAtOnce: each import holds database connections
+// for its whole length, so a third one waits for one of two running ones
+// to end, and gives up when its context ends first.
+func TestAtMostTwoImportsRunAtOnce(t *testing.T) {
+	t.Parallel()
+	f := newImportFixture(t)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	running, most := 0, 0
+	f.imp.slow = func([]*domain.User) {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		running--
+		mu.Unlock()
+	}
+	imports := func(n int) *fakeDecoder {
+		rows := make([]fakeRow, n)
+		for i := range rows {
+			rows[i] = person(fmt.Sprintf("p%d@example.com", i))
+		}
+		return &fakeDecoder{header: []string{"email"}, rows: rows}
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		uc := *f.uc // the same running-imports gate, a decoder of its own
+		uc.decoder = imports(1)
+		wg.Go(func() {
+			if _, err := uc.Import(context.Background(), f.super, strings.NewReader(""), ports.ImportOptions{}); err != nil {
+				t.Errorf("Import: %v", err)
+			}
+		})
+	}
+	// Two are writing; the third waits, and one whose context ends gives up.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := running
+		mu.Unlock()
+		if n == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	uc := *f.uc
+	uc.decoder = imports(1)
+	if _, err := uc.Import(ctx, f.super, strings.NewReader(""), ports.ImportOptions{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("an import waiting past its deadline = %v", err)
+	}
+	close(release)
+	wg.Wait()
+	if most != 2 {
+		t.Errorf("%d imports wrote at once, want 2", most)
+	}
+}
