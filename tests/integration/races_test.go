@@ -92,13 +92,19 @@ func TestRacesKeepInvariants(t *testing.T) {
 				t.Errorf("a concurrent refresh: %s", r)
 			}
 		}
-		if ok != 1 {
-			t.Fatalf("%d of 4 concurrent refreshes of one token succeeded, want exactly 1", ok)
+		// One refresh wins the rotation; the others present a spent token,
+		// which revokes the family and the user's access tokens. That
+		// revocation may land before the winner has read the user back,
+		// and then the winner is refused too (the pair it would have got
+		// was revoked already): at most one succeeds, never more.
+		if ok > 1 {
+			t.Fatalf("%d of 4 concurrent refreshes of one token succeeded, want at most 1", ok)
 		}
-		// The others presented a spent token: the family, and the user's
-		// access tokens, are gone.
-		refresh(t, s, winner.RefreshToken, http.StatusUnauthorized)
-		s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, winner.AccessToken, nil)
+		if ok == 1 {
+			refresh(t, s, winner.RefreshToken, http.StatusUnauthorized)
+			s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, winner.AccessToken, nil)
+		}
+		refresh(t, s, u.Refresh, http.StatusUnauthorized)
 		s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, u.Access, nil)
 	})
 }
