@@ -134,3 +134,26 @@ func TestClientCancellationIsNotAWarning(t *testing.T) {
 		t.Errorf("a client going away was logged as a problem:\n%s", logs)
 	}
 }
+
+// TestFixedPathsRefuseTheirSiblingsMethods: a method that /users/list or
+// /users/create-admin lacks but /users/{id} has is 405 with Allow, not a
+// 400 for an id named "list"; /users/{id} itself is untouched.
+func TestFixedPathsRefuseTheirSiblingsMethods(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{})
+	for _, c := range []struct{ method, path, allow string }{
+		{http.MethodDelete, "/api/v1/users/list", "GET"},
+		{http.MethodPut, "/api/v1/users/search", "GET"},
+		{http.MethodGet, "/api/v1/users/create-admin", "POST"},
+		{http.MethodGet, "/api/v1/users/import", "POST"},
+		{http.MethodDelete, "/api/v1/users/me", "GET"},
+	} {
+		rec := h.do(request{method: c.method, path: c.path, token: userToken})
+		wantError(t, rec, http.StatusMethodNotAllowed, "method_not_allowed")
+		if got := rec.Header().Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+	rec := h.do(request{method: http.MethodDelete, path: "/api/v1/users/list2", token: userToken})
+	wantError(t, rec, http.StatusBadRequest, "malformed")
+}

@@ -149,7 +149,59 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	})
 	e.GET("/openapi.yaml", serveSpec)
 	registerDocs(e)
+	refuseShadowedMethods(e)
 	return e, nil
+}
+
+// refuseShadowedMethods answers 405, with Allow, a method that a fixed path
+// lacks but a parameterised sibling has: Echo's router would otherwise hand
+// DELETE /api/v1/users/list to DELETE /api/v1/users/:id, which can only
+// answer 400 for the id "list". Read from the registered routes, so it
+// follows the spec.
+func refuseShadowedMethods(e *echo.Echo) {
+	methods := map[string][]string{}
+	for _, r := range e.Routes() {
+		methods[r.Path] = append(methods[r.Path], r.Method)
+	}
+	type route struct{ method, path string }
+	var refuse []route
+	for fixed, allowed := range methods {
+		if strings.ContainsAny(fixed, ":*") {
+			continue
+		}
+		for pattern, theirs := range methods {
+			if !shadows(pattern, fixed) {
+				continue
+			}
+			for _, m := range theirs {
+				if !slices.Contains(allowed, m) && !slices.Contains(refuse, route{m, fixed}) {
+					refuse = append(refuse, route{m, fixed})
+				}
+			}
+		}
+	}
+	for _, r := range refuse {
+		allow := slices.Sorted(slices.Values(methods[r.path]))
+		e.Add(r.method, r.path, func(c echo.Context) error {
+			c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
+			return echo.ErrMethodNotAllowed
+		})
+	}
+}
+
+// shadows reports whether the parameterised route pattern also matches the
+// fixed path: as many segments, each equal or a parameter.
+func shadows(pattern, fixed string) bool {
+	p, f := strings.Split(pattern, "/"), strings.Split(fixed, "/")
+	if !strings.Contains(pattern, ":") || len(p) != len(f) {
+		return false
+	}
+	for i := range p {
+		if p[i] != f[i] && !strings.HasPrefix(p[i], ":") {
+			return false
+		}
+	}
+	return true
 }
 
 func (d Deps) check() error {
