@@ -12,9 +12,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/userservice/userservice/adapters/policywatch"
+	"github.com/userservice/userservice/tests/testutil"
 )
 
 // logBuffer collects log output; the watcher writes while the test reads.
@@ -62,32 +62,7 @@ func start(t *testing.T, dir string, reload ...func() error) {
 			t.Errorf("Watch after cancel: %v", err)
 		}
 	})
-	waitFor(t, "the watch to start", func() bool { return logs.has("watching the policy directory for changes") })
-}
-
-// writeFile replaces path the way editors and config-map updates do: a new
-// file renamed over the old one, so the file first watched is gone.
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Poll(t, "the watch to start", func() bool { return logs.has("watching the policy directory for changes") })
 }
 
 // An editor's save renames a new file over the old one; every reload
@@ -96,15 +71,15 @@ func TestWatchReloadsOnARenameOver(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "policy.csv")
-	writeFile(t, path, "v1")
+	testutil.ReplaceFile(t, path, "v1")
 	failing, ok := &counter{err: errors.New("rejected")}, &counter{}
 	start(t, dir, failing.reload, ok.reload)
 
-	writeFile(t, path, "v2")
-	waitFor(t, "both reloads after the first edit", func() bool { return failing.n.Load() >= 1 && ok.n.Load() >= 1 })
+	testutil.ReplaceFile(t, path, "v2")
+	testutil.Poll(t, "both reloads after the first edit", func() bool { return failing.n.Load() >= 1 && ok.n.Load() >= 1 })
 	seen := ok.n.Load()
-	writeFile(t, path, "v3")
-	waitFor(t, "a reload after a failed one", func() bool { return ok.n.Load() > seen })
+	testutil.ReplaceFile(t, path, "v3")
+	testutil.Poll(t, "a reload after a failed one", func() bool { return ok.n.Load() > seen })
 }
 
 // Kubernetes updates a mounted config map by writing a new timestamped
@@ -117,7 +92,7 @@ func TestWatchSeesConfigMapSwaps(t *testing.T) {
 		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(dir, name, "policy.csv"), name)
+		testutil.ReplaceFile(t, filepath.Join(dir, name, "policy.csv"), name)
 		if err := os.Symlink(name, filepath.Join(dir, "..data_tmp")); err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +108,7 @@ func TestWatchSeesConfigMapSwaps(t *testing.T) {
 	start(t, dir, c.reload)
 
 	version("..2025_01_01_00_00_01.2")
-	waitFor(t, "a reload after the swap", func() bool { return c.n.Load() >= 1 })
+	testutil.Poll(t, "a reload after the swap", func() bool { return c.n.Load() >= 1 })
 }
 
 // A burst of edits is read once it is over, not once per event: each save
@@ -148,14 +123,14 @@ func TestWatchDebouncesABurst(t *testing.T) {
 
 	const saves = 30
 	for i := range saves {
-		writeFile(t, path, strconv.Itoa(i))
+		testutil.ReplaceFile(t, path, strconv.Itoa(i))
 	}
-	waitFor(t, "a reload after the burst", func() bool { return c.n.Load() >= 1 })
+	testutil.Poll(t, "a reload after the burst", func() bool { return c.n.Load() >= 1 })
 	// The events of one more save come after all of the burst's, so once it
 	// has caused a reload no reload of the burst is still to come.
 	seen := c.n.Load()
-	writeFile(t, path, "after")
-	waitFor(t, "a reload after the last save", func() bool { return c.n.Load() > seen })
+	testutil.ReplaceFile(t, path, "after")
+	testutil.Poll(t, "a reload after the last save", func() bool { return c.n.Load() > seen })
 	// Exactly two when the machine keeps up; a stall in the middle of the
 	// burst may split it, but never into anything like one per save.
 	if n := c.n.Load(); n > 5 {

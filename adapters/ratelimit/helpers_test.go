@@ -10,19 +10,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/userservice/userservice/adapters/ratelimit"
 	"github.com/userservice/userservice/tests/testdb"
+	"github.com/userservice/userservice/tests/testutil"
 )
 
 // shipped is the policy directory the service ships with.
@@ -219,33 +218,8 @@ func (h *harness) counter(t *testing.T, name string, labels map[string]string) f
 func limitsDir(t *testing.T, content string) string {
 	t.Helper()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "ratelimits.yaml"), content)
+	testutil.ReplaceFile(t, filepath.Join(dir, "ratelimits.yaml"), content)
 	return dir
-}
-
-// writeFile replaces path the way editors and config-map updates do: a new
-// file renamed over the old one, so a reader never sees it half-written.
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // proxy stands between the limiter and Redis so a test can take Redis away

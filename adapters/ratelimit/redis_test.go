@@ -11,6 +11,7 @@ import (
 
 	"github.com/userservice/userservice/adapters/ratelimit"
 	"github.com/userservice/userservice/tests/testdb"
+	"github.com/userservice/userservice/tests/testutil"
 )
 
 // Two instances sharing one Redis enforce one budget.
@@ -76,8 +77,8 @@ func TestRedisOutage(t *testing.T) {
 
 	p.setMode(proxyUp)
 	// The bucket in Redis is still empty: the limit is back when Redis is.
-	waitFor(t, "limits to apply again", func() bool { return search().code == http.StatusTooManyRequests })
-	waitFor(t, "the recovery to be logged", func() bool { return h.logs.count("level=INFO", "answers again") == 1 })
+	testutil.Poll(t, "limits to apply again", func() bool { return search().code == http.StatusTooManyRequests })
+	testutil.Poll(t, "the recovery to be logged", func() bool { return h.logs.count("level=INFO", "answers again") == 1 })
 }
 
 // A Redis that accepts connections and never answers delays a request by
@@ -152,7 +153,7 @@ func TestRedisDownAtStart(t *testing.T) {
 		}
 	}
 	p.setMode(proxyUp)
-	waitFor(t, "limits to apply", func() bool {
+	testutil.Poll(t, "limits to apply", func() bool {
 		return result(h.get("/api/v1/users/search", "192.0.2.1:1")).code == http.StatusTooManyRequests
 	})
 }

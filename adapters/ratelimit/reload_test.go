@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/userservice/userservice/adapters/ratelimit"
+	"github.com/userservice/userservice/tests/testutil"
 )
 
 func limits(search, list string) string {
@@ -38,7 +39,7 @@ func TestReload(t *testing.T) {
 		t.Fatalf("%d lists, want 1", n)
 	}
 
-	writeFile(t, path, limits("5", "1"))
+	testutil.ReplaceFile(t, path, limits("5", "1"))
 	if err := h.l.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
@@ -54,7 +55,7 @@ func TestReload(t *testing.T) {
 	}
 
 	// The same bytes again: nothing to do, nothing logged.
-	writeFile(t, path, limits("5", "1"))
+	testutil.ReplaceFile(t, path, limits("5", "1"))
 	if err := h.l.Reload(); err != nil {
 		t.Fatalf("Reload of the same file: %v", err)
 	}
@@ -63,7 +64,7 @@ func TestReload(t *testing.T) {
 	}
 
 	// A bad value on line 5: rejected, the limit of 5 stays.
-	writeFile(t, path, limits("many", "1"))
+	testutil.ReplaceFile(t, path, limits("many", "1"))
 	if err := h.l.Reload(); err == nil {
 		t.Fatal("Reload of a bad file succeeded")
 	}
@@ -75,7 +76,7 @@ func TestReload(t *testing.T) {
 	}
 
 	// Putting back the file in force is logged, ending the doubt.
-	writeFile(t, path, limits("5", "1"))
+	testutil.ReplaceFile(t, path, limits("5", "1"))
 	if err := h.l.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}

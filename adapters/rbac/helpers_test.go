@@ -13,6 +13,7 @@ import (
 	"github.com/userservice/userservice/adapters/rbac"
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
+	"github.com/userservice/userservice/tests/testutil"
 )
 
 // shipped is the policy directory the service ships with.
@@ -50,7 +51,7 @@ func copyPolicies(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(dir, name), string(b))
+		testutil.ReplaceFile(t, filepath.Join(dir, name), string(b))
 	}
 	return dir
 }
@@ -62,19 +63,6 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// writeFile replaces path the way editors and config-map updates do: a new
-// file renamed over the old one, so a reader never sees it half-written.
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func testUser(t testing.TB, id int64, role domain.Role) *domain.User {

@@ -14,6 +14,7 @@ import (
 	"github.com/userservice/userservice/adapters/rbac"
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
+	"github.com/userservice/userservice/tests/testutil"
 )
 
 // grantUserSearch is a policy row the shipped policy does not have.
@@ -25,7 +26,7 @@ func TestNewRejectsMissingOrInvalidFiles(t *testing.T) {
 		t.Error("New on a missing directory succeeded")
 	}
 	dir := copyPolicies(t)
-	writeFile(t, filepath.Join(dir, "policy.csv"), "p, user, users.list, *, *\n")
+	testutil.ReplaceFile(t, filepath.Join(dir, "policy.csv"), "p, user, users.list, *, *\n")
 	if _, err := rbac.New(dir, nil); err == nil || !strings.Contains(err.Error(), "policy.csv line 1") {
 		t.Errorf("New with a malformed row: %v, want an error naming policy.csv line 1", err)
 	}
@@ -45,7 +46,7 @@ func TestReloadPutsAGoodPolicyInForce(t *testing.T) {
 	policy := filepath.Join(dir, "policy.csv")
 	original := readFile(t, policy)
 
-	writeFile(t, policy, original+grantUserSearch)
+	testutil.ReplaceFile(t, policy, original+grantUserSearch)
 	if err := a.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestReloadPutsAGoodPolicyInForce(t *testing.T) {
 	}
 
 	// Revoking works too.
-	writeFile(t, policy, original)
+	testutil.ReplaceFile(t, policy, original)
 	if err := a.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestReloadWarnsOfUnknownPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	policy := filepath.Join(dir, "policy.csv")
-	writeFile(t, policy, readFile(t, policy)+"p, user, users.serach, *, *, *\np, user, users.*, self, *, *\n")
+	testutil.ReplaceFile(t, policy, readFile(t, policy)+"p, user, users.serach, *, *, *\np, user, users.*, self, *, *\n")
 	if err := a.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +222,7 @@ func TestAuthorizeDuringReloads(t *testing.T) {
 		})
 	}
 	for i := range 60 {
-		writeFile(t, policy, versions[i%len(versions)])
+		testutil.ReplaceFile(t, policy, versions[i%len(versions)])
 		_ = a.Reload() // the middle version is rejected, by design
 	}
 	stop.Store(true)
@@ -243,5 +244,5 @@ func put(t *testing.T, dir, name, content string) {
 		}
 		return
 	}
-	writeFile(t, path, content)
+	testutil.ReplaceFile(t, path, content)
 }

@@ -19,11 +19,12 @@ import (
 
 	"github.com/userservice/userservice/bootstrap"
 	"github.com/userservice/userservice/tests/testdb"
+	"github.com/userservice/userservice/tests/testutil"
 )
 
 // WaitFor bounds every poll of the suites: policy reloads, log lines,
 // WebSocket messages.
-const WaitFor = 10 * time.Second
+const WaitFor = testutil.WaitFor
 
 // generousBudgets finds the budget of every rate-limit rule.
 var generousBudgets = regexp.MustCompile(`(?m)^(\s*tokens:\s*)\d+`)
@@ -266,18 +267,7 @@ func (s *Service) WaitForLog(t testing.TB, substr string, n int) {
 
 // Poll checks cond every few milliseconds until it holds, failing t when it
 // still does not after WaitFor.
-func Poll(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(WaitFor)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", WaitFor, what)
-		}
-		<-tick.C
-	}
-}
+var Poll = testutil.Poll
 
 // SyncBuffer is a log destination safe for concurrent writers: the service
 // and the superadmin command write to it at once.
