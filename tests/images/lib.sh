@@ -13,6 +13,36 @@ die() {
 	exit 1
 }
 
+# parse_args [OPTION...] -- [ARG...] reads a build script's command line: --force
+# (or FORCE=1 in the environment) sets force; -h/--help prints the script's header
+# comment; each OPTION listed before -- (such as --debootstrap) may be given and sets
+# opt_<name> (opt_debootstrap=1); any other argument is an image name, in images.
+parse_args() {
+	local -a allowed=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		allowed+=("$1")
+		shift
+	done
+	[ $# -gt 0 ] && shift
+	force=${FORCE:-}
+	images=()
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--force) force=1 ;;
+		-h | --help)
+			sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+			exit 0
+			;;
+		-*)
+			printf '%s\n' "${allowed[@]}" | grep -qxF -- "$1" || die "unknown option $1"
+			declare -g "opt_${1#--}=1"
+			;;
+		*) images+=("$1") ;;
+		esac
+		shift
+	done
+}
+
 # image_label IMAGE KEY prints the value of label KEY on IMAGE, or nothing when the
 # image (or the label) does not exist.
 image_label() {

@@ -34,20 +34,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/../lib.sh
 . "$here/../lib.sh"
 
-force=${FORCE:-}
-images=()
-while [ $# -gt 0 ]; do
-	case $1 in
-	--force) force=1 ;;
-	-h | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	-*) die "unknown option $1" ;;
-	*) images+=("$1") ;;
-	esac
-	shift
-done
+parse_args -- "$@"
 go_image=${images[0]:-${TEST_GO_IMAGE:-userservice-base-go:1.26}}
 runtime_image=${images[1]:-${TEST_RUNTIME_IMAGE:-userservice-base-static:nonroot}}
 

@@ -26,23 +26,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/../lib.sh
 . "$here/../lib.sh"
 
-force=${FORCE:-}
+parse_args --debootstrap -- "$@"
 source_kind=host
-image=
-while [ $# -gt 0 ]; do
-	case $1 in
-	--force) force=1 ;;
-	--debootstrap) source_kind=debootstrap ;;
-	-h | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	-*) die "unknown option $1" ;;
-	*) image=$1 ;;
-	esac
-	shift
-done
-image=${image:-${TEST_POSTGRES_IMAGE:-userservice-test-postgres:15}}
+[ -z "${opt_debootstrap:-}" ] || source_kind=debootstrap
+image=${images[0]:-${TEST_POSTGRES_IMAGE:-userservice-test-postgres:15}}
 
 pg=/usr/lib/postgresql/15
 if [ "$source_kind" = host ] && [ ! -x "$pg/bin/postgres" ]; then

@@ -19,21 +19,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/../lib.sh
 . "$here/../lib.sh"
 
-force=${FORCE:-}
-image=
-while [ $# -gt 0 ]; do
-	case $1 in
-	--force) force=1 ;;
-	-h | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	-*) die "unknown option $1" ;;
-	*) image=$1 ;;
-	esac
-	shift
-done
-image=${image:-${TEST_REDIS_IMAGE:-userservice-test-redis:7}}
+parse_args -- "$@"
+image=${images[0]:-${TEST_REDIS_IMAGE:-userservice-test-redis:7}}
 
 hash=$(build_hash "$here/build.sh" "$here/docker-entrypoint.sh" "$here/../lib.sh")
 exit_if_up_to_date "$image" "$hash" "$force"
