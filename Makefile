@@ -11,21 +11,28 @@ RACE ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v gcc >/dev/null
 TEST_TIMEOUT ?= 25m
 FUZZTIME ?= 30s
 SOAK_DURATION ?= 5m
+# make test's record of every test event, read back for its summary.
+TEST_JSON ?= bin/test-events.json
 
 .DEFAULT_GOAL := help
 .PHONY: help run build test test-short fuzz soak bench generate check-generated lint fmt docker-build compose-up compose-down
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@if [ -t 1 ]; then on=$$'\033[36m' off=$$'\033[0m'; else on= off=; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %s%-16s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 run: ## Serve on :8000 (embedded SQLite userservice.db unless DATABASE_URL is set)
-	$(GO) run . serve
+	@echo "compiling userservice (the first time takes about a minute)..."
+	@$(GO) build -o $(BIN) . && echo "starting: $(BIN) serve" && exec $(BIN) serve
 
 build: ## Build the static binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
-test: ## Run every test (PostgreSQL via TEST_DATABASE_URL or testcontainers; skipped with a note otherwise)
-	$(GO) test $(RACE) -timeout $(TEST_TIMEOUT) ./...
+test: ## Run every test, then name what was skipped and why, and count passed/failed/skipped
+	@mkdir -p $(dir $(TEST_JSON)); status=0; \
+	$(GO) tool gotestsum --format pkgname-and-test-fails --hide-summary=skipped --jsonfile $(TEST_JSON) -- \
+		$(RACE) -timeout $(TEST_TIMEOUT) ./... || status=$$?; \
+	$(GO) run ./tests/testsummary $(TEST_JSON) || status=$${status/#0/1}; exit $$status
 
 test-short: ## Unit tests only, no databases
 	$(GO) test -short ./...

@@ -6,17 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +21,7 @@ import (
 	"github.com/userservice/userservice/adapters/passwords"
 	"github.com/userservice/userservice/bootstrap"
 	"github.com/userservice/userservice/tests/gen"
+	"github.com/userservice/userservice/tests/pgcluster"
 )
 
 // shared is the run's one environment and report, on purpose package-level
@@ -46,10 +43,10 @@ type state struct {
 // env is what the benchmarks run against.
 type env struct {
 	cfg      config
-	cluster  *cluster // nil with BENCH_DATABASE_URL
-	policies string   // the policy directory's copy
-	dbURL    string   // the bench database
-	adminURL string   // the server, for CREATE and DROP DATABASE
+	cluster  *pgcluster.Cluster // nil with BENCH_DATABASE_URL
+	policies string             // the policy directory's copy
+	dbURL    string             // the bench database
+	adminURL string             // the server, for CREATE and DROP DATABASE
 	dbName   string
 	app      *bootstrap.App
 	stop     context.CancelFunc
@@ -146,10 +143,10 @@ func start(ctx context.Context) (e *env, err error) {
 	if cfg.dbURL != "" {
 		e.adminURL = cfg.dbURL
 	} else {
-		if e.cluster, err = startCluster(ctx, cfg.pgBin); err != nil {
+		if e.cluster, err = pgcluster.Start(ctx, pgcluster.Options{Bin: cfg.pgBin, Settings: clusterSettings, Preload: []string{"pg_stat_statements"}}); err != nil {
 			return e, err
 		}
-		e.adminURL = e.cluster.url("postgres")
+		e.adminURL = e.cluster.URL("postgres")
 	}
 	if err := e.createDatabase(ctx); err != nil {
 		return e, err
@@ -341,7 +338,7 @@ func (e *env) close() error {
 		}
 	}
 	if e.cluster != nil {
-		errs = append(errs, e.cluster.stop())
+		errs = append(errs, e.cluster.Stop())
 	}
 	if e.policies != "" {
 		errs = append(errs, os.RemoveAll(e.policies))
@@ -356,137 +353,4 @@ var clusterSettings = []string{
 	"shared_buffers=1GB", "fsync=off", "synchronous_commit=off", "full_page_writes=off",
 	"max_wal_size=8GB", "checkpoint_timeout=30min", "maintenance_work_mem=512MB",
 	"max_connections=200",
-}
-
-// cluster is a PostgreSQL server started from the host's binaries.
-type cluster struct {
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func (c *cluster) url(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
-}
-
-// startCluster runs initdb and postgres from bin on a free loopback port.
-// initdb refuses to run as root, so as root both run as the "postgres"
-// user (Debian's packages create it), or else as "nobody".
-func startCluster(ctx context.Context, bin string) (*cluster, error) {
-	initdb, err := findTool(bin, "initdb")
-	if err != nil {
-		return nil, err
-	}
-	postgres, err := findTool(bin, "postgres")
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "userservice-bench-pg-")
-	if err != nil {
-		return nil, err
-	}
-	c := &cluster{dir: dir}
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			u, err = user.Lookup("nobody")
-		}
-		if err != nil {
-			return c, fmt.Errorf("running as root, and neither a postgres nor a nobody user exists for initdb: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return c, err
-		}
-	}
-	data := filepath.Join(dir, "data")
-	cmd := exec.CommandContext(ctx, initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return c, fmt.Errorf("initdb: %w\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return c, err
-	}
-	c.port = ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	args := []string{"-D", data, "-p", strconv.Itoa(c.port), "-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories=" + dir}
-	// pg_stat_statements lets the bench check that pgbench runs the very
-	// statements the service runs; the server starts without it too.
-	if _, err := os.Stat(filepath.Join(filepath.Dir(postgres), "..", "lib", "pg_stat_statements.so")); err == nil {
-		args = append(args, "-c", "shared_preload_libraries=pg_stat_statements")
-	}
-	for _, s := range clusterSettings {
-		args = append(args, "-c", s)
-	}
-	logFile, err := os.Create(filepath.Join(dir, "postgres.log"))
-	if err != nil {
-		return c, err
-	}
-	defer logFile.Close()
-	c.cmd = exec.Command(postgres, args...)
-	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
-	// If this process dies, the server gets a fast shutdown, not an orphan's life.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGINT}
-	if err := c.cmd.Start(); err != nil {
-		return c, fmt.Errorf("starting postgres: %w", err)
-	}
-	c.done = make(chan error, 1)
-	go func() { c.done <- c.cmd.Wait() }()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		conn, err := pgx.Connect(ctx, c.url("postgres"))
-		if err == nil {
-			return c, conn.Close(ctx)
-		}
-		select {
-		case werr := <-c.done:
-			c.cmd = nil
-			log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-			return c, fmt.Errorf("postgres exited: %v\n%s", werr, log)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return c, fmt.Errorf("postgres did not accept connections within a minute: %w", err)
-		}
-	}
-}
-
-// stop shuts the server down (fast: open sessions are ended) and removes
-// its files.
-func (c *cluster) stop() error {
-	var err error
-	if c.cmd != nil {
-		if err = c.cmd.Process.Signal(syscall.SIGINT); err == nil {
-			select {
-			case <-c.done:
-			case <-time.After(time.Minute):
-				err = c.cmd.Process.Kill()
-			}
-		}
-	}
-	return errors.Join(err, os.RemoveAll(c.dir))
-}
-
-// findTool returns bin/name, or name on PATH.
-func findTool(bin, name string) (string, error) {
-	if p := filepath.Join(bin, name); isExecutable(p) {
-		return p, nil
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("%s is neither in PG_BIN=%s nor on PATH: install PostgreSQL's server package (Debian: apt-get install postgresql-15) or set BENCH_DATABASE_URL", name, bin)
-	}
-	return p, nil
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/userservice/userservice/tests/gen"
+	"github.com/userservice/userservice/tests/pgcluster"
 )
 
 // importRSSTarget is issue 7's bound on the import process's memory.
@@ -41,7 +42,7 @@ func BenchmarkImport(b *testing.B) {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	psql, err := findTool(e.cfg.pgBin, "psql")
+	psql, err := pgcluster.FindTool(e.cfg.pgBin, "psql")
 	if err != nil {
 		b.Fatal(err)
 	}

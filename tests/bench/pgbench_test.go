@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/userservice/userservice/tests/pgcluster"
 )
 
 // pgbenchRun is a custom pgbench script run against the bench database.
@@ -34,7 +36,7 @@ var (
 // pgbench runs r for a warm-up, then for d (in whole seconds, at least
 // one) with every transaction's latency logged, and measures it.
 func (e *env) pgbench(ctx context.Context, r pgbenchRun, d time.Duration) (Measurement, error) {
-	tool, err := findTool(e.cfg.pgBin, "pgbench")
+	tool, err := pgcluster.FindTool(e.cfg.pgBin, "pgbench")
 	if err != nil {
 		return Measurement{}, err
 	}

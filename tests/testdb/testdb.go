@@ -1,6 +1,5 @@
 // Package testdb gives each test its own empty PostgreSQL database and its own Redis
-// logical database, on a server chosen once per test binary, in the order the
-// project's testing spec (TESTING.md) fixes:
+// logical database, on a server chosen once per test binary, in this order:
 //
 //  1. the developer's own server: TEST_DATABASE_URL (a postgres:// URL whose user may
 //     CREATE DATABASE) or TEST_REDIS_URL (a redis:// URL);
@@ -8,7 +7,11 @@
 //     postgres:15) or TEST_REDIS_IMAGE (default redis:7). Where no registry is
 //     reachable, build local images first with tests/images/postgres/build.sh and
 //     tests/images/redis/build.sh and point those variables at them;
-//  3. otherwise the test is skipped with one line saying how to provide a server, or
+//  3. for PostgreSQL, a throwaway cluster started from the host's server binaries
+//     (PG_BIN, else initdb on PATH) by tests/pgcluster, the code `make bench` uses:
+//     one per test binary, on a free loopback port, in a temporary folder, stopped
+//     when the tests end (as the postgres user when the tests run as root);
+//  4. otherwise the test is skipped with one line saying how to provide a server, or
 //     fails if TEST_REQUIRE_DB=1 (CI sets it, so CI cannot pass by skipping).
 //
 // "No Docker" means that no engine answers within a few seconds; when DOCKER_HOST is
@@ -42,6 +45,8 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
+
+	"github.com/userservice/userservice/tests/pgcluster"
 )
 
 // Environment variables read by this package.
@@ -187,7 +192,7 @@ func dockerUnavailable(ctx context.Context) (reason string) {
 
 // startFailure describes a container that would not start, with the settings that
 // machines without a registry, or running tests inside a container next to their
-// Docker engine, need (see TESTING.md).
+// Docker engine, need (see tests/images/README.md).
 func startFailure(image string, err error) string {
 	msg := fmt.Sprintf("starting %s: %v", image, err)
 	lower := strings.ToLower(msg)
@@ -265,10 +270,19 @@ func adminExec(ctx context.Context, serverURL, sql string) (err error) {
 
 func postgresUnavailable(reason string) string {
 	return oneLine(fmt.Sprintf("testdb: no PostgreSQL server (%s); set %s=postgres://user:password@host:5432/postgres, "+
+		"or install PostgreSQL's server binaries (Debian: apt-get install postgresql-15; %s=their folder), "+
 		"or run a Docker engine (with no registry: tests/images/postgres/build.sh, then %s=userservice-test-postgres:15); "+
-		"%s=1 turns this skip into a failure", reason, EnvPostgresURL, EnvPostgresImage, EnvRequire))
+		"%s=1 turns this skip into a failure", reason, EnvPostgresURL, pgcluster.EnvBin, EnvPostgresImage, EnvRequire))
 }
 
+// clusterSettings make the throwaway cluster fast (nothing in it must survive a
+// crash) and roomy enough for test packages that run many tests at once.
+var clusterSettings = []string{
+	"fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=300",
+}
+
+// startPostgres finds a server: the developer's, a container, or a cluster from
+// the host's binaries, in that order.
 func startPostgres(ctx context.Context) found {
 	if raw := os.Getenv(EnvPostgresURL); raw != "" {
 		u, err := url.Parse(raw)
@@ -277,8 +291,27 @@ func startPostgres(ctx context.Context) found {
 		}
 		return found{url: raw}
 	}
+	f := startPostgresContainer(ctx)
+	if f.unavailable == "" {
+		return f
+	}
+	c, err := pgcluster.Start(ctx, pgcluster.Options{Bin: os.Getenv(pgcluster.EnvBin), Settings: clusterSettings})
+	if err != nil {
+		var stopErr error
+		if c != nil {
+			stopErr = c.Stop()
+		}
+		return found{unavailable: postgresUnavailable(fmt.Sprintf("%s; and no cluster from the host's binaries: %v",
+			strings.TrimPrefix(f.unavailable, "testdb: "), errors.Join(err, stopErr)))}
+	}
+	return found{url: c.URL("postgres"), terminate: func(context.Context) error { return c.Stop() }}
+}
+
+// startPostgresContainer starts a server with testcontainers; unavailable says
+// why it could not.
+func startPostgresContainer(ctx context.Context) found {
 	if reason := dockerUnavailable(ctx); reason != "" {
-		return found{unavailable: postgresUnavailable("no Docker engine: " + reason)}
+		return found{unavailable: "no Docker engine: " + reason}
 	}
 	image := envOr(EnvPostgresImage, defaultPostgresImage)
 	ctr, err := tcpostgres.Run(ctx, image,
@@ -290,9 +323,7 @@ func startPostgres(ctx context.Context) found {
 		return testcontainers.TerminateContainer(ctr, testcontainers.StopContext(ctx))
 	}
 	if err != nil {
-		return found{
-			unavailable: postgresUnavailable(startFailure(image, errors.Join(err, terminate(ctx)))),
-		}
+		return found{unavailable: startFailure(image, errors.Join(err, terminate(ctx)))}
 	}
 	u, err := ctr.ConnectionString(ctx, "sslmode=disable")
 	if err != nil {

@@ -5,10 +5,13 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/userservice/userservice/tests/pgcluster"
 )
 
 func TestMain(m *testing.M) { os.Exit(Run(m)) }
@@ -151,9 +154,45 @@ func TestRedisDatabaseIsEmptiedAndFreedWhenTheTestEnds(t *testing.T) {
 	}
 }
 
+// serverlessEnv is this process's environment with no server configured, no
+// Docker engine reachable and, unless withBinaries, no PostgreSQL server binaries
+// (PG_BIN pointing nowhere, and PATH without any folder holding initdb).
+func serverlessEnv(withBinaries bool) []string {
+	env := []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}
+	for _, kv := range os.Environ() {
+		name, value, _ := strings.Cut(kv, "=")
+		switch name {
+		case EnvPostgresURL, EnvRedisURL, EnvRequire, "DOCKER_HOST":
+		case pgcluster.EnvBin:
+			if withBinaries {
+				env = append(env, kv)
+			}
+		case "PATH":
+			if withBinaries {
+				env = append(env, kv)
+				continue
+			}
+			var dirs []string
+			for _, dir := range filepath.SplitList(value) {
+				if _, err := os.Stat(filepath.Join(dir, "initdb")); err != nil {
+					dirs = append(dirs, dir)
+				}
+			}
+			env = append(env, "PATH="+strings.Join(dirs, string(filepath.ListSeparator)))
+		default:
+			env = append(env, kv)
+		}
+	}
+	if !withBinaries {
+		env = append(env, pgcluster.EnvBin+"=/nonexistent")
+	}
+	return env
+}
+
 // TestWithoutServersTestsSkipOrFail runs this test binary again with no server
-// configured and no Docker engine reachable: the database tests must skip with one
-// line saying how to provide a server, or fail when TEST_REQUIRE_DB=1.
+// configured, no Docker engine reachable and no PostgreSQL binaries: the database
+// tests must skip with one line saying how to provide a server, or fail when
+// TEST_REQUIRE_DB=1.
 func TestWithoutServersTestsSkipOrFail(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ test, hint string }{
@@ -161,14 +200,7 @@ func TestWithoutServersTestsSkipOrFail(t *testing.T) {
 		{"TestRedisURLGivesEachCallItsOwnEmptyDatabase", EnvRedisURL + "="},
 	} {
 		for _, require := range []bool{false, true} {
-			env := []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}
-			for _, kv := range os.Environ() {
-				switch strings.SplitN(kv, "=", 2)[0] {
-				case EnvPostgresURL, EnvRedisURL, EnvRequire, "DOCKER_HOST":
-				default:
-					env = append(env, kv)
-				}
-			}
+			env := serverlessEnv(false)
 			if require {
 				env = append(env, EnvRequire+"=1")
 			}
@@ -193,5 +225,25 @@ func TestWithoutServersTestsSkipOrFail(t *testing.T) {
 				t.Errorf("%s (require=%v): exit error %v, want %q; output:\n%s", tc.test, require, err, wantStatus, out)
 			}
 		}
+	}
+}
+
+// TestHostBinariesServePostgres runs the PostgreSQL test again with no server
+// configured and no Docker engine, but with the host's PostgreSQL binaries: it
+// must pass on a throwaway cluster.
+func TestHostBinariesServePostgres(t *testing.T) {
+	t.Parallel()
+	if _, err := pgcluster.FindTool(os.Getenv(pgcluster.EnvBin), "initdb"); err != nil {
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("%s=1 and no PostgreSQL binaries: %v", EnvRequire, err)
+		}
+		t.Skipf("no PostgreSQL server binaries here: %v", err)
+	}
+	const test = "TestPostgresURLGivesEachCallItsOwnEmptyDatabase"
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+test+"$", "-test.v")
+	cmd.Env = append(serverlessEnv(true), EnvRequire+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+test)) {
+		t.Fatalf("with the host's binaries: %v\n%s", err, out)
 	}
 }
