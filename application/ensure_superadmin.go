@@ -1,16 +1,18 @@
 package application
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 
 	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
 )
 
-// The profile of a superadmin created from the command line, which gives only
-// an email: the required fields get neutral placeholders the superadmin can
-// edit afterwards.
+// The profile of a superadmin created from the command line without
+// --first-name, --last-name or --gender: the required fields get neutral
+// placeholders the superadmin can edit afterwards.
 const (
 	superadminFirstName = "Super"
 	superadminLastName  = "Admin"
@@ -20,18 +22,30 @@ const (
 // EnsureSuperadmin creates email as a superadmin with password, or promotes
 // the existing user and sets the password. Only the operator may: it is how
 // the first superadmin comes to be.
-func (s *Users) EnsureSuperadmin(ctx context.Context, actor domain.Actor, email, password string) (*domain.User, bool, error) {
+func (s *Users) EnsureSuperadmin(ctx context.Context, actor domain.Actor, req ports.SuperadminRequest) (*domain.User, bool, error) {
 	if !actor.IsOperator() {
 		return nil, false, domain.ErrForbidden
 	}
+	params := domain.NewUserParams{
+		FirstName: cmp.Or(req.FirstName, superadminFirstName), LastName: cmp.Or(req.LastName, superadminLastName),
+		Gender: cmp.Or(req.Gender, superadminGender), Role: domain.RoleSuperadmin,
+	}
 	var v domain.ValidationError
-	addr, err := domain.ParseEmail(email)
+	addr, err := domain.ParseEmail(req.Email)
 	v.Check("email", err)
-	v.Check("password", domain.CheckPassword("password", password))
+	v.Check("password", domain.CheckPassword("password", req.Password))
+	// The profile is checked before anything is written, so a bad flag
+	// changes nothing, even for an existing account.
+	_, err = domain.ParseName("first_name", params.FirstName)
+	v.Check("first_name", err)
+	_, err = domain.ParseName("last_name", params.LastName)
+	v.Check("last_name", err)
+	_, err = domain.ParseGender(params.Gender)
+	v.Check("gender", err)
 	if err := v.Err(); err != nil {
 		return nil, false, err
 	}
-	hash, err := s.hasher.Hash(password)
+	hash, err := s.hasher.Hash(req.Password)
 	if err != nil {
 		return nil, false, fmt.Errorf("hash password: %w", err)
 	}
@@ -46,10 +60,8 @@ func (s *Users) EnsureSuperadmin(ctx context.Context, actor domain.Actor, email,
 	}
 
 	now := s.clock.Now()
-	u, err := domain.NewUser(domain.NewUserParams{
-		FirstName: superadminFirstName, LastName: superadminLastName,
-		Email: addr.String(), Gender: superadminGender, Role: domain.RoleSuperadmin,
-	}, now)
+	params.Email = addr.String()
+	u, err := domain.NewUser(params, now)
 	if err != nil {
 		return nil, false, fmt.Errorf("new superadmin: %w", err)
 	}

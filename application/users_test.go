@@ -554,7 +554,7 @@ func TestEnsureSuperadmin(t *testing.T) {
 		f := newFixture(t)
 		super := actorOf(f.seed(t, 1, domain.RoleSuperadmin, "secret-one"))
 		for _, a := range []domain.Actor{super, {Role: domain.RoleUser}, {}} {
-			if _, _, err := f.users.EnsureSuperadmin(ctx, a, "root@example.com", "long enough"); !errors.Is(err, domain.ErrForbidden) {
+			if _, _, err := f.users.EnsureSuperadmin(ctx, a, ports.SuperadminRequest{Email: "root@example.com", Password: "long enough"}); !errors.Is(err, domain.ErrForbidden) {
 				t.Fatalf("actor %+v: %v", a, err)
 			}
 		}
@@ -562,7 +562,7 @@ func TestEnsureSuperadmin(t *testing.T) {
 	t.Run("validates both fields", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
-		_, _, err := f.users.EnsureSuperadmin(ctx, domain.Operator(), "root", "short")
+		_, _, err := f.users.EnsureSuperadmin(ctx, domain.Operator(), ports.SuperadminRequest{Email: "root", Password: "short"})
 		if got := fieldsOf(t, err); !slices.Equal(got, []string{"email", "password"}) {
 			t.Fatalf("fields %v", got)
 		}
@@ -570,7 +570,7 @@ func TestEnsureSuperadmin(t *testing.T) {
 	t.Run("creates", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
-		u, created, err := f.users.EnsureSuperadmin(ctx, domain.Operator(), "Root@Example.com", "long enough")
+		u, created, err := f.users.EnsureSuperadmin(ctx, domain.Operator(), ports.SuperadminRequest{Email: "Root@Example.com", Password: "long enough"})
 		if err != nil || !created {
 			t.Fatalf("created %v, %v", created, err)
 		}
@@ -579,11 +579,27 @@ func TestEnsureSuperadmin(t *testing.T) {
 			t.Fatalf("stored %+v", s)
 		}
 	})
+	t.Run("takes the profile given, and checks it", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		req := ports.SuperadminRequest{Email: "ada@example.com", Password: "long enough", FirstName: "Ada", LastName: "Lovelace", Gender: "Female"}
+		u, _, err := f.users.EnsureSuperadmin(ctx, domain.Operator(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := f.repo.stored(t, u.ID()); s.FirstName != "Ada" || s.LastName != "Lovelace" || s.Gender != "Female" {
+			t.Fatalf("stored %+v", s)
+		}
+		req.Email, req.Gender, req.FirstName = "bad@example.com", "Robot", ""
+		if _, _, err := f.users.EnsureSuperadmin(ctx, domain.Operator(), req); !slices.Equal(fieldsOf(t, err), []string{"gender"}) {
+			t.Fatalf("a bad gender: %v", err)
+		}
+	})
 	t.Run("promotes and sets the password", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
 		existing := f.seed(t, 1, domain.RoleUser, "secret-one")
-		u, created, err := f.users.EnsureSuperadmin(ctx, domain.Operator(), existing.Email().String(), "long enough")
+		u, created, err := f.users.EnsureSuperadmin(ctx, domain.Operator(), ports.SuperadminRequest{Email: existing.Email().String(), Password: "long enough"})
 		if err != nil || created {
 			t.Fatalf("created %v, %v", created, err)
 		}
@@ -592,7 +608,7 @@ func TestEnsureSuperadmin(t *testing.T) {
 			t.Fatalf("stored %+v", s)
 		}
 		// Running it again only sets the password.
-		if _, created, err := f.users.EnsureSuperadmin(ctx, domain.Operator(), existing.Email().String(), "another one"); err != nil || created {
+		if _, created, err := f.users.EnsureSuperadmin(ctx, domain.Operator(), ports.SuperadminRequest{Email: existing.Email().String(), Password: "another one"}); err != nil || created {
 			t.Fatalf("again: created %v, %v", created, err)
 		}
 		if got := f.repo.stored(t, existing.ID()).PasswordHash; got != "hash:another one" {

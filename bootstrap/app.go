@@ -240,7 +240,16 @@ func (a *App) Close() {
 	}
 }
 
-func serve(ctx context.Context, env Env) error {
+func serve(ctx context.Context, env Env, args []string) error {
+	c := newCommand("serve", "",
+		"Runs the HTTP API and the WebSocket endpoint on HTTP_ADDR (default :8000), after applying\n"+
+			"the database migrations. Configuration comes from the environment (README.md,\n"+
+			"Configuration); with no DATABASE_URL the data lives in ./userservice.db (SQLite).")
+	if rest, err := c.parse(env, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return c.misuse(env, "takes no arguments (configuration comes from the environment)")
+	}
 	cfg, err := loadConfig(env, true)
 	if err != nil {
 		return err

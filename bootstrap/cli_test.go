@@ -3,9 +3,11 @@ package bootstrap
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // run calls Main with env vars and stdin, returning status, stdout, stderr.
@@ -90,3 +92,55 @@ func TestSuperadminOnAFreshDatabase(t *testing.T) {
 		t.Fatalf("superadmin before any serve or migrate: %d %q %s", code, stdout, stderr)
 	}
 }
+
+// TestHelpPrintsUsageAndDoesNothing asks every command for --help (and -h): the
+// usage goes to stdout with exit 0, and nothing starts. With no DATABASE_URL,
+// HTTP_ADDR on a port this test holds, and a deadline, a command that did start
+// would fail to listen, write a database file, or outlive the deadline.
+func TestHelpPrintsUsageAndDoesNothing(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, cmd := range []string{"serve", "migrate", "superadmin", "import", "healthcheck", "version"} {
+		for _, flag := range []string{"--help", "-h"} {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var out, errOut bytes.Buffer
+			code := Main(ctx, []string{cmd, flag}, Env{
+				Getenv: vars{"HTTP_ADDR": "127.0.0.1:1"}.get,
+				Stdin:  strings.NewReader(""), Stdout: &out, Stderr: &errOut,
+			})
+			expired := ctx.Err() != nil
+			cancel()
+			if code != ExitOK || !strings.HasPrefix(out.String(), "usage: userservice "+cmd) || errOut.Len() > 0 {
+				t.Errorf("%s %s: exit %d, stdout %q, stderr %q; want 0 and the usage on stdout only", cmd, flag, code, out.String(), errOut.String())
+			}
+			if expired {
+				t.Errorf("%s %s ran until its deadline", cmd, flag)
+			}
+		}
+	}
+	if code, out, _ := run(t, nil, "", "import", "--help"); code != ExitOK || !strings.Contains(out, "FILE.csv") {
+		t.Errorf("import --help does not name its FILE argument: %q", out)
+	}
+	if entries, err := os.ReadDir("."); err != nil || len(entries) > 0 {
+		t.Errorf("the commands wrote %v (%v) in the working directory", entries, err)
+	}
+}
+
+// TestUnknownFlagIsExit2WithUsage: a flag a command does not know is exit 2 with
+// the error and the usage on stderr, and never a start.
+func TestUnknownFlagIsExit2WithUsage(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{{"serve", "--bogus"}, {"serve", "extra"}, {"migrate", "--bogus", "up"}, {"import", "--bogus", "x.csv"},
+		{"superadmin", "--email", "a@example.com", "--bogus"}, {"healthcheck", "--bogus"}, {"version", "--bogus"}} {
+		code, out, errOut := run(t, map[string]string{"HTTP_ADDR": "127.0.0.1:1"}, "", args...)
+		if code != ExitBadInput || out != "" || !strings.Contains(errOut, "usage: userservice "+args[0]) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 with the usage on stderr", args, code, out, errOut)
+		}
+	}
+	if entries, err := os.ReadDir("."); err != nil || len(entries) > 0 {
+		t.Errorf("the commands wrote %v (%v) in the working directory", entries, err)
+	}
+}
+
+type vars map[string]string
+
+func (v vars) get(k string) string { return v[k] }

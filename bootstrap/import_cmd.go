@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -39,23 +37,27 @@ const importMemoryLimit = 64 << 20
 // import was rejected, or the database failed), 2 when the file or the
 // command line cannot be used.
 func importUsers(ctx context.Context, env Env, args []string) error {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	c := newCommand("import", "FILE.csv [--on-conflict skip|update|fail] [--dry-run] [--default-password P] [--report REJECTED.csv]",
+		"Imports the users of FILE.csv as the operator (migrations are applied first): columns by\n"+
+			"header name (first_name,last_name,email,gender,ip_address; optional id, role,\n"+
+			"password_hash). Progress goes to stderr, the JSON report to stdout.\n"+
+			"Exit status: 0 every row imported, 1 some rows failed, 2 the file or command line is unusable.")
+	fs := c.fs
 	onConflict := fs.String("on-conflict", "skip", "a row whose email is stored: skip, update or fail (all or nothing)")
 	dryRun := fs.Bool("dry-run", false, "check and report, write nothing")
 	defaultPassword := fs.String("default-password", "", "password of new users without password_hash, to be changed at first login (or USERSERVICE_IMPORT_DEFAULT_PASSWORD)")
 	reportPath := fs.String("report", "", "write the rejected rows with their reasons to this CSV file")
-	paths, err := parseInterspersed(fs, args)
+	paths, err := c.parse(env, args)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	if len(paths) != 1 {
-		return usageError{errors.New("usage: import FILE.csv [--on-conflict skip|update|fail] [--dry-run] [--default-password PASSWORD] [--report FILE]")}
+		return c.misuse(env, "want one FILE.csv, got %d arguments", len(paths))
 	}
 	switch *onConflict {
 	case "skip", "update", "fail":
 	default:
-		return usageError{fmt.Errorf("--on-conflict %q: want skip, update or fail", *onConflict)}
+		return c.misuse(env, "--on-conflict %q: want skip, update or fail", *onConflict)
 	}
 	if *defaultPassword == "" {
 		*defaultPassword = env.Getenv("USERSERVICE_IMPORT_DEFAULT_PASSWORD")
@@ -141,22 +143,6 @@ func importUsers(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
-// parseInterspersed parses flags before and after the positional
-// arguments (`import users.csv --dry-run`), which flag alone stops at.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
-	}
-}
 
 // importReport is the report as the HTTP API writes it (CONTRACT §3).
 type importReport struct {

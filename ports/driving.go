@@ -20,7 +20,15 @@ type UserService interface {
 	Delete(ctx context.Context, actor domain.Actor, id int64) error
 	// EnsureSuperadmin creates the user as superadmin, or promotes an existing
 	// one and sets its password. Only the command-line operator may call it.
-	EnsureSuperadmin(ctx context.Context, actor domain.Actor, email, password string) (user *domain.User, created bool, err error)
+	EnsureSuperadmin(ctx context.Context, actor domain.Actor, req SuperadminRequest) (user *domain.User, created bool, err error)
+}
+
+// SuperadminRequest names the superadmin to create or promote. The profile
+// fields are used when the account is created (an existing account keeps its
+// own); empty ones take neutral placeholders the superadmin can edit later.
+type SuperadminRequest struct {
+	Email, Password              string
+	FirstName, LastName, Gender string
 }
 
 // PageRequest asks for one page of list or search. Filter is ignored by List.

@@ -94,7 +94,7 @@ func (f *fakeUsers) Delete(ctx context.Context, a domain.Actor, id int64) error 
 	return f.DeleteFn(ctx, a, id)
 }
 
-func (f *fakeUsers) EnsureSuperadmin(context.Context, domain.Actor, string, string) (*domain.User, bool, error) {
+func (f *fakeUsers) EnsureSuperadmin(context.Context, domain.Actor, ports.SuperadminRequest) (*domain.User, bool, error) {
 	return nil, false, errUnexpected
 }
 
