@@ -143,7 +143,6 @@ func importUsers(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
-
 // importReport is the report as the HTTP API writes it (CONTRACT §3).
 type importReport struct {
 	TotalRows int           `json:"total_rows"`

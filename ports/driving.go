@@ -27,7 +27,7 @@ type UserService interface {
 // fields are used when the account is created (an existing account keeps its
 // own); empty ones take neutral placeholders the superadmin can edit later.
 type SuperadminRequest struct {
-	Email, Password              string
+	Email, Password             string
 	FirstName, LastName, Gender string
 }
 
