@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -181,11 +182,20 @@ type usageError struct{ error }
 func (u usageError) Unwrap() error { return u.error }
 
 // describe gives one line per problem; configuration errors are joined lines.
+// A line the error repeats (the PostgreSQL driver reports each attempt of a
+// connection, e.g. with and without TLS, though they failed alike) is shown once.
 func describe(err error) string {
+	msg := err.Error()
 	if e := domain.AsError(err); e != nil && e.Kind != domain.KindInternal {
-		return e.Error()
+		msg = e.Error()
 	}
-	return strings.ReplaceAll(err.Error(), "\n", "\n  ")
+	var lines []string
+	for _, line := range strings.Split(msg, "\n") {
+		if !slices.Contains(lines, line) {
+			lines = append(lines, line)
+		}
+	}
+	return strings.Join(lines, "\n  ")
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {

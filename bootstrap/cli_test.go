@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,3 +145,19 @@ func TestUnknownFlagIsExit2WithUsage(t *testing.T) {
 type vars map[string]string
 
 func (v vars) get(k string) string { return v[k] }
+
+// TestMissingFolderAndRepeatedLines: a SQLite path in a missing folder names the
+// folder (SQLite itself says "out of memory"), and an error that repeats a line
+// (pgx reports each connection attempt) shows it once.
+func TestMissingFolderAndRepeatedLines(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "missing", "dir")
+	code, _, stderr := run(t, vars{"DATABASE_URL": "sqlite:" + filepath.Join(missing, "x.db"), "POLICY_DIR": filepath.Join("..", "policies")}, "", "migrate", "up")
+	if code != ExitFailure || !strings.Contains(stderr, "the folder "+missing+" does not exist") || strings.Contains(stderr, "out of memory") {
+		t.Errorf("a missing folder: exit %d, %q", code, stderr)
+	}
+	err := errors.New("unreachable:\n\thost: refused\n\thost: refused")
+	if got := describe(err); got != "unreachable:\n  \thost: refused" {
+		t.Errorf("describe = %q", got)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -108,6 +110,12 @@ func (s *Store) openSQLite(path string, gcfg *gorm.Config) error {
 	s.dialect = dialectSQLite
 	if path == "" {
 		return errors.New("gormstore: sqlite: the database path is empty")
+	}
+	// SQLite reports a missing folder as "out of memory (14)": name it instead.
+	if dir := filepath.Dir(path); path != ":memory:" {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("gormstore: sqlite %s: the folder %s does not exist (create it, or set DATABASE_URL=sqlite:PATH elsewhere)", path, dir)
+		}
 	}
 	writer, err := sql.Open(sqlite.DriverName, sqliteDSN(path, false))
 	if err != nil {
