@@ -245,7 +245,7 @@ func (a *fakeAuthz) recorded() []ports.AuthzRequest {
 
 func denyAll(ports.AuthzRequest) error { return domain.ErrForbidden }
 
-// contractPolicy is the shipped matrix of CONTRACT §2, read the way the
+// contractPolicy is the shipped matrix of docs/api.md, Roles, read the way the
 // Casbin adapter reads a request (no target: relation "none").
 func contractPolicy(req ports.AuthzRequest) error {
 	a := req.Actor.Role

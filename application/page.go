@@ -9,7 +9,7 @@ import (
 	"github.com/userservice/userservice/ports"
 )
 
-// Page sizes and the count bound of the contract (CONTRACT §3).
+// Page sizes and the count bound of the contract (docs/api.md).
 const (
 	defaultPageSize = 50
 	maxPageSize     = 100

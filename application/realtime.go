@@ -21,7 +21,7 @@ type RealtimeConfig struct {
 	// Retention bounds the change log (required).
 	Retention ports.ChangeLogRetention
 	// KeepFor is how long change-log entries are kept for resuming
-	// (default 24h; CONTRACT §5 promises at least that). Older entries are
+	// (default 24h; docs/websocket.md promises at least that). Older entries are
 	// pruned in the background.
 	KeepFor time.Duration
 	// PruneEvery is how often old entries are pruned (default 10m).

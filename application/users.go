@@ -65,7 +65,7 @@ func NewUsers(deps Deps) *Users {
 }
 
 // requireNoPasswordChange refuses an actor who signed in with a password they
-// did not choose (CONTRACT §3): until they change it they may do nothing but
+// did not choose (docs/api.md): until they change it they may do nothing but
 // that change, which UpdateProfile lets through itself.
 func requireNoPasswordChange(actor domain.Actor) error {
 	if actor.PasswordChangeRequired {

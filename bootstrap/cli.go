@@ -24,7 +24,7 @@ var (
 	Commit  = "unknown"
 )
 
-// Exit statuses of the binary (CONTRACT §6 for import).
+// Exit statuses of the binary (README, Commands for import).
 const (
 	ExitOK       = 0
 	ExitFailure  = 1

@@ -16,7 +16,7 @@ import (
 )
 
 // Config is the service's configuration, read from the environment only
-// (CONTRACT §7). Secrets are kept out of String and of every log line.
+// (README, Configuration). Secrets are kept out of String and of every log line.
 type Config struct {
 	DatabaseURL     string
 	HTTPAddr        string
@@ -51,7 +51,7 @@ const minSecretLen = 32
 
 // The change log is the audit trail as well as the WebSocket resume buffer:
 // it is kept 90 days by default, and never less than the day of resume
-// CONTRACT §5 promises.
+// docs/websocket.md promises.
 const (
 	defaultRetention = 90 * 24 * time.Hour
 	minRetention     = 24 * time.Hour

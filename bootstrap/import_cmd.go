@@ -143,7 +143,7 @@ func importUsers(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
-// importReport is the report as the HTTP API writes it (CONTRACT §3).
+// importReport is the report as the HTTP API writes it (docs/api.md).
 type importReport struct {
 	TotalRows int           `json:"total_rows"`
 	Imported  int           `json:"imported"`

@@ -8,7 +8,7 @@ import (
 	"github.com/userservice/userservice/domain"
 )
 
-// ImportService imports users from a CSV file (CONTRACT §3 and §6).
+// ImportService imports users from a CSV file (docs/api.md, Imports, and the import command).
 type ImportService interface {
 	// Import reads file and stores its users as opts says. A file that cannot
 	// be used at all (not CSV, a required column missing) is a KindMalformed

@@ -1,4 +1,4 @@
-// Package csvimport reads the CSV files of user imports (CONTRACT §3): a
+// Package csvimport reads the CSV files of user imports (docs/api.md): a
 // streaming decoder that maps columns by header name in any order, accepts a
 // UTF-8 byte order mark, CRLF line ends and quoted fields, and turns each row
 // into a validated domain user or the list of its problems, with the line it

@@ -159,7 +159,7 @@ func TestSearchAtScale(t *testing.T) {
 }
 
 // checkPlans checks, with EXPLAIN, the statements Search and Count really
-// run for the main shapes of CONTRACT §3: every sort with and without a
+// run for the main shapes of docs/api.md: every sort with and without a
 // keyset cursor walks its own index in order (descending ones backwards),
 // selective substring filters use the trigram indexes, a CIDR block the
 // address key, and no selective query reads the users table sequentially.

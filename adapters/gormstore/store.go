@@ -25,7 +25,7 @@ import (
 const defaultSQLitePath = "userservice.db"
 
 // Pool sizes. PostgreSQL serves this hardware best from a handful of
-// connections (PERFORMANCE.md: a pool of 4 beat 16); 8 leaves room for
+// connections (measured here: a pool of 4 beat 16); 8 leaves room for
 // writers waiting on a row lock without starving readers. SQLite takes one
 // writer at a time anyway: a single write connection queues writers in Go,
 // where waiting is cheap and cannot end in SQLITE_BUSY.

@@ -35,7 +35,7 @@ type Params struct {
 }
 
 // DefaultParams are OWASP's argon2id recommendation (19 MiB, 2 passes, one
-// lane): about 40 ms of one core here (PERFORMANCE.md).
+// lane): about 40 ms of one core here.
 func DefaultParams() Params {
 	return Params{Memory: 19 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
 }

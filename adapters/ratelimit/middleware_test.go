@@ -17,7 +17,7 @@ import (
 )
 
 // The 51st search from one address in a minute is refused, with the
-// headers and body of CONTRACT §4; another address still passes.
+// headers and body of docs/api.md, Rate limits; another address still passes.
 func TestSearchLimitedPerIP(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends() {

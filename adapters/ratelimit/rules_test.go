@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// The shipped file holds CONTRACT §4's defaults.
+// The shipped file holds the defaults of docs/api.md, Rate limits.
 func TestShippedLimits(t *testing.T) {
 	t.Parallel()
 	set, err := readLimits("../../policies")

@@ -68,7 +68,7 @@ func creations(r domain.Role) []authzCase {
 }
 
 // TestShippedPolicy holds the shipped policy files to the matrix of
-// CONTRACT.md §2, written out below in the contract's own terms, over every
+// docs/api.md, Roles, written out below in its own terms, over every
 // actor role and every relation, target role and new role relevant to each
 // permission.
 func TestShippedPolicy(t *testing.T) {

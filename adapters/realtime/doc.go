@@ -1,5 +1,5 @@
 // Package realtime is the WebSocket adapter of real-time subscriptions
-// (CONTRACT §5), on github.com/olahol/melody, at GET /api/v1/users/ws.
+// (docs/websocket.md), on github.com/olahol/melody, at GET /api/v1/users/ws.
 //
 // It speaks the protocol and leaves every decision to ports.RealtimeService:
 // authentication (a token in the handshake, or a first {"action":"auth"}

@@ -15,7 +15,7 @@ import (
 	"github.com/userservice/userservice/ports"
 )
 
-// The client actions of CONTRACT §5.
+// The client actions of docs/websocket.md.
 const (
 	actionAuth            = "auth"
 	actionPing            = "ping"

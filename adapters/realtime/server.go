@@ -35,7 +35,7 @@ const (
 	CloseUnauthenticated = 4401 // no, an invalid, an expired or a revoked token
 )
 
-// MaxMessageSize is the largest client frame accepted (CONTRACT §5: 4 KiB).
+// MaxMessageSize is the largest client frame accepted (docs/websocket.md: 4 KiB).
 const MaxMessageSize = 4096
 
 // AllowFunc takes a token from the named rate-limit rule's bucket for key

@@ -111,7 +111,7 @@ func (sess *session) countSubs(delta int) {
 
 // authenticate opens the service connection with token; a refusal closes
 // with 4401. viaMessage answers {"type":"authenticated"} (the first-message
-// form of CONTRACT §5).
+// form of docs/websocket.md).
 func (sess *session) authenticate(ctx context.Context, token string, viaMessage bool) {
 	conn, err := sess.srv.svc.Connect(ctx, token, sess)
 	if err != nil {

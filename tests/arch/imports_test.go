@@ -1,4 +1,4 @@
-// Package arch checks the dependency rules of the hexagon (ARCHITECTURE.md)
+// Package arch checks the dependency rules of the hexagon (the README's Architecture section)
 // from the code itself, with `go list -deps`, so a stray import fails CI.
 package arch
 
@@ -61,7 +61,7 @@ func standard(t *testing.T) map[string]bool {
 	return std
 }
 
-// TestImportRules holds every package of the module to ARCHITECTURE.md's table.
+// TestImportRules holds every package of the module to the import rules below.
 func TestImportRules(t *testing.T) {
 	std := standard(t)
 	inModule := func(path, sub string) bool {

@@ -202,7 +202,7 @@ func auditAddresses(t *testing.T, c *api, token string, id int64) []string {
 
 // follower keeps one subscription per user on a WebSocket and, when the socket
 // ends, opens another (to any instance) that resumes with since_seq from the last
-// event seen, as CONTRACT §5 tells clients to.
+// event seen, as docs/websocket.md tells clients to.
 type follower struct {
 	token string
 	users []*account

@@ -179,7 +179,7 @@ func quickStart(t *testing.T, c *api, root *account) {
 	c.expect(t, http.StatusOK, http.MethodGet, "/openapi.yaml", "", nil)
 }
 
-// revocationWindow is how soon every instance refuses a revoked token (CONTRACT §5).
+// revocationWindow is how soon every instance refuses a revoked token (docs/websocket.md).
 const revocationWindow = 5 * time.Second
 
 // refused waits until c answers 401 to token.

@@ -12,7 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// message is one server message of the WebSocket protocol (CONTRACT §5).
+// message is one server message of the WebSocket protocol (docs/websocket.md).
 type message map[string]any
 
 func (m message) typ() string { s, _ := m["type"].(string); return s }
@@ -48,7 +48,7 @@ type wsClient struct {
 }
 
 // dialWS connects to the instance's WebSocket endpoint with token in the query (one
-// of the three ways CONTRACT §5 allows).
+// of the three ways docs/websocket.md allows).
 func (c *api) dialWS(t *testing.T, token string) *wsClient {
 	t.Helper()
 	u := "ws" + strings.TrimPrefix(c.base, "http") + "/api/v1/users/ws?access_token=" + url.QueryEscape(token)

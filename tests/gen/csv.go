@@ -21,7 +21,7 @@ type CSVOptions struct {
 	PasswordHash string
 }
 
-// WriteCSV writes n users of seed as the import's CSV (CONTRACT §3): a header
+// WriteCSV writes n users of seed as the import's CSV (docs/api.md): a header
 // row, then one row per user with first_name, last_name, email, gender,
 // ip_address and the optional columns of opts.
 func WriteCSV(w io.Writer, seed uint64, n int, opts CSVOptions) error {

@@ -11,7 +11,7 @@
 // years.
 //
 // Use New and Next for users one by one, WriteCSV for the import format of
-// CONTRACT §3, and CopyPostgres to load a migrated PostgreSQL database fast.
+// docs/api.md, and CopyPostgres to load a migrated PostgreSQL database fast.
 // cmd/usergen writes the CSV from the command line.
 package gen
 

@@ -8,7 +8,7 @@
 // the test on any 5xx and on an error body that is not {"detail", "code"}.
 // Every answer, WebSocket message and log line is kept, and when the test
 // ends it is scanned for the secrets the test handled (passwords, tokens,
-// hashes, the JWT secret): CONTRACT §1 says none may ever appear.
+// hashes, the JWT secret): docs/api.md, Users says none may ever appear.
 //
 // A package using the harness with PostgreSQL needs
 //

@@ -11,7 +11,7 @@ import (
 )
 
 // LeakScan collects the secrets a test handled and everything the service
-// said, and finds every secret in what was said (CONTRACT §1: no password,
+// said, and finds every secret in what was said (docs/api.md, Users: no password,
 // hash, token version or secret in a response, an event, a log line or an
 // error).
 type LeakScan struct {

@@ -13,7 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// WSPath is the WebSocket endpoint (CONTRACT §5).
+// WSPath is the WebSocket endpoint (docs/websocket.md).
 const WSPath = "/api/v1/users/ws"
 
 // Message is one server message of the WebSocket protocol.

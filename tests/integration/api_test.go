@@ -13,7 +13,7 @@ import (
 )
 
 // TestWrongLoginLooksTheSame logs in with an unknown email and with a wrong
-// password, by form and by JSON: the answers cannot be told apart (CONTRACT §3).
+// password, by form and by JSON: the answers cannot be told apart (docs/api.md).
 func TestWrongLoginLooksTheSame(t *testing.T) {
 	t.Parallel()
 	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
@@ -66,7 +66,7 @@ func TestWrongLoginLooksTheSame(t *testing.T) {
 }
 
 // TestSignUpIgnoresRole signs up asking to be superadmin: the account is a
-// plain user (CONTRACT §3).
+// plain user (docs/api.md).
 func TestSignUpIgnoresRole(t *testing.T) {
 	t.Parallel()
 	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
@@ -110,7 +110,7 @@ func TestSignUpIgnoresRole(t *testing.T) {
 	})
 }
 
-// TestConditionalUpdate uses ETag and If-Match (CONTRACT §3): a stale tag is
+// TestConditionalUpdate uses ETag and If-Match (docs/api.md): a stale tag is
 // a 412 and changes nothing.
 func TestConditionalUpdate(t *testing.T) {
 	t.Parallel()
@@ -220,7 +220,7 @@ func walk(t *testing.T, s *harness.Service, path, token string, size int) []int6
 	}
 }
 
-// TestPaging walks list and search by page and by cursor (CONTRACT §3: the
+// TestPaging walks list and search by page and by cursor (docs/api.md: the
 // page envelope, cursors, the order, pages past the last, and parameter
 // errors).
 func TestPaging(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 )
 
 // TestPolicyEditTakesEffectWithoutRestart edits the service's copy of
-// policy.csv while it runs (CONTRACT §2): a grant applies within seconds,
+// policy.csv while it runs (docs/api.md, Roles): a grant applies within seconds,
 // a file that does not load is rejected whole and the policy in force stays,
 // and a good edit after it applies again.
 func TestPolicyEditTakesEffectWithoutRestart(t *testing.T) {
@@ -64,7 +64,7 @@ func TestPolicyEditTakesEffectWithoutRestart(t *testing.T) {
 
 // TestInvariantsHoldWhateverThePolicy runs a policy that lets admins and
 // superadmins change any role of anyone, themselves included: the domain's
-// invariants still hold (CONTRACT §2): the last superadmin can be neither
+// invariants still hold (docs/api.md, Roles): the last superadmin can be neither
 // demoted nor deleted (409), nobody changes their own role (403), and a
 // role change ends the user's tokens at once.
 func TestInvariantsHoldWhateverThePolicy(t *testing.T) {

@@ -28,8 +28,8 @@ func together(t *testing.T, send ...func() harness.Response) []harness.Response 
 
 // TestRacesKeepInvariants races requests whose interleaving could break an
 // invariant: two superadmins removing each other must leave one
-// (CONTRACT §2), and one refresh token spent twice at once must give one pair
-// and revoke the family (CONTRACT §3).
+// (docs/api.md, Roles), and one refresh token spent twice at once must give one pair
+// and revoke the family (docs/api.md).
 func TestRacesKeepInvariants(t *testing.T) {
 	t.Parallel()
 	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {

@@ -36,7 +36,7 @@ type roleCase struct {
 	want   int
 }
 
-// roleMatrix is CONTRACT §2's table, and §3's "who" column, as the statuses
+// roleMatrix is the role table of docs/api.md, and who may call each route, as the statuses
 // §3 gives: 401 without a (valid) token, 403 when the policy or an invariant
 // refuses, 404 for no such user when the actor could act on one, 409 for the
 // last superadmin (TestInvariantsHoldWhateverThePolicy), 422 for invalid

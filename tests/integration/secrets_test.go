@@ -75,7 +75,7 @@ func TestSecretsStayOutOfAnswersAndLogs(t *testing.T) {
 }
 
 // TestHostileInputIsAnsweredPlainly sends what a careless or hostile client
-// might: every answer is the documented 4xx (CONTRACT §3: no 500 for
+// might: every answer is the documented 4xx (docs/api.md: no 500 for
 // anything a client can send).
 func TestHostileInputIsAnsweredPlainly(t *testing.T) {
 	t.Parallel()

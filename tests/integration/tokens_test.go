@@ -92,7 +92,7 @@ func refresh(t *testing.T, s *harness.Service, token string, want int) pair {
 }
 
 // TestTokenAttacksAreRejected presents forged, tampered, expired, foreign and
-// outdated tokens to a protected route: each is a 401 (CONTRACT §3, issue 3).
+// outdated tokens to a protected route: each is a 401 (docs/api.md, issue 3).
 func TestTokenAttacksAreRejected(t *testing.T) {
 	t.Parallel()
 	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
@@ -176,7 +176,7 @@ func TestTokenAttacksAreRejected(t *testing.T) {
 	})
 }
 
-// TestRefreshRotation spends refresh tokens (CONTRACT §3): each refresh gives
+// TestRefreshRotation spends refresh tokens (docs/api.md): each refresh gives
 // a new pair and spends the old token; presenting a spent token again
 // revokes its whole family and the user's access tokens; logout revokes a
 // family.

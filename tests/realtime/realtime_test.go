@@ -1,4 +1,4 @@
-// Package realtime_test drives the WebSocket subscriptions of CONTRACT §5
+// Package realtime_test drives the WebSocket subscriptions of docs/websocket.md
 // through the whole service (bootstrap.New and Run), on SQLite and on
 // PostgreSQL, with real WebSocket clients.
 package realtime_test

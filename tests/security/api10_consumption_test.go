@@ -65,7 +65,7 @@ func TestAPI10_UnsafeConsumption_MalformedCSV(t *testing.T) {
 			{"a BOM and CRLF", "\ufeff" + strings.ReplaceAll(csvHeader+good("l")+good("m"), "\n", "\r\n"), 2},
 			{"SQL in the cells", csvHeader + row("Robert'); DROP TABLE users;--", "Lee", harness.Email("sql"), "female", "10.0.0.1") +
 				row("Ann", "Lee", "x'--@example.com", "female", "1' OR '1'='1") + good("n"), 1},
-			// An id is kept only when free (CONTRACT §3): this row gets another.
+			// An id is kept only when free (docs/api.md): this row gets another.
 			{"the id of another user", "id," + csvHeader + fmt.Sprintf("%d,", root.ID) + good("o"), 1},
 			{"hash with 4 GiB of memory", "password_hash," + csvHeader + "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA," + good("p"), 0},
 			{"hash with 100 passes", "password_hash," + csvHeader + "$argon2id$v=19$m=65536,t=100,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA," + good("q"), 0},

@@ -13,7 +13,7 @@ import (
 // TestAPI1_BOLA_AnotherUsersIDOnEveryRoute is API1:2023 Broken Object Level
 // Authorization: every route that takes a user's id, called by each role
 // with the id of another user of each role. Reading any user is allowed to
-// everyone (CONTRACT §2), so the attacks are the writes and the audit trail:
+// everyone (docs/api.md, Roles), so the attacks are the writes and the audit trail:
 // each refusal must be a 403 that leaves the victim exactly as it was: same
 // profile, same role, same password, no audit entry, still able to log in.
 // The id is also written the ways a parser might read differently (leading

@@ -157,7 +157,7 @@ func mustJSON(t *testing.T, v any) []byte {
 // TestAPI2_BrokenAuthentication_RefreshTokenReplay is API2:2023: a spent
 // refresh token presented again (a stolen copy, replayed) revokes its whole
 // family: the thief's answer is 401, the pair the legitimate client got by
-// rotating is dead too, and so are the user's access tokens (CONTRACT §3).
+// rotating is dead too, and so are the user's access tokens (docs/api.md).
 // Other sessions of other users are untouched.
 func TestAPI2_BrokenAuthentication_RefreshTokenReplay(t *testing.T) {
 	t.Parallel()
@@ -236,7 +236,7 @@ func TestAPI2_BrokenAuthentication_BruteForceIsLimited(t *testing.T) {
 
 // TestAPI2_BrokenAuthentication_NoUserEnumerationByAnswer is API2:2023: a
 // login with an unknown email and one with a wrong password get the same
-// status, body and headers (CONTRACT §3), by form and by JSON, so an
+// status, body and headers (docs/api.md), by form and by JSON, so an
 // attacker cannot learn which emails have accounts.
 func TestAPI2_BrokenAuthentication_NoUserEnumerationByAnswer(t *testing.T) {
 	t.Parallel()
@@ -267,7 +267,7 @@ func TestAPI2_BrokenAuthentication_NoUserEnumerationByAnswer(t *testing.T) {
 
 // TestAPI2_BrokenAuthentication_NoUserEnumerationByTiming is API2:2023: a
 // login with an unknown email takes about as long as one with a wrong
-// password (CONTRACT §3), because the service verifies a dummy hash when
+// password (docs/api.md), because the service verifies a dummy hash when
 // there is no account. Without that, the unknown email would answer in
 // about a millisecond and the wrong password in tens: the bound (a factor
 // of 3 between the medians of interleaved samples) is loose enough for a
@@ -304,7 +304,7 @@ func median(d []time.Duration) time.Duration {
 
 // TestAPI2_BrokenAuthentication_CredentialRules is API2:2023: passwords
 // outside 8..128 characters are refused at sign-up, and a changed
-// password, role or deletion ends every token at once (CONTRACT §2).
+// password, role or deletion ends every token at once (docs/api.md, Roles).
 func TestAPI2_BrokenAuthentication_CredentialRules(t *testing.T) {
 	t.Parallel()
 	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {

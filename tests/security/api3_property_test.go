@@ -28,7 +28,7 @@ var privileged = map[string]any{
 // TestAPI3_PropertyLevel_MassAssignment is API3:2023 Broken Object Property
 // Level Authorization, its mass-assignment half: each property a client
 // must not set, smuggled into sign-up, create-admin and update bodies. A
-// role at sign-up is ignored (CONTRACT §3: always user); every other such
+// role at sign-up is ignored (docs/api.md: always user); every other such
 // key is refused with 422 naming it, and nothing is written.
 func TestAPI3_PropertyLevel_MassAssignment(t *testing.T) {
 	t.Parallel()

@@ -121,7 +121,7 @@ func TestAPI5_FunctionLevel_EveryPrivilegedRouteForEachLesserRole(t *testing.T) 
 				})
 			}
 		}
-		// Nobody changes their own role, whatever the policy (CONTRACT §2).
+		// Nobody changes their own role, whatever the policy (docs/api.md, Roles).
 		for _, role := range roles {
 			a := c.byRole[role]
 			s.Expect(t, http.StatusForbidden, http.MethodPatch, harness.UserPath(a.ID)+"/role", a.Access, map[string]any{"role": superadmin})
@@ -168,7 +168,7 @@ func TestAPI5_FunctionLevel_EveryPrivilegedRouteForEachLesserRole(t *testing.T) 
 // that should no longer carry a function: an admin demoted to user keeps
 // no admin function (the old token is dead, the new one is a user's), and a
 // user imported with a default password may do nothing but change it
-// (CONTRACT §3).
+// (docs/api.md).
 func TestAPI5_FunctionLevel_StaleAndRestrictedTokens(t *testing.T) {
 	t.Parallel()
 	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {

@@ -9,7 +9,7 @@ import (
 	"github.com/userservice/userservice/tests/harness"
 )
 
-// The roles of CONTRACT §2.
+// The roles of docs/api.md, Roles.
 const (
 	user       = "user"
 	admin      = "admin"

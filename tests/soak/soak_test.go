@@ -474,7 +474,7 @@ func (sub *subscriber) problems() []string {
 // checkDelivery waits for every subscription to receive the events the
 // committed changes call for, and checks that it received exactly those:
 // each matching change once, in seq order, with the right type; for an
-// update, a match before or after the change counts (CONTRACT §5).
+// update, a match before or after the change counts (docs/websocket.md).
 func (r *run) checkDelivery(subs []*subscription, committed []change) (delivered, expected int) {
 	r.t.Helper()
 	want := map[*subscription][]event{}

@@ -10,7 +10,7 @@
 # rebuilds it anyway. An image of that name that this script did not build (say, the
 # official postgres:15) is never replaced without --force.
 #
-# Where the binaries come from (see /work/shared/TESTING.md):
+# Where the binaries come from (see tests/images/README.md):
 #   - the host's /usr/lib/postgresql/15 (Debian's postgresql-15), copied with only the
 #     libraries ldd lists, a shell, cat/awk/grep (testcontainers' port check runs
 #     `cat /proc/net/tcp* | awk | grep` in the container) and the entrypoint;

@@ -1,4 +1,4 @@
-// Command usergen writes realistic users as the import's CSV (CONTRACT §3),
+// Command usergen writes realistic users as the import's CSV (docs/api.md),
 // deterministically from a seed (see package gen):
 //
 //	go run ./tests/gen/cmd/usergen -n 1000000 -seed 1 > users.csv
