@@ -21,12 +21,12 @@ help: ## List the targets
 	@if [ -t 1 ]; then on=$$'\033[36m' off=$$'\033[0m'; else on= off=; fi; \
 	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %s%-16s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
-run: ## Serve on :8000 (embedded SQLite userservice.db unless DATABASE_URL is set)
-	@echo "compiling userservice (the first time takes about a minute)..."
-	@$(GO) build -o $(BIN) . && echo "starting: $(BIN) serve" && exec $(BIN) serve
+run: build ## Build, then serve on :8000 (embedded SQLite userservice.db unless DATABASE_URL is set)
+	exec $(BIN) serve
 
 build: ## Build the static binary into bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+	@echo "compiling $(BIN) (about a minute the first time, seconds after)"
+	@CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
 test: ## Run every test, then name what was skipped and why, and count passed/failed/skipped
 	@mkdir -p $(dir $(TEST_JSON)); status=0; \
