@@ -268,6 +268,8 @@ func contractPolicy(req ports.AuthzRequest) error {
 		ok = rel == "self" || (rel == "other" && (super || admin && req.Target.Role() == domain.RoleUser))
 	case domain.PermUsersRoleUpdate:
 		ok = rel == "other" && (super || admin && plain(req.Target.Role()) && plain(req.NewRole))
+	case domain.PermUsersPasswordUpdate:
+		ok = rel == "other" && super
 	case domain.PermUsersCreate, domain.PermUsersDelete, domain.PermAuditRead, domain.PermUsersImport:
 		ok = super
 	}
