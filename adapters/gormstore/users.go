@@ -161,6 +161,33 @@ func (r *Users) Update(ctx context.Context, id int64, actor domain.Actor, fn por
 	return out, nil
 }
 
+// UpdateInternal runs fn on the locked user and saves its new password hash
+// and token version, with no change-log entry; see ports.UserRepository.
+func (r *Users) UpdateInternal(ctx context.Context, id int64, fn func(u *domain.User) error) error {
+	err := r.s.write(ctx, func(tx *gorm.DB) error {
+		u, err := r.s.lockUser(tx, id, false)
+		if err != nil {
+			return err
+		}
+		before := u.Stored()
+		if err := fn(u); err != nil {
+			return callerError{err}
+		}
+		after := u.Stored()
+		if sameStored(before, after) {
+			return nil
+		}
+		visible := after
+		visible.PasswordHash, visible.TokenVersion = before.PasswordHash, before.TokenVersion
+		if !sameStored(before, visible) {
+			return fmt.Errorf("gormstore: an internal update of user %d changed more than its password hash and token version", id)
+		}
+		return tx.Table("users").Where("id = ?", id).
+			Updates(map[string]any{"password_hash": after.PasswordHash, "token_version": after.TokenVersion}).Error
+	})
+	return translate(ctx, err, true)
+}
+
 // sameStored reports whether two states of a user are equal, comparing
 // times as instants.
 func sameStored(a, b domain.StoredUser) bool {
