@@ -19,7 +19,7 @@ type Users struct{ s *Store }
 var _ ports.UserRepository = (*Users)(nil)
 
 // Create inserts u, keeping its id when non-zero (domain.ErrIDTaken when
-// another user has it), and returns it as stored.
+// another user has it or had it: see retireUserID), and returns it as stored.
 func (r *Users) Create(ctx context.Context, u *domain.User, actor domain.Actor) (*domain.User, error) {
 	rec := recordOf(u)
 	var out *domain.User
@@ -27,6 +27,15 @@ func (r *Users) Create(ctx context.Context, u *domain.User, actor domain.Actor) 
 		explicit := rec.ID != 0
 		if err := r.s.xactLock(tx, lockUserIDs, !explicit); err != nil {
 			return err
+		}
+		if explicit {
+			retired, err := retiredUserIDs(tx, []int64{rec.ID})
+			if err != nil {
+				return err
+			}
+			if len(retired) > 0 {
+				return domain.ErrIDTaken
+			}
 		}
 		if err := tx.Create(&rec).Error; err != nil {
 			return err
@@ -213,6 +222,9 @@ func (r *Users) Delete(ctx context.Context, id int64, actor domain.Actor, check 
 		if err := tx.Exec("DELETE FROM users WHERE id = ?", id).Error; err != nil {
 			return err
 		}
+		if err := retireUserID(tx, id); err != nil {
+			return err
+		}
 		out = u
 		return r.s.appendChange(tx, domain.Change{
 			ActorID: actor.ID, Action: domain.ActionDeleted, TargetID: id, Before: u,
@@ -222,6 +234,22 @@ func (r *Users) Delete(ctx context.Context, id int64, actor domain.Actor, check 
 		return nil, translate(ctx, err, true)
 	}
 	return out, nil
+}
+
+// retireUserID records that id was deleted, in the deletion's transaction,
+// so that no later account is given it: tokens name their account by id,
+// and a deleted account's token must never authenticate anyone. Drawn ids
+// never repeat (SQLite's AUTOINCREMENT, PostgreSQL's sequence moved past
+// every explicit id); an explicit id (an import's) is refused when retired.
+func retireUserID(tx *gorm.DB, id int64) error {
+	return tx.Exec("INSERT INTO retired_user_ids (id) VALUES (?) ON CONFLICT DO NOTHING", id).Error
+}
+
+// retiredUserIDs returns those of ids that belonged to deleted users.
+func retiredUserIDs(tx *gorm.DB, ids []int64) ([]int64, error) {
+	var found []int64
+	err := tx.Table("retired_user_ids").Where("id IN ?", ids).Pluck("id", &found).Error
+	return found, err
 }
 
 // Ping reports whether the database answers.
