@@ -399,7 +399,11 @@ func (run *importRun) tally(b []pendingRow, outcomes []ports.ImportOutcome) erro
 
 func (run *importRun) failed(p pendingRow) {
 	run.report.Failed++
-	run.report.Errors = append(run.report.Errors, p.errs...)
+	if run.report.Failed <= ports.MaxReportedRows {
+		run.report.Errors = append(run.report.Errors, p.errs...)
+	} else {
+		run.report.ErrorsTruncated = true
+	}
 	if run.opts.Rejected != nil {
 		run.opts.Rejected(ports.RejectedRow{Line: p.line, Header: run.header, Cells: p.cells, Errors: p.errs})
 	}
