@@ -70,7 +70,7 @@ type ImportReport struct {
 	// ErrorsTruncated: more than MaxReportedRows rows failed, and Errors
 	// stops at the first MaxReportedRows of them; the counts stay exact.
 	ErrorsTruncated bool
-	DryRun bool
+	DryRun          bool
 	// Rejected: on_conflict=fail found a bad row or a conflict and nothing
 	// was written.
 	Rejected bool
