@@ -210,6 +210,13 @@ func sameStored(a, b domain.StoredUser) bool {
 func (r *Users) Delete(ctx context.Context, id int64, actor domain.Actor, check ports.DeleteCheck) (*domain.User, error) {
 	var out *domain.User
 	err := r.s.write(ctx, func(tx *gorm.DB) error {
+		// Shared, and before the row: an insert of an explicit id (which
+		// takes it exclusively) then either sees this id retired or runs
+		// before the deletion, against the row still there; it never slips
+		// in between the delete and the retirement.
+		if err := r.s.xactLock(tx, lockUserIDs, true); err != nil {
+			return err
+		}
 		u, err := r.s.lockUser(tx, id, true)
 		if err != nil {
 			return err
