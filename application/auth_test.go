@@ -91,6 +91,7 @@ func TestLoginUpgradesAnOutdatedHash(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := f.repo.stored(t, u.ID())
+	logged := len(f.repo.recorded())
 	if _, err := f.auth.Login(ctx, "user1@example.com", "secret-one"); err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +101,10 @@ func TestLoginUpgradesAnOutdatedHash(t *testing.T) {
 	}
 	if after.TokenVersion != before.TokenVersion {
 		t.Fatal("upgrading the hash revoked the user's tokens")
+	}
+	// Internal bookkeeping: no change-log entry, the same updated_at.
+	if n := len(f.repo.recorded()); n != logged || !after.UpdatedAt.Equal(before.UpdatedAt) {
+		t.Fatalf("the upgrade was recorded as a change (%d entries, were %d; updated_at %v, was %v)", n, logged, after.UpdatedAt, before.UpdatedAt)
 	}
 	// The upgraded hash needs no further upgrade.
 	if _, err := f.auth.Login(ctx, "user1@example.com", "secret-one"); err != nil {

@@ -27,7 +27,7 @@ func (s *Users) ChangeRole(ctx context.Context, actor domain.Actor, id int64, ro
 	now := s.clock.Now()
 	updated, err := s.repo.Update(ctx, id, actor, func(u *domain.User, superadmins domain.SuperadminCount) (domain.ChangeAction, error) {
 		// Checked again on the locked row: its role may have changed since.
-		if err := authorize(ctx, s.authz, actor, domain.PermUsersRoleUpdate, u, to); err != nil {
+		if err := authorizeWrite(ctx, s.authz, actor, u, userWrite{perm: domain.PermUsersRoleUpdate, newRole: to}); err != nil {
 			return "", err
 		}
 		if err := u.ChangeRole(actor, to, superadmins, now); err != nil {

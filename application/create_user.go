@@ -21,7 +21,7 @@ func (s *Users) Create(ctx context.Context, actor domain.Actor, req ports.Create
 	}
 	// An unreadable role is asked about as "some role", so an actor who may
 	// not create users hears 403, not the validation details of the request.
-	if err := authorize(ctx, s.authz, actor, domain.PermUsersCreate, nil, role); err != nil {
+	if err := authorizeWrite(ctx, s.authz, actor, nil, userWrite{perm: domain.PermUsersCreate, newRole: role}); err != nil {
 		return nil, err
 	}
 	p := req.User

@@ -17,7 +17,7 @@ func (s *Users) Delete(ctx context.Context, actor domain.Actor, id int64) error 
 	}
 	_, err := s.repo.Delete(ctx, id, actor, func(u *domain.User, superadmins domain.SuperadminCount) error {
 		// Checked again on the locked row: its role may have changed since.
-		if err := authorize(ctx, s.authz, actor, domain.PermUsersDelete, u, domain.Role{}); err != nil {
+		if err := authorizeWrite(ctx, s.authz, actor, u, userWrite{perm: domain.PermUsersDelete}); err != nil {
 			return err
 		}
 		return u.CheckDelete(superadmins)

@@ -12,9 +12,12 @@ import (
 // ETag is the user's entity tag, a quoted strong validator: the HTTP adapter
 // sends it as the ETag header and UpdateProfile compares If-Match with it.
 //
-// It digests every stored field, so it changes with any change, even two in
-// the same microsecond. The token version would be guessable from a digest of
-// public fields alone; the salted password hash mixed in keeps it secret.
+// It digests every field a change of the user sets (updated_at included), so
+// it changes with any change, and the profile and role even within one
+// microsecond. The password hash and the token version are left out: they
+// also change by internal bookkeeping (a hash upgraded at login, tokens
+// invalidated after a refresh token was replayed), which is no change of the
+// user, while a password change sets updated_at.
 func ETag(u *domain.User) string {
 	s := u.Stored()
 	h := sha256.New()
@@ -34,13 +37,11 @@ func ETag(u *domain.User) string {
 	writeStr(s.Gender)
 	writeStr(s.IPAddress)
 	writeStr(s.Role)
-	writeStr(s.PasswordHash)
 	if s.MustChangePassword {
 		writeInt(1)
 	} else {
 		writeInt(0)
 	}
-	writeInt(s.TokenVersion)
 	writeInt(s.CreatedAt.UnixNano())
 	writeInt(s.UpdatedAt.UnixNano())
 	sum := h.Sum(nil)

@@ -146,6 +146,27 @@ func (r *memRepo) Delete(_ context.Context, id int64, actor domain.Actor, check 
 	return r.restore(s), nil
 }
 
+func (r *memRepo) UpdateInternal(_ context.Context, id int64, fn func(u *domain.User) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.users[id]
+	if !ok {
+		return domain.ErrNotFound
+	}
+	u := r.restore(s)
+	if err := fn(u); err != nil {
+		return err
+	}
+	next := u.Stored()
+	visible := next
+	visible.PasswordHash, visible.TokenVersion = s.PasswordHash, s.TokenVersion
+	if visible != s {
+		return fmt.Errorf("internal update of user %d changed more than its credentials", id)
+	}
+	r.users[id] = next
+	return nil
+}
+
 // compareKeys orders two sort keys as the repository's ORDER BY would.
 func compareKeys(s domain.Sort, a, b domain.SortKey) int {
 	c := 0
@@ -268,6 +289,8 @@ func contractPolicy(req ports.AuthzRequest) error {
 		ok = rel == "self" || (rel == "other" && (super || admin && req.Target.Role() == domain.RoleUser))
 	case domain.PermUsersRoleUpdate:
 		ok = rel == "other" && (super || admin && plain(req.Target.Role()) && plain(req.NewRole))
+	case domain.PermUsersPasswordUpdate:
+		ok = rel == "other" && super
 	case domain.PermUsersCreate, domain.PermUsersDelete, domain.PermAuditRead, domain.PermUsersImport:
 		ok = super
 	}

@@ -305,7 +305,7 @@ func (run *importRun) check(ctx context.Context, row ports.ImportRow, seen *emai
 		role := row.User.Role()
 		err, asked := grantable[role]
 		if !asked {
-			err = authorize(ctx, run.authz, run.actor, domain.PermUsersCreate, nil, role)
+			err = authorizeWrite(ctx, run.authz, run.actor, nil, userWrite{perm: domain.PermUsersCreate, newRole: role})
 			if err != nil && !errors.Is(err, domain.ErrForbidden) {
 				return p, err
 			}
@@ -355,7 +355,7 @@ func (run *importRun) store(ctx context.Context, b []pendingRow) ([]ports.Import
 		return nil, nil
 	}
 	outcomes, err := run.session.Write(ctx, users, func(i int, stored *domain.User) (*domain.User, error) {
-		return run.merge(b[at[i]], stored)
+		return run.merge(ctx, b[at[i]], stored)
 	})
 	if err != nil {
 		return nil, err
@@ -399,14 +399,21 @@ func (run *importRun) tally(b []pendingRow, outcomes []ports.ImportOutcome) erro
 
 func (run *importRun) failed(p pendingRow) {
 	run.report.Failed++
-	run.report.Errors = append(run.report.Errors, p.errs...)
+	if run.report.Failed <= ports.MaxReportedRows {
+		run.report.Errors = append(run.report.Errors, p.errs...)
+	} else {
+		run.report.ErrorsTruncated = true
+	}
 	if run.opts.Rejected != nil {
 		run.opts.Rejected(ports.RejectedRow{Line: p.line, Header: run.header, Cells: p.cells, Errors: p.errs})
 	}
 }
 
-// merge applies the conflict rule to a row whose email is stored.
-func (run *importRun) merge(p pendingRow, stored *domain.User) (*domain.User, error) {
+// merge applies the conflict rule to a row whose email is stored. An update
+// is authorized against the stored user, locked, exactly as PUT
+// /api/v1/users/{id} is: a row the actor could not send as that request is
+// refused and writes nothing.
+func (run *importRun) merge(ctx context.Context, p pendingRow, stored *domain.User) (*domain.User, error) {
 	switch run.rule {
 	case conflictSkip:
 		return nil, nil
@@ -414,6 +421,22 @@ func (run *importRun) merge(p pendingRow, stored *domain.User) (*domain.User, er
 		return nil, domain.ErrEmailTaken
 	}
 	row := p.user
+	newHash := p.hashFromRow && row.PasswordHash() != stored.PasswordHash()
+	write := userWrite{perm: domain.PermUsersUpdate, password: newHash}
+	if p.roleGiven {
+		write.newRole = row.Role()
+	}
+	if err := authorizeWrite(ctx, run.authz, run.actor, stored, write); err != nil {
+		if !errors.Is(err, domain.ErrForbidden) {
+			return nil, err
+		}
+		return nil, errMergeForbidden(err, "you may not make this change to the stored user with this email (PUT /api/v1/users/{id} would refuse it too)")
+	}
+	if newHash && run.actor.IsSelf(stored) {
+		// PUT asks for the current password before one's own changes; a
+		// file cannot give it.
+		return nil, errMergeForbidden(domain.ErrPasswordRequired, "changing your own password needs current_password, which a file cannot give; PUT /api/v1/users/{id} takes it")
+	}
 	var v domain.ValidationError
 	if row.ID() != 0 && row.ID() != stored.ID() {
 		v.Add("id", fmt.Sprintf("is not the id of the stored user with this email (%d)", stored.ID()))
@@ -437,13 +460,20 @@ func (run *importRun) merge(p pendingRow, stored *domain.User) (*domain.User, er
 	}
 	// Only a hash the row carries replaces a password: the default password
 	// is for new users, never for someone who has one of their own.
-	if p.hashFromRow && row.PasswordHash() != stored.PasswordHash() {
+	if newHash {
 		after.SetPasswordHash(row.PasswordHash(), run.now)
 	}
 	if sameProfile(stored, after) {
 		return nil, nil
 	}
 	return after, nil
+}
+
+// errMergeForbidden refuses a merge the actor may not make, reported under
+// the field "permission".
+func errMergeForbidden(cause error, message string) error {
+	return &domain.Error{Kind: domain.KindForbidden, Code: "forbidden", Err: cause, Message: message,
+		Fields: []domain.FieldError{{Field: "permission", Message: message}}}
 }
 
 // finish commits (or, for a strict import with failures, drops) the

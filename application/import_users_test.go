@@ -482,14 +482,14 @@ func TestImportConflictsWithStoredUsersUnderEachRule(t *testing.T) {
 	t.Run("update", func(t *testing.T) {
 		t.Parallel()
 		f := newImportFixture(t, append(rows(),
-			person("user1@example.com").withRole(domain.RoleUser), // the superadmin: no role change by import
+			person("user1@example.com").withRole(domain.RoleUser), // the importing superadmin: nobody changes their own role
 			person("user2@example.com").withName("Again"),         // a duplicate in the file: the first wins
 		)...)
 		rep := f.run(t, ports.ImportOptions{OnConflict: "update", DefaultPassword: "default pw"})
 		if got, want := counts(rep), "total=4 imported=1 updated=1 skipped=0 failed=2 rejected=false dry=false"; got != want {
 			t.Errorf("report %s, want %s", got, want)
 		}
-		if got, want := lineFields(rep), []string{"4:role", "5:email"}; !slices.Equal(got, want) {
+		if got, want := lineFields(rep), []string{"4:permission", "5:email"}; !slices.Equal(got, want) {
 			t.Errorf("errors %q, want %q", got, want)
 		}
 		got := f.repo.stored(t, 2)

@@ -84,13 +84,14 @@ func (a *Auth) upgradeHash(ctx context.Context, u *domain.User, password string)
 		return
 	}
 	old := u.PasswordHash()
-	self := domain.Actor{ID: u.ID(), Role: u.Role()}
-	_, err = a.repo.Update(ctx, u.ID(), self, func(locked *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {
+	// The same password under a new hash is no change of the user: no
+	// event, no new ETag, no audit entry.
+	err = a.repo.UpdateInternal(ctx, u.ID(), func(locked *domain.User) error {
 		// A password changed since the check is not ours to replace.
 		if locked.PasswordHash() == old {
 			locked.UpgradePasswordHash(hash)
 		}
-		return domain.ActionUpdated, nil
+		return nil
 	})
 	if err != nil {
 		a.log.WarnContext(ctx, "storing upgraded password hash failed", slog.Int64("user_id", u.ID()), slog.Any("error", err))

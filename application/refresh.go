@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
@@ -27,7 +26,7 @@ func (a *Auth) Refresh(ctx context.Context, refreshToken string) (ports.TokenPai
 	}, now)
 	if reused {
 		a.log.WarnContext(ctx, "spent refresh token presented again; revoking the user's tokens", slog.Int64("user_id", userID))
-		a.revokeTokens(ctx, userID, now)
+		a.revokeTokens(ctx, userID)
 		return ports.TokenPair{}, domain.ErrUnauthenticated
 	}
 	if err != nil {
@@ -60,13 +59,14 @@ func (a *Auth) Refresh(ctx context.Context, refreshToken string) (ports.TokenPai
 	}, nil
 }
 
-// revokeTokens invalidates every access token of user id. The client gets
-// 401 whatever happens here, and a retry would find the family already
-// revoked, so a failure can only be logged.
-func (a *Auth) revokeTokens(ctx context.Context, id int64, now time.Time) {
-	_, err := a.repo.Update(ctx, id, domain.Actor{ID: id}, func(u *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {
-		u.RevokeTokens(now)
-		return domain.ActionUpdated, nil
+// revokeTokens invalidates every access token of user id. It is internal
+// bookkeeping, not a change of the user: no event, no new ETag, no audit
+// entry. The client gets 401 whatever happens here, and a retry would find
+// the family already revoked, so a failure can only be logged.
+func (a *Auth) revokeTokens(ctx context.Context, id int64) {
+	err := a.repo.UpdateInternal(ctx, id, func(u *domain.User) error {
+		u.InvalidateTokens()
+		return nil
 	})
 	if err != nil && !errors.Is(err, domain.ErrNotFound) {
 		a.log.ErrorContext(ctx, "revoking access tokens after refresh token reuse failed", slog.Int64("user_id", id), slog.Any("error", err))

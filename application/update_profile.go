@@ -23,6 +23,10 @@ func (s *Users) UpdateProfile(ctx context.Context, actor domain.Actor, id int64,
 	if err != nil {
 		return nil, err
 	}
+	write := userWrite{perm: domain.PermUsersUpdate, password: req.Password != nil}
+	if err := authorizeWrite(ctx, s.authz, actor, target, write); err != nil {
+		return nil, err
+	}
 	now := s.clock.Now()
 
 	// Validate everything first, reporting every field at once.
@@ -61,7 +65,7 @@ func (s *Users) UpdateProfile(ctx context.Context, actor domain.Actor, id int64,
 	}
 
 	updated, err := s.repo.Update(ctx, id, actor, func(u *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {
-		if err := authorize(ctx, s.authz, actor, domain.PermUsersUpdate, u, domain.Role{}); err != nil {
+		if err := authorizeWrite(ctx, s.authz, actor, u, write); err != nil {
 			return "", err
 		}
 		if req.IfMatch != "" && !etagMatches(req.IfMatch, ETag(u)) {

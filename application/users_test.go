@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
@@ -471,11 +472,20 @@ func TestETagChangesWithEveryChange(t *testing.T) {
 		}
 		seen[tag] = true
 	}
-	// The same instant every time: the tag must not rely on updated_at.
+	// The same instant: visible fields change the tag without updated_at.
 	step("profile", func(u *domain.User) { _ = u.ApplyProfile(domain.ProfilePatch{FirstName: ptr("Eve")}, testNow) })
-	step("password", func(u *domain.User) { u.SetPasswordHash("hash:x", testNow) })
-	step("revocation", func(u *domain.User) { u.RevokeTokens(testNow) })
 	step("role", func(u *domain.User) { _ = u.ChangeRole(domain.Operator(), domain.RoleAdmin, nil, testNow) })
+	// A password change and a revocation show in public only by updated_at.
+	step("password", func(u *domain.User) { u.SetPasswordHash("hash:x", testNow.Add(time.Microsecond)) })
+	step("revocation", func(u *domain.User) { u.RevokeTokens(testNow.Add(2 * time.Microsecond)) })
+
+	// Internal bookkeeping is no change of the user: the tag stays.
+	tag := ETag(u)
+	u.UpgradePasswordHash("hash:x rehashed")
+	u.InvalidateTokens()
+	if got := ETag(u); got != tag {
+		t.Fatalf("a hash upgrade and a token invalidation changed the ETag: %s, was %s", got, tag)
+	}
 }
 
 func TestForcedPasswordChangeBlocksAllButTheChange(t *testing.T) {

@@ -151,7 +151,10 @@ type importReport struct {
 	Skipped   int           `json:"skipped"`
 	Failed    int           `json:"failed"`
 	Errors    []importError `json:"errors"`
-	DryRun    bool          `json:"dry_run"`
+	// ErrorsTruncated: errors stops at the first ports.MaxReportedRows
+	// failed rows; --report has them all.
+	ErrorsTruncated bool `json:"errors_truncated"`
+	DryRun          bool `json:"dry_run"`
 }
 
 type importError struct {
@@ -166,7 +169,7 @@ func reportJSON(r ports.ImportReport) importReport {
 		errs[i] = importError{Line: e.Line, Field: e.Field, Message: e.Message}
 	}
 	return importReport{TotalRows: r.TotalRows, Imported: r.Imported, Updated: r.Updated, Skipped: r.Skipped,
-		Failed: r.Failed, Errors: errs, DryRun: r.DryRun}
+		Failed: r.Failed, Errors: errs, ErrorsTruncated: r.ErrorsTruncated, DryRun: r.DryRun}
 }
 
 // rejectedWriter writes the rejected rows as CSV: their line, their

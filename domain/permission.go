@@ -12,10 +12,15 @@ const (
 	PermUsersSearch     Permission = "users.search"
 	PermUsersUpdate     Permission = "users.update"
 	PermUsersRoleUpdate Permission = "users.role.update"
-	PermUsersCreate     Permission = "users.create"
-	PermUsersDelete     Permission = "users.delete"
-	PermUsersImport     Permission = "users.import"
-	PermAuditRead       Permission = "audit.read"
-	PermSubscribeID     Permission = "users.subscribe_id"
-	PermSubscribeSearch Permission = "users.subscribe_search"
+	// PermUsersPasswordUpdate is setting another account's password (one's
+	// own needs only users.update and the current password): with it apart
+	// from users.update, a role that may edit a profile cannot take the
+	// account over.
+	PermUsersPasswordUpdate Permission = "users.password.update"
+	PermUsersCreate         Permission = "users.create"
+	PermUsersDelete         Permission = "users.delete"
+	PermUsersImport         Permission = "users.import"
+	PermAuditRead           Permission = "audit.read"
+	PermSubscribeID         Permission = "users.subscribe_id"
+	PermSubscribeSearch     Permission = "users.subscribe_search"
 )

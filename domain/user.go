@@ -212,6 +212,14 @@ func (u *User) UpgradePasswordHash(hash string) {
 	u.passwordHash = hash
 }
 
+// InvalidateTokens invalidates every token issued to the user so far as
+// internal bookkeeping (a spent refresh token presented again): unlike
+// RevokeTokens it leaves updated_at, so the user's public state, and with it
+// the ETag, stays as it was.
+func (u *User) InvalidateTokens() {
+	u.tokenVersion++
+}
+
 // RevokeTokens invalidates every token issued to the user so far.
 func (u *User) RevokeTokens(now time.Time) {
 	u.tokenVersion++

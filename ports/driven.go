@@ -36,6 +36,13 @@ type UserRepository interface {
 	Update(ctx context.Context, id int64, actor domain.Actor, fn UpdateFunc) (*domain.User, error)
 	// Delete runs check on the locked user, then deletes it and returns it as it was.
 	Delete(ctx context.Context, id int64, actor domain.Actor, check DeleteCheck) (*domain.User, error)
+	// UpdateInternal runs fn on the locked user and saves internal
+	// bookkeeping that is no change of the user: the password hash (replaced
+	// by a hash of the same password) and the token version. It appends no
+	// change-log entry, so no event, no new ETag and no audit entry follow.
+	// When fn changed anything else, nothing is written and an internal
+	// error returns: a silent write can never hide a visible change.
+	UpdateInternal(ctx context.Context, id int64, fn func(u *domain.User) error) error
 	// Search returns up to q.Limit users matching q.Filter in q.Sort order.
 	Search(ctx context.Context, q SearchQuery) ([]*domain.User, error)
 	// Count counts users matching f exactly up to limit; past it the count may

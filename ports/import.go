@@ -39,7 +39,9 @@ type ImportOptions struct {
 	// Progress, when set, is called after each batch with the number of
 	// rows handled so far.
 	Progress func(rows int)
-	// Rejected, when set, is called for every failed row, in file order.
+	// Rejected, when set, is called for every failed row, in file order,
+	// past MaxReportedRows too: it streams them (the command line writes
+	// them to a file), holding none.
 	Rejected func(RejectedRow)
 }
 
@@ -61,14 +63,22 @@ type ImportReport struct {
 	// rejected (fail: every row not failed counts as skipped).
 	Skipped int
 	Failed  int
-	// Errors lists every problem of every failed row by line, and the
-	// header's unknown columns (line 1; they are ignored and fail nothing).
+	// Errors lists every problem of the first MaxReportedRows failed rows
+	// by line, and the header's unknown columns (line 1; they are ignored
+	// and fail nothing).
 	Errors []ImportError
-	DryRun bool
+	// ErrorsTruncated: more than MaxReportedRows rows failed, and Errors
+	// stops at the first MaxReportedRows of them; the counts stay exact.
+	ErrorsTruncated bool
+	DryRun          bool
 	// Rejected: on_conflict=fail found a bad row or a conflict and nothing
 	// was written.
 	Rejected bool
 }
+
+// MaxReportedRows is how many failed rows an import report details, so that
+// a report (and the memory it takes) stays bounded whatever the file.
+const MaxReportedRows = 1000
 
 // ImportError is one problem of one row (or of the header, at line 1).
 type ImportError struct {

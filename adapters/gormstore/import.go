@@ -88,7 +88,8 @@ type batchWriter interface {
 	// ids (nothing else draws or keeps an id until it commits, so the ids
 	// it finds free stay free), shared otherwise.
 	lockIDs(exclusive bool) error
-	// takenIDs returns which of ids belong to stored users.
+	// takenIDs returns which of ids belong to stored users, or belonged to
+	// deleted ones.
 	takenIDs(ids []int64) (map[int64]bool, error)
 	// insert inserts recs (id 0: drawn) whose email is free, in order, and
 	// returns the ids of the inserted ones by email.
@@ -341,6 +342,8 @@ type sqliteBatch struct {
 // SQLite's one write lock.
 func (b *sqliteBatch) lockIDs(bool) error { return nil }
 
+// takenIDs finds the ids stored users have, or deleted users had (see
+// retireUserID).
 func (b *sqliteBatch) takenIDs(ids []int64) (map[int64]bool, error) {
 	taken := map[int64]bool{}
 	for chunk := range slices.Chunk(ids, sqliteInsertRows) {
@@ -348,7 +351,11 @@ func (b *sqliteBatch) takenIDs(ids []int64) (map[int64]bool, error) {
 		if err := b.tx.Table("users").Where("id IN ?", chunk).Pluck("id", &found).Error; err != nil {
 			return nil, err
 		}
-		for _, id := range found {
+		retired, err := retiredUserIDs(b.tx, chunk)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range append(found, retired...) {
 			taken[id] = true
 		}
 	}
@@ -714,8 +721,10 @@ type pgBatch struct {
 	p   *pgImport
 }
 
+// takenIDs finds the ids stored users have, or deleted users had (see
+// retireUserID).
 func (b *pgBatch) takenIDs(ids []int64) (map[int64]bool, error) {
-	rows, err := b.c.Query(b.ctx, "SELECT id FROM users WHERE id = ANY($1)", ids)
+	rows, err := b.c.Query(b.ctx, "SELECT id FROM users WHERE id = ANY($1) UNION ALL SELECT id FROM retired_user_ids WHERE id = ANY($1)", ids)
 	if err != nil {
 		return nil, err
 	}

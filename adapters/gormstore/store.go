@@ -261,7 +261,9 @@ const (
 	lockChangeLog int64 = 0x75736572_0002
 	// lockUserIDs is held shared by inserts that draw an id from the
 	// sequence and exclusively by inserts of an explicit id, which then move
-	// the sequence past it without a concurrent draw in between.
+	// the sequence past it without a concurrent draw in between. Deletions
+	// hold it shared too, taken before the row, so an explicit id is never
+	// inserted between a deletion and the retirement of its id.
 	lockUserIDs int64 = 0x75736572_0003
 )
 

@@ -19,7 +19,7 @@ type Users struct{ s *Store }
 var _ ports.UserRepository = (*Users)(nil)
 
 // Create inserts u, keeping its id when non-zero (domain.ErrIDTaken when
-// another user has it), and returns it as stored.
+// another user has it or had it: see retireUserID), and returns it as stored.
 func (r *Users) Create(ctx context.Context, u *domain.User, actor domain.Actor) (*domain.User, error) {
 	rec := recordOf(u)
 	var out *domain.User
@@ -27,6 +27,15 @@ func (r *Users) Create(ctx context.Context, u *domain.User, actor domain.Actor) 
 		explicit := rec.ID != 0
 		if err := r.s.xactLock(tx, lockUserIDs, !explicit); err != nil {
 			return err
+		}
+		if explicit {
+			retired, err := retiredUserIDs(tx, []int64{rec.ID})
+			if err != nil {
+				return err
+			}
+			if len(retired) > 0 {
+				return domain.ErrIDTaken
+			}
 		}
 		if err := tx.Create(&rec).Error; err != nil {
 			return err
@@ -161,6 +170,33 @@ func (r *Users) Update(ctx context.Context, id int64, actor domain.Actor, fn por
 	return out, nil
 }
 
+// UpdateInternal runs fn on the locked user and saves its new password hash
+// and token version, with no change-log entry; see ports.UserRepository.
+func (r *Users) UpdateInternal(ctx context.Context, id int64, fn func(u *domain.User) error) error {
+	err := r.s.write(ctx, func(tx *gorm.DB) error {
+		u, err := r.s.lockUser(tx, id, false)
+		if err != nil {
+			return err
+		}
+		before := u.Stored()
+		if err := fn(u); err != nil {
+			return callerError{err}
+		}
+		after := u.Stored()
+		if sameStored(before, after) {
+			return nil
+		}
+		visible := after
+		visible.PasswordHash, visible.TokenVersion = before.PasswordHash, before.TokenVersion
+		if !sameStored(before, visible) {
+			return fmt.Errorf("gormstore: an internal update of user %d changed more than its password hash and token version", id)
+		}
+		return tx.Table("users").Where("id = ?", id).
+			Updates(map[string]any{"password_hash": after.PasswordHash, "token_version": after.TokenVersion}).Error
+	})
+	return translate(ctx, err, true)
+}
+
 // sameStored reports whether two states of a user are equal, comparing
 // times as instants.
 func sameStored(a, b domain.StoredUser) bool {
@@ -174,6 +210,13 @@ func sameStored(a, b domain.StoredUser) bool {
 func (r *Users) Delete(ctx context.Context, id int64, actor domain.Actor, check ports.DeleteCheck) (*domain.User, error) {
 	var out *domain.User
 	err := r.s.write(ctx, func(tx *gorm.DB) error {
+		// Shared, and before the row: an insert of an explicit id (which
+		// takes it exclusively) then either sees this id retired or runs
+		// before the deletion, against the row still there; it never slips
+		// in between the delete and the retirement.
+		if err := r.s.xactLock(tx, lockUserIDs, true); err != nil {
+			return err
+		}
 		u, err := r.s.lockUser(tx, id, true)
 		if err != nil {
 			return err
@@ -186,6 +229,9 @@ func (r *Users) Delete(ctx context.Context, id int64, actor domain.Actor, check 
 		if err := tx.Exec("DELETE FROM users WHERE id = ?", id).Error; err != nil {
 			return err
 		}
+		if err := retireUserID(tx, id); err != nil {
+			return err
+		}
 		out = u
 		return r.s.appendChange(tx, domain.Change{
 			ActorID: actor.ID, Action: domain.ActionDeleted, TargetID: id, Before: u,
@@ -195,6 +241,22 @@ func (r *Users) Delete(ctx context.Context, id int64, actor domain.Actor, check 
 		return nil, translate(ctx, err, true)
 	}
 	return out, nil
+}
+
+// retireUserID records that id was deleted, in the deletion's transaction,
+// so that no later account is given it: tokens name their account by id,
+// and a deleted account's token must never authenticate anyone. Drawn ids
+// never repeat (SQLite's AUTOINCREMENT, PostgreSQL's sequence moved past
+// every explicit id); an explicit id (an import's) is refused when retired.
+func retireUserID(tx *gorm.DB, id int64) error {
+	return tx.Exec("INSERT INTO retired_user_ids (id) VALUES (?) ON CONFLICT DO NOTHING", id).Error
+}
+
+// retiredUserIDs returns those of ids that belonged to deleted users.
+func retiredUserIDs(tx *gorm.DB, ids []int64) ([]int64, error) {
+	var found []int64
+	err := tx.Table("retired_user_ids").Where("id IN ?", ids).Pluck("id", &found).Error
+	return found, err
 }
 
 // Ping reports whether the database answers.

@@ -306,7 +306,7 @@ type Gender string
 
 // ImportError defines model for ImportError.
 type ImportError struct {
-	// Field The column, or `row` for the row as a whole.
+	// Field The column, `row` for the row as a whole, or `permission` for a stored user the importer may not change that way.
 	//
 	// Example: email
 	Field string `json:"field"`
@@ -327,13 +327,18 @@ type ImportRejected struct {
 	Detail string `json:"detail"`
 	DryRun bool   `json:"dry_run"`
 
-	// Errors Every problem of every failed row, in line order; unknown columns at line 1 (ignored, failing nothing).
-	Errors    []ImportError `json:"errors"`
-	Failed    int           `json:"failed"`
-	Imported  int           `json:"imported"`
-	Skipped   int           `json:"skipped"`
-	TotalRows int           `json:"total_rows"`
-	Updated   int           `json:"updated"`
+	// Errors Every problem of the first 1,000 failed rows, in line order; unknown columns
+	// at line 1 (ignored, failing nothing). The counts stay exact past 1,000 failed
+	// rows; `errors_truncated` then says the list stops there.
+	Errors []ImportError `json:"errors"`
+
+	// ErrorsTruncated More than 1,000 rows failed, and `errors` lists the problems of the first 1,000 only. A report's size stays bounded whatever the file.
+	ErrorsTruncated bool `json:"errors_truncated"`
+	Failed          int  `json:"failed"`
+	Imported        int  `json:"imported"`
+	Skipped         int  `json:"skipped"`
+	TotalRows       int  `json:"total_rows"`
+	Updated         int  `json:"updated"`
 }
 
 // ImportReport What an import did (or, with `dry_run`, would do). `total_rows` counts the data
@@ -343,13 +348,18 @@ type ImportRejected struct {
 type ImportReport struct {
 	DryRun bool `json:"dry_run"`
 
-	// Errors Every problem of every failed row, in line order; unknown columns at line 1 (ignored, failing nothing).
-	Errors    []ImportError `json:"errors"`
-	Failed    int           `json:"failed"`
-	Imported  int           `json:"imported"`
-	Skipped   int           `json:"skipped"`
-	TotalRows int           `json:"total_rows"`
-	Updated   int           `json:"updated"`
+	// Errors Every problem of the first 1,000 failed rows, in line order; unknown columns
+	// at line 1 (ignored, failing nothing). The counts stay exact past 1,000 failed
+	// rows; `errors_truncated` then says the list stops there.
+	Errors []ImportError `json:"errors"`
+
+	// ErrorsTruncated More than 1,000 rows failed, and `errors` lists the problems of the first 1,000 only. A report's size stays bounded whatever the file.
+	ErrorsTruncated bool `json:"errors_truncated"`
+	Failed          int  `json:"failed"`
+	Imported        int  `json:"imported"`
+	Skipped         int  `json:"skipped"`
+	TotalRows       int  `json:"total_rows"`
+	Updated         int  `json:"updated"`
 }
 
 // LoginForm defines model for LoginForm.

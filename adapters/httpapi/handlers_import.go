@@ -58,7 +58,7 @@ func (s *server) ImportUsers(c echo.Context, params ImportUsersParams) error {
 		return c.JSON(http.StatusConflict, ImportRejected{
 			Detail: fmt.Sprintf("nothing was imported: on_conflict=fail and %d of %d rows failed", report.Failed, report.TotalRows),
 			Code:   "import_rejected", TotalRows: body.TotalRows, Imported: body.Imported, Updated: body.Updated,
-			Skipped: body.Skipped, Failed: body.Failed, Errors: body.Errors, DryRun: body.DryRun,
+			Skipped: body.Skipped, Failed: body.Failed, Errors: body.Errors, ErrorsTruncated: body.ErrorsTruncated, DryRun: body.DryRun,
 		})
 	}
 	return c.JSON(http.StatusOK, body)
@@ -143,6 +143,6 @@ func importReportDTO(r ports.ImportReport) ImportReport {
 	}
 	return ImportReport{
 		TotalRows: r.TotalRows, Imported: r.Imported, Updated: r.Updated, Skipped: r.Skipped,
-		Failed: r.Failed, Errors: errs, DryRun: r.DryRun,
+		Failed: r.Failed, Errors: errs, ErrorsTruncated: r.ErrorsTruncated, DryRun: r.DryRun,
 	}
 }

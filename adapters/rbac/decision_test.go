@@ -103,6 +103,7 @@ func TestShippedPolicy(t *testing.T) {
 		{"update own profile", domain.PermUsersUpdate, selfTarget, yes, yes, yes},
 		{"update another user's profile", domain.PermUsersUpdate, otherTargets, no, targetIsUser, yes},
 		{"change a role", domain.PermUsersRoleUpdate, roleChanges, no, adminRoleChange, notOwn},
+		{"set another user's password", domain.PermUsersPasswordUpdate, otherTargets, no, no, yes},
 		{"create a user with any role", domain.PermUsersCreate, creations, no, no, yes},
 		{"delete a user", domain.PermUsersDelete, targets, no, no, yes},
 		{"import users from CSV", domain.PermUsersImport, noTarget, no, no, yes},
@@ -132,7 +133,7 @@ func TestShippedPolicy(t *testing.T) {
 	for _, p := range []domain.Permission{
 		domain.PermUsersList, domain.PermUsersRead, domain.PermUsersReadSelf,
 		domain.PermUsersSearch, domain.PermUsersUpdate, domain.PermUsersRoleUpdate,
-		domain.PermUsersCreate, domain.PermUsersDelete, domain.PermUsersImport,
+		domain.PermUsersPasswordUpdate, domain.PermUsersCreate, domain.PermUsersDelete, domain.PermUsersImport,
 		domain.PermAuditRead, domain.PermSubscribeID, domain.PermSubscribeSearch,
 	} {
 		if !covered[p] {

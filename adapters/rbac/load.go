@@ -258,7 +258,7 @@ func knownPermission(pattern string) bool {
 	for _, p := range []domain.Permission{
 		domain.PermUsersList, domain.PermUsersRead, domain.PermUsersReadSelf,
 		domain.PermUsersSearch, domain.PermUsersUpdate, domain.PermUsersRoleUpdate,
-		domain.PermUsersCreate, domain.PermUsersDelete, domain.PermUsersImport,
+		domain.PermUsersPasswordUpdate, domain.PermUsersCreate, domain.PermUsersDelete, domain.PermUsersImport,
 		domain.PermAuditRead, domain.PermSubscribeID, domain.PermSubscribeSearch,
 	} {
 		if util.KeyMatch(string(p), pattern) {

@@ -36,6 +36,8 @@ func repoCases() []repoCase {
 		{"ConcurrentUpdates", false, testConcurrentUpdates},
 		{"LastSuperadminRace", true, testLastSuperadminRace},
 		{"Delete", false, testDelete},
+		{"DeletedIDNeverReused", false, testDeletedIDNeverReused},
+		{"UpdateInternal", false, testUpdateInternal},
 		{"ChangeLog", false, testChangeLog},
 		{"SignUpActor", false, testSignUpActor},
 		{"CommitOrder", true, testCommitOrder},
@@ -441,6 +443,67 @@ func testLastSuperadminRace(t *testing.T, r repos) {
 			func(u *domain.User, count domain.SuperadminCount) error { return u.CheckDelete(count) })
 		return err
 	})
+}
+
+// testDeletedIDNeverReused: a token names its account by id, so a deleted
+// user's id is never given to another account, drawn or asked for.
+func testDeletedIDNeverReused(t *testing.T, r repos) {
+	tg := tag()
+	u := create(t, r, params(tg, 1))
+	if _, err := r.users.Delete(t.Context(), u.ID(), domain.Operator(), nil); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	p := params(tg, 2)
+	p.ID = u.ID()
+	_, err := r.users.Create(t.Context(), newUser(t, p, now()), domain.Operator())
+	wantErr(t, "Create with a deleted user's id", err, domain.ErrIDTaken)
+	p.ID = 0
+	drawn := create(t, r, p)
+	if drawn.ID() == u.ID() {
+		t.Fatalf("the deleted id %d was drawn again", u.ID())
+	}
+}
+
+// testUpdateInternal: bookkeeping (a new hash, a token version) is saved
+// with no change-log entry; anything visible through it is refused whole.
+func testUpdateInternal(t *testing.T, r repos) {
+	u := create(t, r, params(tag(), 1))
+	logged := len(auditOf(t, r, u.ID()))
+	err := r.users.UpdateInternal(t.Context(), u.ID(), func(u *domain.User) error {
+		u.UpgradePasswordHash("$argon2id$rehashed")
+		u.InvalidateTokens()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateInternal: %v", err)
+	}
+	got, err := r.users.Get(t.Context(), u.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PasswordHash() != "$argon2id$rehashed" || got.TokenVersion() != u.TokenVersion()+1 || !got.UpdatedAt().Equal(u.UpdatedAt()) {
+		t.Errorf("after UpdateInternal: hash %q, token version %d (was %d), updated_at %v (was %v)",
+			got.PasswordHash(), got.TokenVersion(), u.TokenVersion(), got.UpdatedAt(), u.UpdatedAt())
+	}
+	hidden := "Hidden"
+	err = r.users.UpdateInternal(t.Context(), u.ID(), func(u *domain.User) error {
+		u.InvalidateTokens()
+		return u.ApplyProfile(domain.ProfilePatch{FirstName: &hidden}, now())
+	})
+	if err == nil {
+		t.Error("UpdateInternal saved a visible change")
+	}
+	after, err := r.users.Get(t.Context(), u.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.FirstName() != u.FirstName() || after.TokenVersion() != got.TokenVersion() {
+		t.Errorf("a refused UpdateInternal wrote: %q, token version %d", after.FirstName(), after.TokenVersion())
+	}
+	if n := len(auditOf(t, r, u.ID())); n != logged {
+		t.Errorf("%d change-log entries, want %d: internal writes are no changes", n, logged)
+	}
+	wantErr(t, "UpdateInternal of a missing user", r.users.UpdateInternal(t.Context(), 1<<50, func(*domain.User) error { return nil }), domain.ErrNotFound)
 }
 
 func testDelete(t *testing.T, r repos) {

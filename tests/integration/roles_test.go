@@ -109,9 +109,11 @@ var roleMatrix = []roleCase{
 	{"update_profile", superadmin, missing, "", http.StatusNotFound},
 
 	// Another user's email and password need no current_password, only the
-	// right to update that user.
+	// right to update that user and, for the password, users.password.update
+	// (superadmin only: otherwise an admin could take over a peer by
+	// demoting it, setting its password and promoting it back).
 	{"update_credentials", user, user, "", http.StatusForbidden},
-	{"update_credentials", admin, user, "", http.StatusOK},
+	{"update_credentials", admin, user, "", http.StatusForbidden},
 	{"update_credentials", admin, admin, "", http.StatusForbidden},
 	{"update_credentials", admin, superadmin, "", http.StatusForbidden},
 	{"update_credentials", superadmin, user, "", http.StatusOK},

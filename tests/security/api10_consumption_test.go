@@ -18,10 +18,12 @@ import (
 
 // importReport is the answer to an import.
 type importReport struct {
-	TotalRows int `json:"total_rows"`
-	Imported  int `json:"imported"`
-	Failed    int `json:"failed"`
-	Errors    []struct {
+	TotalRows       int  `json:"total_rows"`
+	Imported        int  `json:"imported"`
+	Updated         int  `json:"updated"`
+	Failed          int  `json:"failed"`
+	ErrorsTruncated bool `json:"errors_truncated"`
+	Errors          []struct {
 		Line    int    `json:"line"`
 		Field   string `json:"field"`
 		Message string `json:"message"`
