@@ -25,9 +25,9 @@ type RealtimeConfig struct {
 	// pruned in the background.
 	KeepFor time.Duration
 	// ResumeWindow is how far back a since_seq may reach (default 24h, at
-	// most KeepFor). A resume is not a history (CONTRACT §8.1): a catch-up
-	// replays changes of the window only, and a since_seq whose next change
-	// is older is ErrResumeTooOld, however long the log is kept for /audit.
+	// most KeepFor). A resume is not a history: a catch-up replays changes
+	// of the window only, and a since_seq whose next change is older is
+	// ErrResumeTooOld, however long the log is kept for /audit.
 	ResumeWindow time.Duration
 	// PruneEvery is how often old entries are pruned (default 10m).
 	PruneEvery time.Duration

@@ -106,8 +106,8 @@ func (rt *Realtime) fanOut(c *domain.Change) {
 }
 
 // runCatchUps runs the catch-ups queued on c, one after another, until
-// none is left: a connection runs one catch-up at a time (CONTRACT §8.1),
-// so one client's resumes cost the database one reader, not a hundred.
+// none is left: a connection runs one catch-up at a time, so one client's
+// resumes cost the database one reader, not a hundred.
 func (rt *Realtime) runCatchUps(c *rtConn) {
 	for {
 		rt.mu.Lock()

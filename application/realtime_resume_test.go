@@ -11,7 +11,7 @@ import (
 	"github.com/userservice/userservice/ports"
 )
 
-// The resume rules of CONTRACT §8.1: a since_seq reaches back at most the
+// The resume rules: a since_seq reaches back at most the
 // resume window, a catch-up reads what it returns, and a connection runs
 // one catch-up at a time.
 

@@ -61,7 +61,7 @@ const (
 )
 
 // defaultResumeWindow is the day of resume WebSocket clients get; older
-// history is /audit's (CONTRACT §8.1).
+// history is /audit's.
 const defaultResumeWindow = 24 * time.Hour
 
 // LoadConfig reads the configuration from getenv and reports every problem at

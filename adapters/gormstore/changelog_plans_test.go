@@ -20,8 +20,8 @@ const catchUpNoise = 50000
 
 // A WebSocket catch-up by id reads one user's entries after a seq, a page
 // at a time (the Audit query by target): it must walk change_log_target_seq
-// to that user's entries in seq order, on both dialects, never the log
-// (CONTRACT §8.1: a catch-up costs what it returns).
+// to that user's entries in seq order, on both dialects, never the log: a
+// catch-up costs what it returns.
 func TestCatchUpByIDReadsThroughTheTargetIndex(t *testing.T) {
 	t.Parallel()
 	for _, dialect := range []string{dialectSQLite, dialectPostgres} {

@@ -3,8 +3,8 @@ package bench
 // The catch-up row: a WebSocket subscribe_id with since_seq over the change
 // log of the million users (one entry per user, its creation), from the
 // subscribe to its replayed event, beside GET /users/{id} in the same run.
-// CONTRACT §8.1 wants a catch-up to cost what it returns, whatever the size
-// of the log: the target is a p50 at most twice the GET's.
+// A catch-up must cost what it returns, whatever the size of the log: the
+// target is a p50 at most twice the GET's.
 
 import (
 	"context"
