@@ -10,9 +10,6 @@ import (
 	"database/sql"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -245,35 +242,13 @@ func TestSeams_ReplayIsAResumeNotAHistory(t *testing.T) {
 	})
 }
 
-// withBudget returns a policy directory whose rate-limit rule named rule
-// allows budget requests per its interval (every other budget out of
-// reach).
-func withBudget(t *testing.T, rule string, budget int) string {
-	t.Helper()
-	dir := harness.CopyPolicies(t, nil, true)
-	file := filepath.Join(dir, "ratelimits.yaml")
-	limits, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens := regexp.MustCompile(`(name: ` + regexp.QuoteMeta(rule) + `\s+tokens: )\d+`)
-	edited := tokens.ReplaceAll(limits, []byte("${1}"+strconv.Itoa(budget)))
-	if string(edited) == string(limits) {
-		t.Fatalf("the shipped ratelimits.yaml has no %s rule: update this test", rule)
-	}
-	if err := os.WriteFile(file, edited, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // Point 1, many sockets: the websocket-catchups rule counts an account's
 // catch-ups across its connections, so more sockets buy no more reads of
 // the change log; subscriptions without since_seq, and other accounts,
 // are not counted.
 func TestSeams_ReplayCatchUpsHaveABudgetPerAccount(t *testing.T) {
 	t.Parallel()
-	harness.OnEachBackend(t, harness.Options{PolicyDir: withBudget(t, "websocket-catchups", 3)}, func(t *testing.T, s *harness.Service) {
+	harness.OnEachBackend(t, harness.Options{PolicyDir: harness.PoliciesWithBudget(t, "websocket-catchups", 3)}, func(t *testing.T, s *harness.Service) {
 		root := s.SeedSuperadmin(t)
 		attacker := s.CreateAndLogin(t, root, user)
 		other := s.CreateAndLogin(t, root, user)
