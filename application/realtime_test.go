@@ -94,14 +94,17 @@ func (l *memLog) Audit(_ context.Context, q ports.AuditQuery) ([]domain.Change, 
 // read returns up to q.Limit entries after q.AfterSeq, of q.TargetID when
 // set, recording the read.
 func (l *memLog) read(q ports.AuditQuery) ([]domain.Change, error) {
-	if l.gate != nil && q.TargetID != nil {
+	l.mu.Lock()
+	gate := l.gate
+	l.mu.Unlock()
+	if gate != nil && q.TargetID != nil {
 		n := l.inflight.Add(1)
 		for {
 			if m := l.maxInflight.Load(); n <= m || l.maxInflight.CompareAndSwap(m, n) {
 				break
 			}
 		}
-		<-l.gate
+		<-gate
 		l.inflight.Add(-1)
 	}
 	l.mu.Lock()
