@@ -24,6 +24,11 @@ type RealtimeConfig struct {
 	// (default 24h; docs/websocket.md promises at least that). Older entries are
 	// pruned in the background.
 	KeepFor time.Duration
+	// ResumeWindow is how far back a since_seq may reach (default 24h, at
+	// most KeepFor). A resume is not a history: a catch-up replays changes
+	// of the window only, and a since_seq whose next change is older is
+	// ErrResumeTooOld, however long the log is kept for /audit.
+	ResumeWindow time.Duration
 	// PruneEvery is how often old entries are pruned (default 10m).
 	PruneEvery time.Duration
 	// PollEvery bounds how late a change is seen when its wake-up is lost
@@ -44,6 +49,7 @@ type RealtimeConfig struct {
 // Defaults of RealtimeConfig.
 const (
 	DefaultKeepChangesFor   = 24 * time.Hour
+	DefaultResumeWindow     = 24 * time.Hour
 	defaultPruneEvery       = 10 * time.Minute
 	defaultPollEvery        = time.Second
 	defaultRecheckEvery     = 2 * time.Second
@@ -54,8 +60,8 @@ const (
 	retryEvery = time.Second
 )
 
-// ErrResumeTooOld answers a since_seq older than what the change log keeps.
-// Its message is the contract's detail.
+// ErrResumeTooOld answers a since_seq older than the resume window, or than
+// what the change log keeps. Its message is the contract's detail.
 var ErrResumeTooOld = &domain.Error{Kind: domain.KindInvalid, Code: "resume_too_old", Message: "resume_too_old"}
 
 // Realtime implements ports.RealtimeService: connections and their
@@ -68,6 +74,9 @@ var ErrResumeTooOld = &domain.Error{Kind: domain.KindInvalid, Code: "resume_too_
 // A subscription with since_seq first catches up on its own from the log,
 // up to the reader's position, and then joins the reader's fan-out under the
 // registry lock, which leaves neither a gap nor a duplicate at the handover.
+// A catch-up costs what it returns: one by id reads its user's entries only;
+// one by search reads the window a page at a time. A connection runs one
+// catch-up at a time; the others wait their turn.
 type Realtime struct {
 	changes   ports.ChangeLog
 	retention ports.ChangeLogRetention
@@ -114,6 +123,9 @@ func NewRealtime(deps Deps, cfg RealtimeConfig) *Realtime {
 		panic("application.NewRealtime: Notifier and Retention are required")
 	}
 	setDefault(&cfg.KeepFor, DefaultKeepChangesFor)
+	setDefault(&cfg.ResumeWindow, DefaultResumeWindow)
+	// Past KeepFor, what the window promises may already be pruned.
+	cfg.ResumeWindow = min(cfg.ResumeWindow, cfg.KeepFor)
 	setDefault(&cfg.PruneEvery, defaultPruneEvery)
 	setDefault(&cfg.PollEvery, defaultPollEvery)
 	setDefault(&cfg.RecheckEvery, defaultRecheckEvery)
@@ -285,9 +297,15 @@ type rtConn struct {
 	// Guarded by rt.mu.
 	subs    map[string]*rtSub
 	nextSub uint64
+	// catchUps are the subscriptions waiting to catch up, in subscribe
+	// order; the first one's catch-up is running.
+	catchUps []*rtSub
 }
 
 var _ ports.RealtimeConn = (*rtConn)(nil)
+
+// UserID is the id of the user the connection authenticated as.
+func (c *rtConn) UserID() int64 { return c.userID }
 
 // rtSub is one subscription.
 type rtSub struct {
@@ -310,9 +328,9 @@ type rtSub struct {
 	// so no event of a catch-up follows the end of the subscription.
 	mu      sync.Mutex
 	removed bool
-	// stopCatchUp ends the catch-up's reads (nil without one). A context
-	// is made only for a catch-up: one per connection would cost every
-	// connection memory for the few that resume.
+	// stopCatchUp ends the catch-up's reads (nil until it runs). A context
+	// is made only for a running catch-up: one per connection would cost
+	// every connection memory for the few that resume.
 	stopCatchUp context.CancelFunc
 }
 
@@ -347,7 +365,8 @@ func (c *rtConn) end(reason error) {
 func (c *rtConn) Close() { c.rt.unregister(c) }
 
 // Subscribe authorizes req, registers the subscription and acknowledges it
-// to the sink before any event; with SinceSeq it first catches up.
+// to the sink before any event; with SinceSeq it first catches up, after
+// the connection's earlier catch-ups.
 func (c *rtConn) Subscribe(ctx context.Context, req ports.SubscribeRequest) (ports.Subscription, error) {
 	rt := c.rt
 	if c.dead.Load() {
@@ -414,9 +433,10 @@ func (c *rtConn) Subscribe(ctx context.Context, req ports.SubscribeRequest) (por
 		s.live = s.last >= head // ahead of this reader: the fan-out skips up to it
 	}
 	out.ID, out.Seq = s.id, s.last
-	var catchUpCtx context.Context
+	startCatchUps := false
 	if !s.live {
-		catchUpCtx, s.stopCatchUp = context.WithCancel(rt.ctx)
+		c.catchUps = append(c.catchUps, s)
+		startCatchUps = len(c.catchUps) == 1
 	}
 	c.subs[s.id] = s
 	// Acknowledged under the lock: no fan-out runs, so no event of s can
@@ -424,8 +444,8 @@ func (c *rtConn) Subscribe(ctx context.Context, req ports.SubscribeRequest) (por
 	c.sink.Subscribed(out)
 	rt.index(s)
 	rt.mu.Unlock()
-	if catchUpCtx != nil {
-		go rt.catchUp(catchUpCtx, s)
+	if startCatchUps {
+		go rt.runCatchUps(c)
 	}
 	return out, nil
 }
@@ -459,20 +479,36 @@ func (rt *Realtime) authorizeWatch(ctx context.Context, actor domain.Actor, id i
 	return refusal
 }
 
-// checkResume refuses a since_seq whose following entries may have been
-// pruned. Entries are kept KeepFor and the newest is never pruned, so the
-// oldest seq held tells: below it (less one) something may be gone. A gap
-// left there by a rolled-back write is indistinguishable and is refused
-// too, which only costs the client a fresh start.
+// checkResume refuses a since_seq older than the resume window: one whose
+// next change was made before the window began (the changes after that one
+// are newer still: seq follows commit order, and each entry is stamped as
+// it is appended), or whose next changes may have been pruned. Pruning
+// removes the oldest entries (and never the newest), so when the next
+// change held is not since_seq+1, the oldest seq held tells: below it
+// (less one) something may be gone. A gap left there by a rolled-back write
+// is indistinguishable and is refused too, which only costs the client a
+// fresh start. The usual resume, whose next change is since_seq+1, costs
+// one read by primary key.
 func (rt *Realtime) checkResume(ctx context.Context, since int64) error {
 	if since < 0 {
 		return domain.Errorf(domain.KindInvalid, "invalid_since_seq", "since_seq must not be negative")
+	}
+	next, err := rt.changes.ChangesAfter(ctx, since, 1)
+	switch {
+	case err != nil:
+		return fmt.Errorf("realtime: reading the change after since_seq: %w", err)
+	case len(next) == 0:
+		return nil // nothing after it: nothing missed
+	case next[0].At.Before(rt.clock.Now().Add(-rt.cfg.ResumeWindow)):
+		return ErrResumeTooOld
+	case next[0].Seq == since+1:
+		return nil
 	}
 	first, _, err := rt.retention.SeqBounds(ctx)
 	if err != nil {
 		return fmt.Errorf("realtime: reading the change log's bounds: %w", err)
 	}
-	if first > 0 && since+1 < first {
+	if since+1 < first {
 		return ErrResumeTooOld
 	}
 	return nil

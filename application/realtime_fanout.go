@@ -105,20 +105,52 @@ func (rt *Realtime) fanOut(c *domain.Change) {
 	}
 }
 
+// runCatchUps runs the catch-ups queued on c, one after another, until
+// none is left: a connection runs one catch-up at a time, so one client's
+// resumes cost the database one reader, not a hundred.
+func (rt *Realtime) runCatchUps(c *rtConn) {
+	for {
+		rt.mu.Lock()
+		s := c.catchUps[0]
+		rt.mu.Unlock()
+		rt.runCatchUp(s)
+		rt.mu.Lock()
+		c.catchUps[0] = nil
+		c.catchUps = c.catchUps[1:]
+		done := len(c.catchUps) == 0
+		if done {
+			c.catchUps = nil
+		}
+		rt.mu.Unlock()
+		if done {
+			return
+		}
+	}
+}
+
+// runCatchUp runs s's catch-up, unless s ended while it waited its turn.
+func (rt *Realtime) runCatchUp(s *rtSub) {
+	s.mu.Lock()
+	if s.removed {
+		s.mu.Unlock()
+		return
+	}
+	ctx, stop := context.WithCancel(rt.ctx)
+	s.stopCatchUp = stop
+	s.mu.Unlock()
+	defer stop()
+	rt.catchUp(ctx, s)
+}
+
 // catchUp delivers to s the matching changes after its since_seq up to the
 // reader's position, then hands s over to the reader's fan-out. The
 // handover happens under mu held for writing, when head cannot move: the
 // changes up to head were the catch-up's, those after it are the reader's.
 func (rt *Realtime) catchUp(ctx context.Context, s *rtSub) {
-	defer func() {
-		s.mu.Lock()
-		s.stopCatchUp()
-		s.mu.Unlock()
-	}()
 	for ctx.Err() == nil {
 		h := rt.head.Load()
 		for s.last < h {
-			batch, err := rt.changes.ChangesAfter(ctx, s.last, rt.cfg.BatchSize)
+			batch, err := rt.pending(ctx, s)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -141,8 +173,9 @@ func (rt *Realtime) catchUp(ctx context.Context, s *rtSub) {
 				reached = c.Seq
 			}
 			if len(batch) < rt.cfg.BatchSize || batch[len(batch)-1].Seq >= h {
-				// Every entry up to h was in the batch: seq follows commit
-				// order, so none of them can still appear.
+				// Every entry up to h that s may match was in the batch:
+				// seq follows commit order, so none of them can still
+				// appear.
 				reached = h
 			}
 			s.last = reached
@@ -155,6 +188,18 @@ func (rt *Realtime) catchUp(ctx context.Context, s *rtSub) {
 		}
 		rt.mu.Unlock()
 	}
+}
+
+// pending reads a page of the entries after s.last that s may match, in
+// seq order. A subscription by id reads its user's entries only, through
+// the change log's (target_id, seq) index, so its catch-up costs what it
+// returns however long the log is; a search reads every entry, a page at
+// a time (never the log at once), and tests each against its filter.
+func (rt *Realtime) pending(ctx context.Context, s *rtSub) ([]domain.Change, error) {
+	if s.search {
+		return rt.changes.ChangesAfter(ctx, s.last, rt.cfg.BatchSize)
+	}
+	return rt.changes.Audit(ctx, ports.AuditQuery{TargetID: &s.userID, AfterSeq: s.last, Limit: rt.cfg.BatchSize})
 }
 
 // replay delivers c to s if it matches and s still may see it; false means

@@ -25,10 +25,19 @@ type memLog struct {
 	mu      sync.Mutex
 	entries []domain.Change
 	nextSeq int64
-	// first, when set, overrides the smallest seq SeqBounds reports.
+	// first, when set, is the smallest seq held: those below were pruned.
 	first   int64
 	wake    chan struct{}
 	readErr error
+	// reads are the reads made (ChangesAfter as a query without target),
+	// and returned counts the entries they returned.
+	reads    []ports.AuditQuery
+	returned int
+	// gate, when set, holds each read by target (a catch-up by id) until
+	// the test sends on it; inflight counts those held, maxInflight the
+	// most held at once.
+	gate                  chan struct{}
+	inflight, maxInflight atomic.Int32
 }
 
 func newMemLog() *memLog { return &memLog{nextSeq: 1, wake: make(chan struct{}, 1)} }
@@ -71,22 +80,57 @@ func (l *memLog) skip() {
 }
 
 func (l *memLog) ChangesAfter(_ context.Context, after int64, limit int) ([]domain.Change, error) {
+	return l.read(ports.AuditQuery{AfterSeq: after, Limit: limit})
+}
+
+// Audit serves the catch-ups by id, which filter by target only.
+func (l *memLog) Audit(_ context.Context, q ports.AuditQuery) ([]domain.Change, error) {
+	if q.TargetID == nil || q.ActorID != nil || q.Action != "" || !q.Since.IsZero() || !q.Until.IsZero() {
+		return nil, fmt.Errorf("memLog: unexpected audit query %+v", q)
+	}
+	return l.read(q)
+}
+
+// read returns up to q.Limit entries after q.AfterSeq, of q.TargetID when
+// set, recording the read.
+func (l *memLog) read(q ports.AuditQuery) ([]domain.Change, error) {
+	l.mu.Lock()
+	gate := l.gate
+	l.mu.Unlock()
+	if gate != nil && q.TargetID != nil {
+		n := l.inflight.Add(1)
+		for {
+			if m := l.maxInflight.Load(); n <= m || l.maxInflight.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		<-gate
+		l.inflight.Add(-1)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.reads = append(l.reads, q)
 	if l.readErr != nil {
 		return nil, l.readErr
 	}
 	var out []domain.Change
 	for _, c := range l.entries {
-		if c.Seq > after && (limit <= 0 || len(out) < limit) {
+		if c.Seq > q.AfterSeq && c.Seq >= l.first && (q.TargetID == nil || c.TargetID == *q.TargetID) && (q.Limit <= 0 || len(out) < q.Limit) {
 			out = append(out, c)
 		}
 	}
+	l.returned += len(out)
 	return out, nil
 }
 
-func (l *memLog) Audit(context.Context, ports.AuditQuery) ([]domain.Change, error) {
-	return nil, errors.New("not used")
+// takeReads returns the reads recorded since the previous call, and how
+// many entries they returned.
+func (l *memLog) takeReads() ([]ports.AuditQuery, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out, n := l.reads, l.returned
+	l.reads, l.returned = nil, 0
+	return out, n
 }
 
 func (l *memLog) CountAudit(context.Context, ports.AuditQuery, int64) (int64, bool, error) {

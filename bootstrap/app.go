@@ -106,7 +106,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		imports: application.NewImport(deps),
 		rt: application.NewRealtime(deps, application.RealtimeConfig{
 			Notifier: store.ChangeNotifier(), Retention: store.ChangeLogRetention(),
-			KeepFor: cfg.ChangeLogRetention,
+			KeepFor: cfg.ChangeLogRetention, ResumeWindow: cfg.ResumeWindow,
 		}),
 	}, nil
 }

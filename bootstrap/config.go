@@ -36,6 +36,9 @@ type Config struct {
 	// pages may call the API and open WebSockets from a browser; empty:
 	// none but the service's own.
 	AllowedOrigins []string
+	// ResumeWindow (WS_RESUME_WINDOW) is how far back a WebSocket since_seq
+	// may reach, at most ChangeLogRetention; zero means the default.
+	ResumeWindow time.Duration
 
 	// The HTTP server's timeouts; zero keeps the production defaults of
 	// httpapi.NewHTTPServer. They are not read from the environment: tests
@@ -56,6 +59,10 @@ const (
 	defaultRetention = 90 * 24 * time.Hour
 	minRetention     = 24 * time.Hour
 )
+
+// defaultResumeWindow is the day of resume WebSocket clients get; older
+// history is /audit's.
+const defaultResumeWindow = 24 * time.Hour
 
 // LoadConfig reads the configuration from getenv and reports every problem at
 // once, one line per variable, naming the variable and never echoing a secret.
@@ -107,6 +114,12 @@ func LoadConfig(getenv func(string) string, forServe bool) (Config, error) {
 	c.ChangeLogRetention = duration(getenv("CHANGE_LOG_RETENTION"), defaultRetention, "CHANGE_LOG_RETENTION", bad)
 	if c.ChangeLogRetention < minRetention {
 		bad("CHANGE_LOG_RETENTION", "must be at least 24h: WebSocket clients may resume a day later (got %q)", getenv("CHANGE_LOG_RETENTION"))
+	}
+	c.ResumeWindow = duration(getenv("WS_RESUME_WINDOW"), defaultResumeWindow, "WS_RESUME_WINDOW", bad)
+	// A retention refused above is reported once, under its own name.
+	if c.ChangeLogRetention >= minRetention && c.ResumeWindow > c.ChangeLogRetention {
+		bad("WS_RESUME_WINDOW", "must be at most CHANGE_LOG_RETENTION (%s): older changes are pruned (got %q)",
+			c.ChangeLogRetention, getenv("WS_RESUME_WINDOW"))
 	}
 
 	for _, field := range strings.FieldsFunc(getenv("TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' }) {

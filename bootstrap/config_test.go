@@ -18,7 +18,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.HTTPAddr != ":8000" || c.PolicyDir != "policies" || c.AccessTTL != 15*time.Minute ||
-		c.RefreshTTL != 720*time.Hour || c.ChangeLogRetention != 90*24*time.Hour || c.LogFormat != "text" || c.Postgres() {
+		c.RefreshTTL != 720*time.Hour || c.ChangeLogRetention != 90*24*time.Hour || c.ResumeWindow != 24*time.Hour || c.LogFormat != "text" || c.Postgres() {
 		t.Fatalf("defaults %+v", c)
 	}
 	if !c.JWTSecretRandom || len(c.JWTSecret) != 32 {
@@ -36,6 +36,7 @@ func TestLoadConfigReportsEveryProblemOnce(t *testing.T) {
 		"ACCESS_TOKEN_TTL":     "forever",
 		"REFRESH_TOKEN_TTL":    "-1h",
 		"CHANGE_LOG_RETENTION": "1h",
+		"WS_RESUME_WINDOW":     "0s",
 		"TRUSTED_PROXIES":      "10.0.0.0/8, not-an-ip",
 		"REDIS_URL":            "http://redis",
 		"LOG_LEVEL":            "loud",
@@ -47,7 +48,7 @@ func TestLoadConfigReportsEveryProblemOnce(t *testing.T) {
 	}
 	lines := strings.Split(err.Error(), "\n")
 	want := []string{"DATABASE_URL", "HTTP_ADDR", "JWT_SECRET", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "CHANGE_LOG_RETENTION",
-		"TRUSTED_PROXIES", "REDIS_URL", "CORS_ALLOWED_ORIGINS", "LOG_LEVEL", "LOG_FORMAT"}
+		"WS_RESUME_WINDOW", "TRUSTED_PROXIES", "REDIS_URL", "CORS_ALLOWED_ORIGINS", "LOG_LEVEL", "LOG_FORMAT"}
 	if len(lines) != len(want) {
 		t.Fatalf("got %d lines, want one per variable:\n%s", len(lines), err)
 	}
@@ -81,6 +82,29 @@ func TestLoadConfigPostgresNeedsASecretOnlyToServe(t *testing.T) {
 	}
 	if c.JWTSecretRandom || len(c.TrustedProxies) != 2 || c.TrustedProxies[0].String() != "192.0.2.7/32" {
 		t.Fatalf("parsed %+v", c)
+	}
+}
+
+func TestLoadConfigResumeWindow(t *testing.T) {
+	t.Parallel()
+	c, err := LoadConfig(envOf(map[string]string{"WS_RESUME_WINDOW": "90m", "CHANGE_LOG_RETENTION": "48h"}), true)
+	if err != nil || c.ResumeWindow != 90*time.Minute {
+		t.Fatalf("WS_RESUME_WINDOW=90m: %v, %v", c.ResumeWindow, err)
+	}
+	if c, err = LoadConfig(envOf(map[string]string{"WS_RESUME_WINDOW": "48h", "CHANGE_LOG_RETENTION": "48h"}), true); err != nil || c.ResumeWindow != 48*time.Hour {
+		t.Fatalf("a window as long as the retention: %v, %v", c.ResumeWindow, err)
+	}
+	for env, want := range map[string]string{
+		"WS_RESUME_WINDOW=49h":       "must be at most CHANGE_LOG_RETENTION",
+		"WS_RESUME_WINDOW=-1h":       "must be a positive duration",
+		"WS_RESUME_WINDOW=0":         "must be a positive duration",
+		"WS_RESUME_WINDOW=yesterday": "must be a positive duration",
+	} {
+		name, value, _ := strings.Cut(env, "=")
+		_, err := LoadConfig(envOf(map[string]string{name: value, "CHANGE_LOG_RETENTION": "48h"}), true)
+		if err == nil || strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), "WS_RESUME_WINDOW: ") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want one line naming WS_RESUME_WINDOW: ...%s", env, err, want)
+		}
 	}
 }
 

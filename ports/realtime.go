@@ -51,6 +51,9 @@ type RealtimeConn interface {
 	Unsubscribe(ctx context.Context, id string) error
 	// Close ends the connection and its subscriptions (the client left).
 	Close()
+	// UserID is the id of the user the connection authenticated as (what
+	// per-account limits count by).
+	UserID() int64
 }
 
 // SubscribeRequest asks for a subscription by user id or, with Search, by
@@ -60,7 +63,9 @@ type SubscribeRequest struct {
 	UserID int64               // without Search: the user watched (it may not exist yet)
 	Filter domain.FilterParams // with Search
 	// SinceSeq, when not nil, asks first for the matching changes after it
-	// that the client missed.
+	// that the client missed: a resume within the resume window, not a
+	// history (an older one is refused). A connection catches up one
+	// subscription at a time; later ones wait their turn.
 	SinceSeq *int64
 }
 

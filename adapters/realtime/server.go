@@ -51,12 +51,16 @@ type Config struct {
 	Registry prometheus.Registerer
 	// Log receives the adapter's log lines; nil discards them.
 	Log *slog.Logger
-	// Allow limits the messages of each connection under MessageRule; nil
-	// limits nothing.
+	// Allow limits the messages of each connection under MessageRule, and
+	// the catch-ups (subscribes with since_seq) of each account under
+	// CatchUpRule; nil limits nothing.
 	Allow AllowFunc
 	// MessageRule names the rate-limit rule of client messages (default
 	// "websocket-messages").
 	MessageRule string
+	// CatchUpRule names the rate-limit rule of catch-ups, counted per
+	// account across its connections (default "websocket-catchups").
+	CatchUpRule string
 	// AuthTimeout is how long a connection without a token in its
 	// handshake may take to send its auth message (default 10s).
 	AuthTimeout time.Duration
@@ -81,6 +85,7 @@ type Config struct {
 
 const (
 	defaultMessageRule = "websocket-messages"
+	defaultCatchUpRule = "websocket-catchups"
 	defaultAuthTimeout = 10 * time.Second
 	defaultSendBuffer  = 256
 	defaultPingPeriod  = 30 * time.Second
@@ -118,6 +123,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MessageRule == "" {
 		cfg.MessageRule = defaultMessageRule
+	}
+	if cfg.CatchUpRule == "" {
+		cfg.CatchUpRule = defaultCatchUpRule
 	}
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = defaultAuthTimeout

@@ -27,7 +27,14 @@ func (f connectFunc) Connect(ctx context.Context, token string, sink ports.Event
 // ws:// URL.
 func serve(t *testing.T, svc ports.RealtimeService) string {
 	t.Helper()
-	s, err := New(Config{Service: svc, Registry: prometheus.NewRegistry()})
+	return serveWith(t, Config{Service: svc})
+}
+
+// serveWith is serve with more of the Config (a fresh Registry is given).
+func serveWith(t *testing.T, cfg Config) string {
+	t.Helper()
+	cfg.Registry = prometheus.NewRegistry()
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

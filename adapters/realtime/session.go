@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,12 +146,8 @@ func (sess *session) handle(ctx context.Context, data []byte) {
 	if sess.closing.Load() {
 		return
 	}
-	srv := sess.srv
-	if srv.cfg.Allow != nil {
-		if ok, retry := srv.cfg.Allow(ctx, srv.cfg.MessageRule, sess.id); !ok {
-			sess.send(replyError(fmt.Sprintf("rate limited: retry in %d s", int(math.Ceil(retry.Seconds())))))
-			return
-		}
+	if !sess.allow(ctx, sess.srv.cfg.MessageRule, sess.id) {
+		return
 	}
 	msg, err := decodeMessage(data)
 	conn := sess.connection()
@@ -172,6 +169,11 @@ func (sess *session) handle(ctx context.Context, data []byte) {
 	case actionPing:
 		sess.send(replyPong)
 	case actionSubscribeID, actionSubscribeSearch:
+		// A catch-up reads the change log: each account has a budget of
+		// them, whichever connections and instances it uses.
+		if msg.SinceSeq != nil && !sess.allow(ctx, sess.srv.cfg.CatchUpRule, "user:"+strconv.FormatInt(conn.UserID(), 10)) {
+			return
+		}
 		// The acknowledgement comes through Subscribed.
 		_, err := conn.Subscribe(ctx, ports.SubscribeRequest{
 			Search: msg.Action == actionSubscribeSearch, UserID: msg.UserID,
@@ -188,6 +190,19 @@ func (sess *session) handle(ctx context.Context, data []byte) {
 		sess.countSubs(-1)
 		sess.send(mustJSON(unsubscribedReply{Type: "unsubscribed", SubscriptionID: msg.SubscriptionID}))
 	}
+}
+
+// allow takes a token from key's bucket of the named rate-limit rule; when
+// there is none left it answers the client and returns false.
+func (sess *session) allow(ctx context.Context, rule, key string) bool {
+	if sess.srv.cfg.Allow == nil {
+		return true
+	}
+	ok, retry := sess.srv.cfg.Allow(ctx, rule, key)
+	if !ok {
+		sess.send(replyError(fmt.Sprintf("rate limited: retry in %d s", int(math.Ceil(retry.Seconds())))))
+	}
+	return ok
 }
 
 func (sess *session) replyFailure(ctx context.Context, err error) {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -224,6 +225,28 @@ func CopyPolicies(t testing.TB, rows []string, generous bool) string {
 		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+	return dir
+}
+
+// PoliciesWithBudget is CopyPolicies with every budget out of reach but
+// that of the rate-limit rule named rule, which allows tokens requests per
+// its interval; it returns the directory.
+func PoliciesWithBudget(t testing.TB, rule string, tokens int) string {
+	t.Helper()
+	dir := CopyPolicies(t, nil, true)
+	file := filepath.Join(dir, "ratelimits.yaml")
+	limits, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := regexp.MustCompile(`(name: ` + regexp.QuoteMeta(rule) + `\s+tokens: )\d+`)
+	edited := budget.ReplaceAll(limits, []byte("${1}"+strconv.Itoa(tokens)))
+	if string(edited) == string(limits) {
+		t.Fatalf("the shipped ratelimits.yaml has no %s rule: update this test", rule)
+	}
+	if err := os.WriteFile(file, edited, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }

@@ -5,9 +5,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"regexp"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -38,27 +35,12 @@ func onEachBackend(t *testing.T, test func(t *testing.T, s *harness.Service)) {
 	harness.OnEachBackend(t, options(), test)
 }
 
-var messageRule = regexp.MustCompile(`(name: websocket-messages\s+tokens: )\d+`)
-
 // startWithMessageBudget starts a service whose websocket-messages rule
 // allows budget messages a second (every other budget out of reach).
 func startWithMessageBudget(t *testing.T, b harness.Backend, budget int) *harness.Service {
 	t.Helper()
-	dir := harness.CopyPolicies(t, nil, true)
-	file := filepath.Join(dir, "ratelimits.yaml")
-	limits, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited := messageRule.ReplaceAll(limits, []byte("${1}"+strconv.Itoa(budget)))
-	if string(edited) == string(limits) {
-		t.Fatal("the shipped ratelimits.yaml has no websocket-messages rule: update this test")
-	}
-	if err := os.WriteFile(file, edited, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	opts := options()
-	opts.PolicyDir = dir
+	opts.PolicyDir = harness.PoliciesWithBudget(t, "websocket-messages", budget)
 	return harness.Start(t, b, opts)
 }
 

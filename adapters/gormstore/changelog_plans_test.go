@@ -1,0 +1,163 @@
+package gormstore
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
+
+	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
+	"github.com/userservice/userservice/tests/testdb"
+)
+
+// catchUpNoise is how many entries of other users surround the one read:
+// enough that reading the log in seq order would show in the plan.
+const catchUpNoise = 50000
+
+// A WebSocket catch-up by id reads one user's entries after a seq, a page
+// at a time (the Audit query by target): it must walk change_log_target_seq
+// to that user's entries in seq order, on both dialects, never the log: a
+// catch-up costs what it returns.
+func TestCatchUpByIDReadsThroughTheTargetIndex(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range []string{dialectSQLite, dialectPostgres} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			var s *Store
+			var url string
+			if dialect == dialectSQLite {
+				s = openSQLite(t, t.TempDir()+"/plans.db", discard())
+			} else {
+				var err error
+				url = testdb.PostgresURL(t)
+				if s, err = Open(t.Context(), url, discard()); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				if err := s.MigrateUp(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx := t.Context()
+			u, err := s.Users().Create(ctx, testUser(t, "watched@example.com"), domain.Operator())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Copies of its creation under other targets: valid entries
+			// of users the catch-up must not read.
+			copies := `INSERT INTO change_log (at, actor_id, action, target_id, before, after)
+				SELECT at, actor_id, action, target_id + g.n, before, after FROM change_log, g WHERE seq = ?`
+			if dialect == dialectSQLite {
+				copies = "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?) " + copies
+			} else {
+				copies = "WITH g(n) AS (SELECT generate_series(1, ?)) " + copies
+			}
+			var first int64
+			if err := s.db.Raw("SELECT MIN(seq) FROM change_log").Scan(&first).Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := s.db.Exec(copies, catchUpNoise, first).Error; err != nil {
+				t.Fatal(err)
+			}
+			ann := "Ann"
+			mine, err := s.Users().Update(ctx, u.ID(), domain.Operator(), func(u *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {
+				return domain.ActionUpdated, u.ApplyProfile(domain.ProfilePatch{FirstName: &ann}, u.UpdatedAt())
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.db.Exec("ANALYZE change_log").Error; err != nil {
+				t.Fatal(err)
+			}
+
+			var stmts []statement
+			err = s.read.Callback().Query().After("gorm:query").Register("changelog_plans_test:record", func(db *gorm.DB) {
+				stmts = append(stmts, statement{db.Statement.SQL.String(), slices.Clone(db.Statement.Vars)})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := u.ID()
+			got, err := s.ChangeLog().Audit(ctx, ports.AuditQuery{TargetID: &id, AfterSeq: first, Limit: 500})
+			if err != nil || len(got) != 1 || got[0].After.FirstName() != mine.FirstName() {
+				t.Fatalf("the user's entries after its creation: %v, %v", got, err)
+			}
+			if len(stmts) != 1 {
+				t.Fatalf("Audit ran %d statements, want 1", len(stmts))
+			}
+			if dialect == dialectSQLite {
+				checkSQLitePlan(t, s, stmts[0])
+				return
+			}
+			checkPostgresCatchUpPlan(t, url, stmts[0])
+		})
+	}
+}
+
+// checkSQLitePlan wants st to search change_log_target_seq, and do nothing
+// else (no scan, no sort).
+func checkSQLitePlan(t *testing.T, s *Store, st statement) {
+	t.Helper()
+	var steps []struct {
+		ID, Parent, Notused int
+		Detail              string
+	}
+	if err := s.read.Raw("EXPLAIN QUERY PLAN "+st.sql, st.vars...).Scan(&steps).Error; err != nil {
+		t.Fatal(err)
+	}
+	var details []string
+	for _, p := range steps {
+		details = append(details, p.Detail)
+	}
+	plan := strings.Join(details, "; ")
+	if len(details) != 1 || !strings.Contains(plan, "USING INDEX change_log_target_seq (target_id=? AND seq>?)") {
+		t.Errorf("the catch-up's plan on SQLite: %s; want one search of change_log_target_seq, no sort", plan)
+	}
+}
+
+// checkPostgresCatchUpPlan wants st, planned for its values and as the
+// generic plan a prepared statement ends up with, to scan
+// change_log_target_seq in order (no sort) and never change_log itself.
+func checkPostgresCatchUpPlan(t *testing.T, url string, st statement) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	check := func(kind string, plan planNode) {
+		t.Helper()
+		target, bad := false, false
+		plan.walk(func(n planNode) {
+			target = target || n.Index == "change_log_target_seq"
+			bad = bad || n.NodeType == "Sort" || n.NodeType == "Seq Scan" || (n.Index != "" && n.Index != "change_log_target_seq")
+		})
+		if !target || bad {
+			t.Errorf("the catch-up's %s plan on PostgreSQL:\n%s\nwant an ordered scan of change_log_target_seq only", kind, plan)
+		}
+	}
+	check("custom", explain(t, conn, st))
+
+	params := make([]string, len(st.vars))
+	args := make([]string, len(st.vars))
+	for i, v := range st.vars {
+		params[i], args[i] = "bigint", fmt.Sprint(v)
+	}
+	for _, sql := range []string{
+		"PREPARE catch_up(" + strings.Join(params, ", ") + ") AS " + st.sql,
+		"SET plan_cache_mode = force_generic_plan",
+	} {
+		if _, err := conn.Exec(t.Context(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	var out []struct{ Plan planNode }
+	if err := conn.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) EXECUTE catch_up("+strings.Join(args, ", ")+")").Scan(&out); err != nil {
+		t.Fatal(err)
+	}
+	check("generic", out[0].Plan)
+}
