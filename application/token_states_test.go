@@ -106,12 +106,12 @@ func (f *tsFixture) awaitTrusted(t *testing.T) {
 }
 
 // authenticate checks u's token of version and reports the row reads it cost.
-func (f *tsFixture) authenticate(t *testing.T, id, version int64) (domain.Actor, error, int64) {
+func (f *tsFixture) authenticate(t *testing.T, id, version int64) (domain.Actor, int64, error) {
 	t.Helper()
 	before := f.counting.gets.Load()
 	tok, _, _ := fakeTokens{}.IssueAccess(id, version, testNow)
 	a, err := f.auth.Authenticate(context.Background(), tok)
-	return a, err, f.counting.gets.Load() - before
+	return a, f.counting.gets.Load() - before, err
 }
 
 // elsewhere changes u's role as another instance would: straight in the
@@ -137,7 +137,7 @@ func (f *tsFixture) awaitRefused(t *testing.T, id, version int64) {
 	t.Helper()
 	deadline := time.Now().Add(rtWait)
 	for {
-		_, err, _ := f.authenticate(t, id, version)
+		_, _, err := f.authenticate(t, id, version)
 		if errors.Is(err, domain.ErrUnauthenticated) {
 			return
 		}
@@ -154,20 +154,20 @@ func (f *tsFixture) awaitRefused(t *testing.T, id, version int64) {
 func TestTokenStatesServeFromMemory(t *testing.T) {
 	f := newTSFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleAdmin, "pw")
-	a, err, reads := f.authenticate(t, u.ID(), u.TokenVersion())
+	a, reads, err := f.authenticate(t, u.ID(), u.TokenVersion())
 	if err != nil || reads != 1 || a != actorOf(u) {
 		t.Fatalf("first check: %+v, %v, %d reads; want %+v after one read", a, err, reads, actorOf(u))
 	}
 	for range 3 {
-		a, err, reads = f.authenticate(t, u.ID(), u.TokenVersion())
+		a, reads, err = f.authenticate(t, u.ID(), u.TokenVersion())
 		if err != nil || reads != 0 || a != actorOf(u) {
 			t.Fatalf("later check: %+v, %v, %d reads; want %+v from memory", a, err, reads, actorOf(u))
 		}
 	}
-	if _, err, reads := f.authenticate(t, u.ID(), u.TokenVersion()+1); !errors.Is(err, domain.ErrUnauthenticated) || reads != 0 {
+	if _, reads, err := f.authenticate(t, u.ID(), u.TokenVersion()+1); !errors.Is(err, domain.ErrUnauthenticated) || reads != 0 {
 		t.Fatalf("another version: %v after %d reads; want unauthenticated from memory", err, reads)
 	}
-	if _, err, _ := f.authenticate(t, 999, 0); !errors.Is(err, domain.ErrUnauthenticated) {
+	if _, _, err := f.authenticate(t, 999, 0); !errors.Is(err, domain.ErrUnauthenticated) {
 		t.Fatalf("unknown account: %v", err)
 	}
 }
@@ -181,20 +181,20 @@ func TestTokenStatesLocalWritesEvictAtOnce(t *testing.T) {
 	other := f.seed(t, 3, domain.RoleUser, "pw")
 	ctx := context.Background()
 	for _, u := range []*domain.User{victim, other} {
-		if _, err, _ := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
+		if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := f.users.ChangeRole(ctx, actorOf(root), victim.ID(), "user"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err, reads := f.authenticate(t, victim.ID(), victim.TokenVersion()); !errors.Is(err, domain.ErrUnauthenticated) || reads != 1 {
+	if _, reads, err := f.authenticate(t, victim.ID(), victim.TokenVersion()); !errors.Is(err, domain.ErrUnauthenticated) || reads != 1 {
 		t.Fatalf("after a role change here: %v after %d reads; want refused after reading the row", err, reads)
 	}
 	if err := f.users.Delete(ctx, actorOf(root), other.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err, _ := f.authenticate(t, other.ID(), other.TokenVersion()); !errors.Is(err, domain.ErrUnauthenticated) {
+	if _, _, err := f.authenticate(t, other.ID(), other.TokenVersion()); !errors.Is(err, domain.ErrUnauthenticated) {
 		t.Fatalf("after a deletion here: %v; want refused", err)
 	}
 }
@@ -205,12 +205,12 @@ func TestTokenStatesFollowTheLog(t *testing.T) {
 	for _, announce := range []bool{true, false} {
 		f := newTSFixture(t, nil)
 		u := f.seed(t, 1, domain.RoleAdmin, "pw")
-		if _, err, _ := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
+		if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
 			t.Fatal(err)
 		}
 		f.elsewhere(t, u.ID(), domain.RoleUser, announce)
 		f.awaitRefused(t, u.ID(), u.TokenVersion())
-		a, err, _ := f.authenticate(t, u.ID(), u.TokenVersion()+1)
+		a, _, err := f.authenticate(t, u.ID(), u.TokenVersion()+1)
 		if err != nil || a.Role != domain.RoleUser {
 			t.Fatalf("new token: %+v, %v; want the new role", a, err)
 		}
@@ -225,21 +225,21 @@ func TestTokenStatesBound(t *testing.T) {
 	}
 	hot := users[0]
 	for _, u := range users {
-		if _, err, _ := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
+		if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
 			t.Fatal(err)
 		}
 		// The hot account calls between every other: it stays held.
-		if _, err, _ := f.authenticate(t, hot.ID(), hot.TokenVersion()); err != nil {
+		if _, _, err := f.authenticate(t, hot.ID(), hot.TokenVersion()); err != nil {
 			t.Fatal(err)
 		}
 		if n := f.states.len(); n > 10 {
 			t.Fatalf("%d accounts held; the bound is 10", n)
 		}
 	}
-	if _, _, reads := f.authenticate(t, hot.ID(), hot.TokenVersion()); reads != 0 {
+	if _, reads, _ := f.authenticate(t, hot.ID(), hot.TokenVersion()); reads != 0 {
 		t.Fatal("the most used account was dropped")
 	}
-	if _, _, reads := f.authenticate(t, users[1].ID(), users[1].TokenVersion()); reads != 1 {
+	if _, reads, _ := f.authenticate(t, users[1].ID(), users[1].TokenVersion()); reads != 1 {
 		t.Fatal("an account unused since 23 others called is still held")
 	}
 }
@@ -251,7 +251,7 @@ func TestTokenStatesGapForgetsEverything(t *testing.T) {
 	u := f.seed(t, 1, domain.RoleAdmin, "pw")
 	bystander := f.seed(t, 2, domain.RoleUser, "pw")
 	for _, x := range []*domain.User{u, bystander} {
-		if _, err, _ := f.authenticate(t, x.ID(), x.TokenVersion()); err != nil {
+		if _, _, err := f.authenticate(t, x.ID(), x.TokenVersion()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -268,7 +268,7 @@ func TestTokenStatesGapForgetsEverything(t *testing.T) {
 	f.log.readErr = nil
 	f.log.mu.Unlock()
 	f.awaitRefused(t, u.ID(), u.TokenVersion())
-	if _, _, reads := f.authenticate(t, bystander.ID(), bystander.TokenVersion()); reads != 1 {
+	if _, reads, _ := f.authenticate(t, bystander.ID(), bystander.TokenVersion()); reads != 1 {
 		t.Fatal("an account held across the gap was served from memory")
 	}
 }
@@ -278,7 +278,7 @@ func TestTokenStatesGapForgetsEverything(t *testing.T) {
 func TestTokenStatesLogDownReadsRows(t *testing.T) {
 	f := newTSFixture(t, func(c *TokenStatesConfig) { c.Lease = 50 * time.Millisecond })
 	u := f.seed(t, 1, domain.RoleAdmin, "pw")
-	if _, err, _ := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
+	if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
 		t.Fatal(err)
 	}
 	f.log.mu.Lock()
@@ -291,22 +291,22 @@ func TestTokenStatesLogDownReadsRows(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if _, err, reads := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil || reads != 1 {
+	if _, reads, err := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil || reads != 1 {
 		t.Fatalf("with the log down: %v after %d reads; want one row read", err, reads)
 	}
 	// Changed, and the entry is in the log, but the log cannot be read.
 	f.elsewhere(t, u.ID(), domain.RoleUser, true)
-	if _, err, reads := f.authenticate(t, u.ID(), u.TokenVersion()); !errors.Is(err, domain.ErrUnauthenticated) || reads != 1 {
+	if _, reads, err := f.authenticate(t, u.ID(), u.TokenVersion()); !errors.Is(err, domain.ErrUnauthenticated) || reads != 1 {
 		t.Fatalf("a change while the log is down: %v after %d reads; want refused from the row", err, reads)
 	}
 	f.log.mu.Lock()
 	f.log.readErr = nil
 	f.log.mu.Unlock()
 	f.awaitTrusted(t)
-	if _, err, _ := f.authenticate(t, u.ID(), u.TokenVersion()+1); err != nil {
+	if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()+1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err, reads := f.authenticate(t, u.ID(), u.TokenVersion()+1); err != nil || reads != 0 {
+	if _, reads, err := f.authenticate(t, u.ID(), u.TokenVersion()+1); err != nil || reads != 0 {
 		t.Fatalf("after the log is back: %v after %d reads; want memory", err, reads)
 	}
 }
@@ -316,13 +316,13 @@ func TestTokenStatesLogDownReadsRows(t *testing.T) {
 func TestTokenStatesFeedDownReadsRows(t *testing.T) {
 	f := newTSFixture(t, func(c *TokenStatesConfig) { c.PollEvery = time.Hour })
 	u := f.seed(t, 1, domain.RoleAdmin, "pw")
-	if _, err, _ := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
+	if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
 		t.Fatal(err)
 	}
 	f.log.down.Store(true)
 	// Lost with the connection: the reader is never told.
 	f.elsewhere(t, u.ID(), domain.RoleUser, false)
-	if _, err, reads := f.authenticate(t, u.ID(), u.TokenVersion()); !errors.Is(err, domain.ErrUnauthenticated) || reads != 1 {
+	if _, reads, err := f.authenticate(t, u.ID(), u.TokenVersion()); !errors.Is(err, domain.ErrUnauthenticated) || reads != 1 {
 		t.Fatalf("feed down: %v after %d reads; want refused from the row", err, reads)
 	}
 	// Up again on a new connection, not yet read: still rows.
@@ -334,10 +334,10 @@ func TestTokenStatesFeedDownReadsRows(t *testing.T) {
 	f.log.reconnect()
 	f.awaitTrusted(t)
 	v := u.TokenVersion() + 1
-	if _, err, _ := f.authenticate(t, u.ID(), v); err != nil {
+	if _, _, err := f.authenticate(t, u.ID(), v); err != nil {
 		t.Fatal(err)
 	}
-	if _, err, reads := f.authenticate(t, u.ID(), v); err != nil || reads != 0 {
+	if _, reads, err := f.authenticate(t, u.ID(), v); err != nil || reads != 0 {
 		t.Fatalf("resynced: %v after %d reads; want memory", err, reads)
 	}
 }
@@ -353,7 +353,7 @@ func TestTokenStatesLoadRacingEviction(t *testing.T) {
 	f.counting.mu.Unlock()
 	done := make(chan error, 1)
 	go func() {
-		_, err, _ := f.authenticate(t, u.ID(), u.TokenVersion())
+		_, _, err := f.authenticate(t, u.ID(), u.TokenVersion())
 		done <- err
 	}()
 	<-hold // the old row is read
@@ -369,7 +369,7 @@ func TestTokenStatesLoadRacingEviction(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err) // the check that started before the change passes
 	}
-	if _, err, _ := f.authenticate(t, u.ID(), u.TokenVersion()); !errors.Is(err, domain.ErrUnauthenticated) {
+	if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()); !errors.Is(err, domain.ErrUnauthenticated) {
 		t.Fatalf("the row read before the change was kept: %v", err)
 	}
 }
