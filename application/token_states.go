@@ -132,13 +132,9 @@ func NewTokenStates(deps Deps, cfg TokenStatesConfig) *TokenStates {
 	setDefault(&cfg.PollEvery, defaultTokenStatesPoll)
 	setDefault(&cfg.Lease, defaultTokenStatesLease)
 	setDefault(&cfg.BatchSize, defaultBatchSize)
-	log := deps.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	return &TokenStates{
 		repo: deps.Repo, changes: deps.Changes, retention: cfg.Retention, notifier: cfg.Notifier,
-		log: log, cfg: cfg, start: time.Now(),
+		log: deps.logger(), cfg: cfg, start: time.Now(),
 		cur: map[int64]tokenState{}, prev: map[int64]tokenState{},
 	}
 }

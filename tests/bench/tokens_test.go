@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -76,17 +75,7 @@ func startBareJWT(secret []byte, ttl time.Duration) (base string, stop func(), e
 		}
 		return c.JSON(http.StatusForbidden, map[string]string{"detail": "forbidden", "code": "forbidden"})
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln) // ends with ErrServerClosed at stop
-	return "http://" + ln.Addr().String(), func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}, nil
+	return serveBare(e, func() {})
 }
 
 // BenchmarkEmailExact compares GET /users/search?email_exact=ADDRESS (an

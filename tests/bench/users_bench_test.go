@@ -119,9 +119,15 @@ func startBare(ctx context.Context, dbURL string) (base string, stop func(), err
 		}
 		return c.JSON(http.StatusOK, u)
 	})
+	return serveBare(e, pool.Close)
+}
+
+// serveBare serves e on a loopback port until stop, which then runs
+// release.
+func serveBare(e *echo.Echo, release func()) (base string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		pool.Close()
+		release()
 		return "", nil, err
 	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
@@ -130,7 +136,7 @@ func startBare(ctx context.Context, dbURL string) (base string, stop func(), err
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
-		pool.Close()
+		release()
 	}, nil
 }
 
