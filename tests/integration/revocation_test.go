@@ -54,7 +54,9 @@ func killListeners(t *testing.T, db *pgx.Conn, want int) {
 // a second of A's answer, 20 times over, with its change feed working and
 // with its LISTEN connections killed just before the change. B has checked
 // the token first, so it holds the account in memory and must learn of the
-// change from the feed (or, while that is down, from the row).
+// change from the feed (or, while that is down, from the row). B's
+// WebSocket opened with the old token is closed with 4401 within the same
+// second.
 func TestRevocationAcrossInstances(t *testing.T) {
 	a := harness.Start(t, harness.Postgres, harness.Options{Quiet: true})
 	b := harness.Start(t, harness.Postgres, harness.Options{Quiet: true, DBURL: a.DBURL, PolicyDir: a.PolicyDir, JWTSecret: a.JWTSecret})
@@ -72,13 +74,16 @@ func TestRevocationAcrossInstances(t *testing.T) {
 			name = "LISTEN killed just before"
 		}
 		t.Run(name, func(t *testing.T) {
-			var worst time.Duration
+			var worst, wsWorst time.Duration
 			for i := range 20 {
 				u := a.CreateAndLogin(t, root, "user")
 				// B holds u now: a first check reads the row, later ones memory.
 				for range 2 {
 					b.Expect(t, http.StatusOK, http.MethodGet, me, u.Access, nil)
 				}
+				ws := b.ConnectWS(t, u.Access)
+				ws.Send(map[string]any{"action": "ping"})
+				ws.Expect("pong")
 				if kill {
 					killListeners(t, db, instances*listenersEach)
 				}
@@ -104,11 +109,19 @@ func TestRevocationAcrossInstances(t *testing.T) {
 					}
 					time.Sleep(5 * time.Millisecond)
 				}
+				// B's WebSocket of the old token closes with 4401 within the bound too.
+				select {
+				case <-ws.Done():
+					wsWorst = max(wsWorst, time.Since(changed))
+				case <-time.After(time.Until(changed.Add(revocationBound))):
+					t.Fatalf("repetition %d: B's WebSocket of the old token is still open %v after the password change through A", i, time.Since(changed))
+				}
+				ws.ExpectClose(4401)
 				if t.Failed() {
 					return
 				}
 			}
-			t.Logf("slowest refusal on B: %v after A answered", worst)
+			t.Logf("slowest refusal on B: %v after A answered; slowest WebSocket close: %v", worst, wsWorst)
 		})
 	}
 }
