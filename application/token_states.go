@@ -129,6 +129,7 @@ func NewTokenStates(deps Deps, cfg TokenStatesConfig) *TokenStates {
 		panic("application.NewTokenStates: Notifier and Retention are required")
 	}
 	setDefault(&cfg.MaxEntries, DefaultTokenStatesEntries)
+	cfg.MaxEntries = max(cfg.MaxEntries, 2) // two generations of at least one
 	setDefault(&cfg.PollEvery, defaultTokenStatesPoll)
 	setDefault(&cfg.Lease, defaultTokenStatesLease)
 	setDefault(&cfg.BatchSize, defaultBatchSize)
