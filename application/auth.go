@@ -14,10 +14,13 @@ import (
 	"github.com/userservice/userservice/ports"
 )
 
-// AuthConfig holds the token lifetimes.
+// AuthConfig holds the token lifetimes, and the cache of token states.
 type AuthConfig struct {
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
+	// States, when not nil, answers token checks from memory; without it
+	// every check reads the caller's row.
+	States *TokenStates
 }
 
 // Auth implements sign-up, login, token refresh, logout and authentication.
@@ -28,6 +31,7 @@ type Auth struct {
 	tokens     ports.TokenIssuer
 	verifier   ports.TokenVerifier
 	refresh    ports.RefreshTokenStore
+	states     *TokenStates
 	log        *slog.Logger
 	accessTTL  time.Duration
 	refreshTTL time.Duration
@@ -61,6 +65,7 @@ func NewAuth(deps Deps, cfg AuthConfig) *Auth {
 		tokens:     deps.Tokens,
 		verifier:   deps.Verifier,
 		refresh:    deps.Refresh,
+		states:     cfg.States,
 		log:        log,
 		accessTTL:  cfg.AccessTTL,
 		refreshTTL: cfg.RefreshTTL,

@@ -87,7 +87,13 @@ func decodeCursor(key []byte, s string, sort domain.Sort, binding []string) (cur
 // and the canonical filter.
 func usersBinding(sort domain.Sort, f domain.Filter) []string {
 	p := f.Params()
-	return []string{cursorPurpose, sort.String(), p.FirstName, p.LastName, p.Email, p.Gender, p.Role, p.IPAddress}
+	b := []string{cursorPurpose, sort.String(), p.FirstName, p.LastName, p.Email, p.Gender, p.Role, p.IPAddress}
+	if p.EmailExact != "" {
+		// Only when set, so the cursors issued before it existed still
+		// work; the length prefixes keep the two shapes apart.
+		b = append(b, p.EmailExact)
+	}
+	return b
 }
 
 // cursorTag authenticates payload together with binding (length-prefixed, so

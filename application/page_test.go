@@ -205,16 +205,17 @@ func TestBadCursorsAreMalformed(t *testing.T) {
 		return r
 	}
 	cases := map[string]ports.PageRequest{
-		"garbage":          with(func(r *ports.PageRequest) { r.Cursor = "!!not base64!!" }),
-		"too short":        with(func(r *ports.PageRequest) { r.Cursor = "AA" }),
-		"truncated":        with(func(r *ports.PageRequest) { r.Cursor = cur[:len(cur)-4] }),
-		"other key":        with(func(r *ports.PageRequest) { r.Cursor = forged.NextCursor }),
-		"other sort":       with(func(r *ports.PageRequest) { r.Sort = "-email" }),
-		"other filter":     with(func(r *ports.PageRequest) { r.Filter.Email = "exampl" }),
-		"filter dropped":   with(func(r *ports.PageRequest) { r.Filter = domain.FilterParams{} }),
-		"other page size":  with(func(r *ports.PageRequest) { r.Size = 3 }),
-		"appended bytes":   with(func(r *ports.PageRequest) { r.Cursor = cur + "AAAA" }),
-		"empty after tail": with(func(r *ports.PageRequest) { r.Cursor = base64.RawURLEncoding.EncodeToString(raw[len(raw)-16:]) }),
+		"garbage":           with(func(r *ports.PageRequest) { r.Cursor = "!!not base64!!" }),
+		"too short":         with(func(r *ports.PageRequest) { r.Cursor = "AA" }),
+		"truncated":         with(func(r *ports.PageRequest) { r.Cursor = cur[:len(cur)-4] }),
+		"other key":         with(func(r *ports.PageRequest) { r.Cursor = forged.NextCursor }),
+		"other sort":        with(func(r *ports.PageRequest) { r.Sort = "-email" }),
+		"other filter":      with(func(r *ports.PageRequest) { r.Filter.Email = "exampl" }),
+		"filter dropped":    with(func(r *ports.PageRequest) { r.Filter = domain.FilterParams{} }),
+		"exact email added": with(func(r *ports.PageRequest) { r.Filter.EmailExact = "user1@example.com" }),
+		"other page size":   with(func(r *ports.PageRequest) { r.Size = 3 }),
+		"appended bytes":    with(func(r *ports.PageRequest) { r.Cursor = cur + "AAAA" }),
+		"empty after tail":  with(func(r *ports.PageRequest) { r.Cursor = base64.RawURLEncoding.EncodeToString(raw[len(raw)-16:]) }),
 	}
 	for i := range raw {
 		flipped := slices.Clone(raw)

@@ -34,6 +34,14 @@ type Deps struct {
 	CursorKey []byte
 }
 
+// logger is Log, or a logger that discards when there is none.
+func (d Deps) logger() *slog.Logger {
+	if d.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Log
+}
+
 // MinCursorKeyLen is the shortest accepted Deps.CursorKey (256 bits).
 const MinCursorKeyLen = 32
 

@@ -41,6 +41,7 @@ type App struct {
 	limit   *ratelimit.Limiter
 	users   *application.Users
 	auth    *application.Auth
+	states  *application.TokenStates
 	audit   *application.Audit
 	imports *application.Import
 	rt      *application.Realtime
@@ -93,8 +94,16 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Log:         log,
 		CursorKey:   deriveKey(cfg.JWTSecret, "userservice cursor v1"),
 	}
-	authCfg := application.AuthConfig{AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL}
+	// Token checks read memory kept current from the change feed; every
+	// write through the use cases evicts the account it touched as it
+	// returns, so this instance refuses a revoked token at once.
+	states := application.NewTokenStates(deps, application.TokenStatesConfig{
+		Notifier: store.ChangeNotifier(), Retention: store.ChangeLogRetention(),
+	})
+	deps.Repo = states.Repository(deps.Repo)
+	authCfg := application.AuthConfig{AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, States: states}
 	return &App{
+		states:  states,
 		cfg:     cfg,
 		tokens:  tokens,
 		log:     log,
@@ -203,6 +212,9 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 
 	if err := a.rt.Start(ctx); err != nil {
+		return err
+	}
+	if err := a.states.Start(ctx); err != nil {
 		return err
 	}
 

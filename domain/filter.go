@@ -19,12 +19,18 @@ type Filter struct {
 	Gender    Gender  // exact, canonical spelling
 	Role      Role    // exact
 	IP        IPRange // an address (a one-address range) or a CIDR block
+
+	// EmailExact is one whole address, compared as uniqueness compares
+	// (both folded), so at most one user matches.
+	EmailExact Email
 }
 
 // FilterParams is raw filter input as a query string or a WebSocket message
 // carries it; "" means the filter is not set.
 type FilterParams struct {
 	FirstName, LastName, Email, Gender, Role, IPAddress string
+
+	EmailExact string
 }
 
 // maxSubstringLen bounds substring filters; a name never exceeds 100
@@ -50,6 +56,11 @@ func ParseFilter(p FilterParams) (Filter, error) {
 	f.LastName = sub("last_name", p.LastName)
 	f.Email = sub("email", p.Email)
 	var err error
+	if p.EmailExact != "" {
+		if f.EmailExact, err = ParseEmail(p.EmailExact); err != nil {
+			v.Add("email_exact", "is not a valid email address")
+		}
+	}
 	if p.Gender != "" {
 		f.Gender, err = ParseGender(p.Gender)
 		v.Check("gender", err)
@@ -74,7 +85,7 @@ func (f Filter) IsEmpty() bool { return f == Filter{} }
 // Params returns f as raw params (canonical spellings; substrings folded).
 func (f Filter) Params() FilterParams {
 	p := FilterParams{FirstName: f.FirstName, LastName: f.LastName, Email: f.Email,
-		Gender: f.Gender.String(), Role: f.Role.String()}
+		Gender: f.Gender.String(), Role: f.Role.String(), EmailExact: f.EmailExact.String()}
 	if f.IP.IsSet() {
 		p.IPAddress = f.IP.String()
 	}
@@ -91,6 +102,9 @@ func (f Filter) Matches(u *User) bool {
 		return false
 	}
 	if f.Email != "" && !strings.Contains(u.email.addr, f.Email) {
+		return false
+	}
+	if !f.EmailExact.IsZero() && f.EmailExact != u.email {
 		return false
 	}
 	if !f.Gender.IsZero() && f.Gender != u.gender {

@@ -47,6 +47,11 @@ func TestParseFilter(t *testing.T) {
 			want: domain.FilterParams{IPAddress: "2001:db8::1"},
 		},
 		{
+			name: "exact email trimmed and folded, as uniqueness compares",
+			in:   domain.FilterParams{EmailExact: " Ann.LEE@Example.COM "},
+			want: domain.FilterParams{EmailExact: "ann.lee@example.com"},
+		},
+		{
 			name: "CIDR block masked",
 			in:   domain.FilterParams{IPAddress: "10.1.2.3/8"},
 			want: domain.FilterParams{IPAddress: "10.0.0.0/8"},
@@ -103,6 +108,10 @@ func TestParseFilterErrors(t *testing.T) {
 		{name: "IP with zone", in: domain.FilterParams{IPAddress: "fe80::1%eth0"}, want: []string{"ip_address"}},
 		{name: "blank IP", in: domain.FilterParams{IPAddress: " "}, want: []string{"ip_address"}},
 		{name: "good and bad fields", in: domain.FilterParams{FirstName: "ok", Gender: "male", Role: "boss"}, want: []string{"role"}},
+		{name: "exact email that is a substring", in: domain.FilterParams{EmailExact: "@example.com"}, want: []string{"email_exact"}},
+		{name: "exact email with a display name", in: domain.FilterParams{EmailExact: "Ann <ann@example.com>"}, want: []string{"email_exact"}},
+		{name: "blank exact email", in: domain.FilterParams{EmailExact: " "}, want: []string{"email_exact"}},
+		{name: "exact email too long", in: domain.FilterParams{EmailExact: strings.Repeat("a", 250) + "@b.cd"}, want: []string{"email_exact"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,6 +192,10 @@ func TestFilterMatches(t *testing.T) {
 		{"email underscore", domain.FilterParams{Email: "_"}, []string{"lit", "zoeNFD"}},
 		{"email percent", domain.FilterParams{Email: "%"}, []string{"jl", "lit"}},
 		{"email wildcards literal", domain.FilterParams{Email: "b%c"}, []string{"lit"}},
+		{"exact email any case", domain.FilterParams{EmailExact: "ZOE.ODOIREIDH@example.COM"}, []string{"zoe"}},
+		{"exact email, not a substring", domain.FilterParams{EmailExact: "odoireidh@example.com"}, nil},
+		{"exact email wildcards literal", domain.FilterParams{EmailExact: "a_b%c@example.com"}, []string{"lit"}},
+		{"exact email and a filter it fails", domain.FilterParams{EmailExact: "zoe.odoireidh@example.com", Role: "user"}, nil},
 
 		{"gender any case", domain.FilterParams{Gender: "FEMALE"}, []string{"zoe", "zoeNFD"}},
 		{"gender exact, not substring", domain.FilterParams{Gender: "Male"}, []string{"jl"}},

@@ -17,6 +17,19 @@ type ChangeNotifier interface {
 	Changes(ctx context.Context) <-chan struct{}
 }
 
+// ChangeWatcher is a ChangeNotifier that also tells whether its wake-ups
+// are complete (driven). Caches kept current from the change log trust
+// what they hold only while it says so.
+type ChangeWatcher interface {
+	ChangeNotifier
+	// Watch is Changes with the state of the feed behind the channel:
+	// listening reports the number of the feed's current connection and
+	// whether it is up. While the same connection stays up, every commit
+	// wakes the channel; a wake-up is sent after each (re)connection, since
+	// what committed while none was up was not announced.
+	Watch(ctx context.Context) (wake <-chan struct{}, listening func() (conn uint64, up bool))
+}
+
 // ChangeLogRetention bounds the change log (driven).
 type ChangeLogRetention interface {
 	// SeqBounds returns the smallest and the largest seq held; both 0 when

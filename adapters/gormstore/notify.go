@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,7 +39,27 @@ type Notifier struct {
 	subs map[chan struct{}]struct{}
 }
 
-var _ ports.ChangeNotifier = (*Notifier)(nil)
+var (
+	_ ports.ChangeNotifier = (*Notifier)(nil)
+	_ ports.ChangeWatcher  = (*Notifier)(nil)
+)
+
+// listenerAppName is the application_name of the LISTEN connections, so an
+// operator (or a test) can tell them apart in pg_stat_activity.
+const listenerAppName = "userservice-listen"
+
+// listenState is what Watch reports of one subscriber's listener.
+type listenState struct {
+	conn atomic.Uint64 // bumped at each LISTEN reached
+	up   atomic.Bool
+}
+
+func (st *listenState) listening() (uint64, bool) {
+	// up first: a reconnection between the two loads shows as a newer
+	// conn, which a caller compares with the conn it synced under.
+	up := st.up.Load()
+	return st.conn.Load(), up
+}
 
 func newNotifier(s *Store) *Notifier {
 	return &Notifier{s: s, subs: map[chan struct{}]struct{}{}}
@@ -50,12 +71,24 @@ func (s *Store) ChangeNotifier() *Notifier { return s.notifier }
 // Changes returns a channel woken when change-log entries may have
 // committed, until ctx ends.
 func (n *Notifier) Changes(ctx context.Context) <-chan struct{} {
+	ch, _ := n.Watch(ctx)
+	return ch
+}
+
+// Watch is Changes with the state of its listener. On SQLite every write
+// goes through this Store, which wakes its subscribers after each commit,
+// so the feed is always up (a write by another process is seen by the
+// reader's poll).
+func (n *Notifier) Watch(ctx context.Context) (<-chan struct{}, func() (uint64, bool)) {
 	ch := make(chan struct{}, 1)
+	st := &listenState{}
 	n.mu.Lock()
 	n.subs[ch] = struct{}{}
 	n.mu.Unlock()
 	if n.s.dialect == dialectPostgres {
-		go n.listen(ctx, ch)
+		go n.listen(ctx, ch, st)
+	} else {
+		st.up.Store(true)
 	}
 	go func() {
 		<-ctx.Done()
@@ -63,7 +96,7 @@ func (n *Notifier) Changes(ctx context.Context) <-chan struct{} {
 		delete(n.subs, ch)
 		n.mu.Unlock()
 	}()
-	return ch
+	return ch, st.listening
 }
 
 // wake signals every subscriber without blocking: a pending signal already
@@ -84,10 +117,11 @@ func signal(ch chan struct{}) {
 }
 
 // listen keeps a LISTEN connection open until ctx ends.
-func (n *Notifier) listen(ctx context.Context, ch chan struct{}) {
+func (n *Notifier) listen(ctx context.Context, ch chan struct{}, st *listenState) {
 	backoff := listenBackoffMin
 	for {
-		connected, err := n.listenOnce(ctx, ch)
+		connected, err := n.listenOnce(ctx, ch, st)
+		st.up.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -110,9 +144,9 @@ func (n *Notifier) listen(ctx context.Context, ch chan struct{}) {
 // listenOnce connects, LISTENs and signals ch for every notification until
 // the connection fails or ctx ends. connected reports whether LISTEN was
 // reached.
-func (n *Notifier) listenOnce(ctx context.Context, ch chan struct{}) (connected bool, err error) {
+func (n *Notifier) listenOnce(ctx context.Context, ch chan struct{}, st *listenState) (connected bool, err error) {
 	cfg := n.s.pgConfig.Copy()
-	cfg.RuntimeParams["application_name"] = "userservice-listen"
+	cfg.RuntimeParams["application_name"] = listenerAppName
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false, fmt.Errorf("connect: %w", err)
@@ -126,6 +160,8 @@ func (n *Notifier) listenOnce(ctx context.Context, ch chan struct{}) (connected 
 		return false, fmt.Errorf("listen: %w", err)
 	}
 	// Whatever committed while no connection listened was not notified.
+	st.conn.Add(1)
+	st.up.Store(true)
 	signal(ch)
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {

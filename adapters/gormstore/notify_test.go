@@ -196,6 +196,55 @@ func TestNotifierReconnectsAndWakes(t *testing.T) {
 	awaitWake(t, ch, "a commit after the reconnection")
 }
 
+// TestWatchTellsTheListenerState: Watch reports the listener down from the
+// moment its connection is lost, and up again under a new connection
+// number once it listens again; on SQLite the in-process feed is always up.
+func TestWatchTellsTheListenerState(t *testing.T) {
+	t.Parallel()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		_, listening := migrated(t, sqliteURL(t)).ChangeNotifier().Watch(t.Context())
+		if _, up := listening(); !up {
+			t.Fatal("the in-process feed reports itself down")
+		}
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		url := testdb.PostgresURL(t)
+		ch, listening := migrated(t, url).ChangeNotifier().Watch(t.Context())
+		awaitWake(t, ch, "the listener's first connection")
+		first, up := listening()
+		if !up || first == 0 {
+			t.Fatalf("after connecting: connection %d, up %v", first, up)
+		}
+		admin, err := pgx.Connect(t.Context(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close(context.Background())
+		// The kill and the state read race with the reconnection (100 ms):
+		// either the listener is seen down, or it is up under a new number.
+		if _, err := admin.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE application_name = 'userservice-listen' AND datname = current_database()`); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(wakeWithin)
+		var sawDown bool
+		for {
+			conn, up := listening()
+			sawDown = sawDown || !up
+			if up && conn != first {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the listener never came back under a new connection (connection %d, up %v)", conn, up)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Logf("down seen before the reconnection: %v", sawDown)
+	})
+}
+
 func TestNotifierStopsWithItsContext(t *testing.T) {
 	t.Parallel()
 	url := testdb.PostgresURL(t)

@@ -42,6 +42,10 @@ func (s *Store) filtered(db *gorm.DB, f domain.Filter) *gorm.DB {
 	contains("first_name_fold", f.FirstName)
 	contains("last_name_fold", f.LastName)
 	contains("email", f.Email)
+	if !f.EmailExact.IsZero() {
+		// Stored folded, as EmailExact is: the unique index answers.
+		db = db.Where("email = ?", f.EmailExact.String())
+	}
 	if !f.Gender.IsZero() {
 		db = db.Where("gender = ?", f.Gender.String())
 	}
@@ -90,10 +94,15 @@ func (r *Users) Search(ctx context.Context, q ports.SearchQuery) ([]*domain.User
 	case q.Offset > 0:
 		db = db.Offset(q.Offset)
 	}
-	if col != "id" {
-		db = db.Order(col + " " + dir)
+	// An exact email matches one user at most: nothing to order, and an
+	// ORDER BY id would steer PostgreSQL to the (email, id) index rather
+	// than the unique one.
+	if q.Filter.EmailExact.IsZero() {
+		if col != "id" {
+			db = db.Order(col + " " + dir)
+		}
+		db = db.Order("id " + dir)
 	}
-	db = db.Order("id " + dir)
 	if q.Limit > 0 {
 		db = db.Limit(q.Limit)
 	}

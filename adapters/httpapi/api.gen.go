@@ -644,6 +644,10 @@ type SearchUsersParams struct {
 	// IpAddress An IPv4 or IPv6 address, or a CIDR block matching every address inside it.
 	IpAddress *string `form:"ip_address,omitempty" json:"ip_address,omitempty"`
 
+	// EmailExact One whole email address; matches the one user whose address equals it
+	// in any letter case, as uniqueness compares (never a substring).
+	EmailExact *string `form:"email_exact,omitempty" json:"email_exact,omitempty"`
+
 	// Page Page number, from 1. Past the last page the answer is `200` with no items.
 	Page *Page `form:"page,omitempty" json:"page,omitempty"`
 
@@ -981,6 +985,13 @@ func (w *ServerInterfaceWrapper) SearchUsers(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "ip_address", ctx.QueryParams(), &params.IpAddress, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter ip_address: %s", err))
+	}
+
+	// ------------- Optional query parameter "email_exact" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email_exact", ctx.QueryParams(), &params.EmailExact, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email_exact: %s", err))
 	}
 
 	// ------------- Optional query parameter "page" -------------

@@ -63,6 +63,8 @@ func (s *server) SearchUsers(c echo.Context, params SearchUsersParams) error {
 			Gender:    deref(params.Gender),
 			Role:      string(deref(params.Role)),
 			IPAddress: deref(params.IpAddress),
+
+			EmailExact: deref(params.EmailExact),
 		},
 		Sort:   string(deref(params.Sort)),
 		Cursor: deref(params.Cursor),

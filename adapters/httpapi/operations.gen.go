@@ -19,7 +19,7 @@ var operations = map[string]operation{
 	"listUsers":      {path: "/api/v1/users/list", needsToken: true, query: []string{"page", "size", "cursor"}},
 	"metrics":        {path: "/metrics", needsToken: false},
 	"readyz":         {path: "/readyz", needsToken: false},
-	"searchUsers":    {path: "/api/v1/users/search", needsToken: true, query: []string{"first_name", "last_name", "email", "gender", "role", "ip_address", "page", "size", "cursor", "sort"}},
+	"searchUsers":    {path: "/api/v1/users/search", needsToken: true, query: []string{"first_name", "last_name", "email", "gender", "role", "ip_address", "email_exact", "page", "size", "cursor", "sort"}},
 	"updateUser":     {path: "/api/v1/users/{id}", needsToken: true},
 }
 

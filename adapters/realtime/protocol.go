@@ -26,7 +26,7 @@ const (
 
 // filterKeys are the search filters a subscribe_search may carry: those of
 // GET /users/search.
-var filterKeys = []string{"first_name", "last_name", "email", "gender", "role", "ip_address"}
+var filterKeys = []string{"first_name", "last_name", "email", "gender", "role", "ip_address", "email_exact"}
 
 // allowedKeys lists, per action, every member its message may have. Any
 // other member is refused: a typo must not silently widen a subscription.
@@ -109,6 +109,7 @@ func decodeMessage(data []byte) (clientMessage, error) {
 		}{
 			{"first_name", &f.FirstName}, {"last_name", &f.LastName}, {"email", &f.Email},
 			{"gender", &f.Gender}, {"role", &f.Role}, {"ip_address", &f.IPAddress},
+			{"email_exact", &f.EmailExact},
 		} {
 			if *p.dst, err = stringMember(members, p.key, false); err != nil {
 				break
@@ -244,6 +245,7 @@ func replySubscribed(sub ports.Subscription) []byte {
 	for key, v := range map[string]string{
 		"first_name": f.FirstName, "last_name": f.LastName, "email": f.Email,
 		"gender": f.Gender, "role": f.Role, "ip_address": f.IPAddress,
+		"email_exact": f.EmailExact,
 	} {
 		if v != "" {
 			r.Filters[key] = v

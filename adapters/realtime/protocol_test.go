@@ -29,6 +29,8 @@ func TestDecodeMessage(t *testing.T) {
 		{`{"action":"subscribe_search","first_name":"Zoë","last_name":"O'Neil","role":"admin","ip_address":"10.0.0.0/8","since_seq":0,"email":null}`,
 			clientMessage{Action: "subscribe_search", Filter: domain.FilterParams{FirstName: "Zoë", LastName: "O'Neil", Role: "admin", IPAddress: "10.0.0.0/8"}, SinceSeq: new(int64)}},
 		{`{"action":"subscribe_search"}`, clientMessage{Action: "subscribe_search"}},
+		{`{"action":"subscribe_search","email_exact":"Ann@Example.com","role":"user"}`,
+			clientMessage{Action: "subscribe_search", Filter: domain.FilterParams{EmailExact: "Ann@Example.com", Role: "user"}}},
 		{`{"action":"unsubscribe","subscription_id":"s1"}`, clientMessage{Action: "unsubscribe", SubscriptionID: "s1"}},
 	} {
 		got, err := decodeMessage([]byte(tc.in))

@@ -57,6 +57,9 @@ type env struct {
 	hash     string // its argon2id hash
 	// statements reports whether pg_stat_statements is loaded.
 	statements bool
+	// secret and ttl are the service's JWT_SECRET and access-token lifetime.
+	secret []byte
+	ttl    time.Duration
 }
 
 // config is read from the environment (see the package comment).
@@ -212,6 +215,7 @@ func (e *env) startService(ctx context.Context) error {
 		LogLevel:    slog.LevelWarn,
 		LogFormat:   "text",
 	}
+	e.secret, e.ttl = cfg.JWTSecret, cfg.AccessTTL
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e.app, err = bootstrap.New(ctx, cfg, log)
 	if err != nil {

@@ -254,7 +254,7 @@ func randomFilter(rng *rand.Rand, users []*domain.User) domain.FilterParams {
 	}
 	for range 1 + rng.IntN(3) {
 		u := pick(rng, users)
-		switch rng.IntN(6) {
+		switch rng.IntN(7) {
 		case 0:
 			p.FirstName = randomSubstring(rng, u.FirstName())
 		case 1:
@@ -270,6 +270,13 @@ func randomFilter(rng *rand.Rand, users []*domain.User) domain.FilterParams {
 			p.Role = pick(rng, domain.Roles()).String()
 		case 5:
 			p.IPAddress = randomIPFilter(rng, users)
+		case 6:
+			// A whole stored address in another letter case, or one no
+			// user has.
+			p.EmailExact = randomCase(rng, u.Email().String())
+			if rng.IntN(8) == 0 {
+				p.EmailExact = "nobody-" + u.Email().String()
+			}
 		}
 	}
 	return p

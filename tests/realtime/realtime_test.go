@@ -240,6 +240,45 @@ func TestFilterMatching(t *testing.T) {
 	})
 }
 
+// TestEmailExactSubscription: subscribe_search takes email_exact (docs/
+// websocket.md) with the other filters: the one user with that address, in
+// any letter case, including the update that moves it away; a bad address
+// is an error reply.
+func TestEmailExactSubscription(t *testing.T) {
+	t.Parallel()
+	onEachBackend(t, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		admin := s.CreateAndLogin(t, root, "admin")
+		c := s.ConnectWS(t, admin.Access)
+		c.Send(map[string]any{"action": "subscribe_search", "email_exact": "not-an-address"})
+		if m := c.Expect("error"); !strings.HasPrefix(m.Str("detail"), "validation failed; email_exact: ") {
+			t.Errorf("a bad address: %v", m)
+		}
+		addr := harness.Email("exact")
+		ack := subscribe(c, map[string]any{"action": "subscribe_search", "email_exact": strings.ToUpper(addr), "gender": "female"})
+		if f, _ := ack["filters"].(map[string]any); f["email_exact"] != addr || f["gender"] != "Female" {
+			t.Errorf("acknowledgement %v", ack)
+		}
+		sub := ack.Str("subscription_id")
+		// Someone else, then the address: only the address is seen.
+		s.CreateWithEmail(t, root, "user", "x"+addr)
+		target := s.CreateWithEmail(t, root, "user", addr)
+		if m := c.Event("created", sub); m.User().Num("id") != target.ID {
+			t.Fatalf("first event %v, want the creation of %d", m, target.ID)
+		}
+		update(t, s, root, target.ID, map[string]any{"email": harness.Email("moved")})
+		if m := c.Event("updated", sub); m.User().Num("id") != target.ID {
+			t.Fatalf("the move away: %v", m)
+		}
+		// Away now: its changes are not seen; the next holder of the address is.
+		update(t, s, root, target.ID, map[string]any{"first_name": "Zoey"})
+		next := s.CreateWithEmail(t, root, "user", addr)
+		if m := c.Event("created", sub); m.User().Num("id") != next.ID {
+			t.Fatalf("after the move: %v, want the creation of %d", m, next.ID)
+		}
+	})
+}
+
 func keys(m map[string]any) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
