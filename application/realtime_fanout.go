@@ -87,15 +87,17 @@ func (rt *Realtime) fanOut(c *domain.Change) {
 			s.conn.dead.Store(true)
 		}
 	}
-	for s := range rt.byTarget[c.TargetID] {
-		send(s)
-	}
-	for f, subs := range rt.byFilter {
-		if !c.Matches(f) {
-			continue
-		}
-		for s := range subs {
+	if !c.Action.Internal() { // bookkeeping is never an event
+		for s := range rt.byTarget[c.TargetID] {
 			send(s)
+		}
+		for f, subs := range rt.byFilter {
+			if !c.Matches(f) {
+				continue
+			}
+			for s := range subs {
+				send(s)
+			}
 		}
 	}
 	rt.head.Store(c.Seq)
@@ -205,7 +207,7 @@ func (rt *Realtime) pending(ctx context.Context, s *rtSub) ([]domain.Change, err
 // replay delivers c to s if it matches and s still may see it; false means
 // the catch-up is over (subscription or connection ended).
 func (rt *Realtime) replay(s *rtSub, c *domain.Change) bool {
-	if !s.matches(c) {
+	if c.Action.Internal() || !s.matches(c) {
 		return true
 	}
 	if err := rt.allowed(s, c, nil); err != nil {

@@ -344,6 +344,11 @@ func (r *evictingRepository) Update(ctx context.Context, id int64, actor domain.
 	return r.UserRepository.Update(ctx, id, actor, fn)
 }
 
+func (r *evictingRepository) UpdateInternal(ctx context.Context, id int64, fn func(u *domain.User) error) error {
+	defer r.states.evict(id)
+	return r.UserRepository.UpdateInternal(ctx, id, fn)
+}
+
 func (r *evictingRepository) Delete(ctx context.Context, id int64, actor domain.Actor, check ports.DeleteCheck) (*domain.User, error) {
 	defer r.states.evict(id)
 	return r.UserRepository.Delete(ctx, id, actor, check)

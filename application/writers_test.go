@@ -129,6 +129,9 @@ func TestEveryUserWriterIsAuthorized(t *testing.T) {
 			if _, ok := unauthorizedCallers[caller]; ok {
 				return true
 			}
+			if passThrough(t, info, pkg, fd, method) {
+				return true
+			}
 			var callbacks []ast.Node
 			for _, arg := range call.Args {
 				if tv, ok := info.Types[arg]; ok {
@@ -163,6 +166,36 @@ func TestEveryUserWriterIsAuthorized(t *testing.T) {
 			t.Errorf("unauthorizedCallers names %s, which is gone: remove it", name)
 		}
 	}
+}
+
+// passThrough reports whether fd is a method of a type that is itself the
+// storage port (a decorator, such as the token cache's evicting repository)
+// forwarding method to the port it wraps. Every call of the decorator goes
+// through the port, where it is held to the check like any other, so the
+// forwarding call is not a writer of its own.
+func passThrough(t *testing.T, info *types.Info, pkg *types.Package, fd *ast.FuncDecl, method string) bool {
+	t.Helper()
+	iface, name, _ := strings.Cut(method, ".")
+	if fd.Recv == nil || fd.Name.Name != name {
+		return false
+	}
+	fn, ok := info.Defs[fd.Name].(*types.Func)
+	if !ok {
+		return false
+	}
+	recv := fn.Type().(*types.Signature).Recv()
+	for _, imp := range pkg.Imports() {
+		if imp.Path() != "github.com/userservice/userservice/ports" {
+			continue
+		}
+		obj := imp.Scope().Lookup(iface)
+		if obj == nil {
+			t.Fatalf("ports.%s is gone", iface)
+		}
+		port, ok := obj.Type().Underlying().(*types.Interface)
+		return ok && recv != nil && types.Implements(recv.Type(), port)
+	}
+	return false
 }
 
 // typeCheckThisPackage parses and type-checks the package's non-test files.

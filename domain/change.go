@@ -12,9 +12,29 @@ const (
 	ActionRoleChanged     ChangeAction = "role_changed"
 	ActionPasswordChanged ChangeAction = "password_changed"
 	ActionDeleted         ChangeAction = "deleted"
+	// ActionTokensRevoked records internal bookkeeping, not a change of the
+	// user: every access token of the target was ended (a spent refresh
+	// token was presented again). It is in the log only so that every
+	// instance learns of the revocation; it is no event and no audit entry.
+	ActionTokensRevoked ChangeAction = "tokens_revoked"
 )
 
-// ParseChangeAction accepts one of the action names above.
+// Internal reports whether the entry is bookkeeping that clients never see:
+// no event, no audit entry.
+func (a ChangeAction) Internal() bool { return a == ActionTokensRevoked }
+
+// ParseStoredChangeAction accepts every action the log holds, internal ones
+// included: it reads the log back, where ParseChangeAction reads what a
+// client asks for.
+func ParseStoredChangeAction(s string) (ChangeAction, error) {
+	if a := ChangeAction(s); a.Internal() {
+		return a, nil
+	}
+	return ParseChangeAction(s)
+}
+
+// ParseChangeAction accepts one of the public actions above, the ones the
+// audit trail shows.
 func ParseChangeAction(s string) (ChangeAction, error) {
 	switch a := ChangeAction(s); a {
 	case ActionCreated, ActionUpdated, ActionRoleChanged, ActionPasswordChanged, ActionDeleted:

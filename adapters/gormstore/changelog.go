@@ -109,8 +109,10 @@ func (l *ChangeLog) CountAudit(ctx context.Context, q ports.AuditQuery, limit in
 	return l.s.count(ctx, func(db *gorm.DB) *gorm.DB { return auditFilter(db.Table("change_log"), q) }, limit)
 }
 
-// auditFilter applies q's filters (not AfterSeq or Limit) to db.
+// auditFilter applies q's filters (not AfterSeq or Limit) to db. Internal
+// entries are never part of the audit trail.
 func auditFilter(db *gorm.DB, q ports.AuditQuery) *gorm.DB {
+	db = db.Where("action <> '" + string(domain.ActionTokensRevoked) + "'") // a constant, written in so plans see it
 	if q.TargetID != nil {
 		db = db.Where("target_id = ?", *q.TargetID)
 	}

@@ -239,7 +239,7 @@ type changeRecord struct {
 func (changeRecord) TableName() string { return "change_log" }
 
 func (r changeRecord) change() (domain.Change, error) {
-	action, err := domain.ParseChangeAction(r.Action)
+	action, err := domain.ParseStoredChangeAction(r.Action)
 	if err != nil {
 		return domain.Change{}, fmt.Errorf("gormstore: change %d: %w", r.Seq, err)
 	}

@@ -171,7 +171,9 @@ func (r *Users) Update(ctx context.Context, id int64, actor domain.Actor, fn por
 }
 
 // UpdateInternal runs fn on the locked user and saves its new password hash
-// and token version, with no change-log entry; see ports.UserRepository.
+// and token version, with no public change-log entry; see
+// ports.UserRepository. Ending the user's tokens appends an internal entry
+// (domain.ActionTokensRevoked) that readers other than the token check skip.
 func (r *Users) UpdateInternal(ctx context.Context, id int64, fn func(u *domain.User) error) error {
 	err := r.s.write(ctx, func(tx *gorm.DB) error {
 		u, err := r.s.lockUser(tx, id, false)
@@ -191,8 +193,17 @@ func (r *Users) UpdateInternal(ctx context.Context, id int64, fn func(u *domain.
 		if !sameStored(before, visible) {
 			return fmt.Errorf("gormstore: an internal update of user %d changed more than its password hash and token version", id)
 		}
-		return tx.Table("users").Where("id = ?", id).
-			Updates(map[string]any{"password_hash": after.PasswordHash, "token_version": after.TokenVersion}).Error
+		if err := tx.Table("users").Where("id = ?", id).
+			Updates(map[string]any{"password_hash": after.PasswordHash, "token_version": after.TokenVersion}).Error; err != nil {
+			return err
+		}
+		if after.TokenVersion == before.TokenVersion {
+			return nil
+		}
+		// Ended tokens must reach every instance's token check, which
+		// follows the change log: an internal entry, never an event or an
+		// audit entry, tells them.
+		return r.s.appendChange(tx, domain.Change{ActorID: id, Action: domain.ActionTokensRevoked, TargetID: id})
 	})
 	return translate(ctx, err, true)
 }

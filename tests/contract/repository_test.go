@@ -465,7 +465,9 @@ func testDeletedIDNeverReused(t *testing.T, r repos) {
 }
 
 // testUpdateInternal: bookkeeping (a new hash, a token version) is saved
-// with no change-log entry; anything visible through it is refused whole.
+// with no audit entry; anything visible through it is refused whole. Ended
+// tokens leave one internal entry in the log, which the instances' token
+// checks follow and nothing else shows.
 func testUpdateInternal(t *testing.T, r repos) {
 	u := create(t, r, params(tag(), 1))
 	logged := len(auditOf(t, r, u.ID()))
@@ -501,7 +503,20 @@ func testUpdateInternal(t *testing.T, r repos) {
 		t.Errorf("a refused UpdateInternal wrote: %q, token version %d", after.FirstName(), after.TokenVersion())
 	}
 	if n := len(auditOf(t, r, u.ID())); n != logged {
-		t.Errorf("%d change-log entries, want %d: internal writes are no changes", n, logged)
+		t.Errorf("%d audit entries, want %d: internal writes are no changes", n, logged)
+	}
+	var internal []domain.Change
+	all, err := r.changes.ChangesAfter(t.Context(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range all {
+		if c.TargetID == u.ID() && c.Action.Internal() {
+			internal = append(internal, c)
+		}
+	}
+	if len(internal) != 1 || internal[0].Action != domain.ActionTokensRevoked || internal[0].Before != nil || internal[0].After != nil {
+		t.Errorf("the log after ending the tokens: %+v; want one tokens_revoked entry without snapshots", internal)
 	}
 	wantErr(t, "UpdateInternal of a missing user", r.users.UpdateInternal(t.Context(), 1<<50, func(*domain.User) error { return nil }), domain.ErrNotFound)
 }

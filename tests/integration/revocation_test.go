@@ -66,62 +66,83 @@ func TestRevocationAcrossInstances(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = db.Close(context.Background()) })
 	root := a.SeedSuperadmin(t)
-	const instances, listenersEach = 2, 2
 
-	for _, kill := range []bool{false, true} {
-		name := "feed up"
-		if kill {
-			name = "LISTEN killed just before"
-		}
-		t.Run(name, func(t *testing.T) {
-			var worst, wsWorst time.Duration
-			for i := range 20 {
-				u := a.CreateAndLogin(t, root, "user")
-				// B holds u now: a first check reads the row, later ones memory.
-				for range 2 {
-					b.Expect(t, http.StatusOK, http.MethodGet, me, u.Access, nil)
-				}
-				ws := b.ConnectWS(t, u.Access)
-				ws.Send(map[string]any{"action": "ping"})
-				ws.Expect("pong")
-				if kill {
-					killListeners(t, db, instances*listenersEach)
-				}
-				old := *u
-				u.Password = a.Password()
-				a.Expect(t, http.StatusOK, http.MethodPut, harness.UserPath(u.ID), u.Access,
-					map[string]any{"password": u.Password, "current_password": old.Password})
-				changed := time.Now()
-				a.Expect(t, http.StatusUnauthorized, http.MethodGet, me, old.Access, nil) // at once on A
-				for {
-					// Timed as sent: an answer is about the moment B got the request.
-					sent := time.Since(changed)
-					r := b.Do(t, http.MethodGet, me, old.Access, nil)
-					if r.Status == http.StatusUnauthorized {
-						worst = max(worst, sent)
-						break
-					}
-					if r.Status != http.StatusOK {
-						t.Fatalf("repetition %d: %s", i, r)
-					}
-					if sent > revocationBound {
-						t.Fatalf("repetition %d: B still accepts the old token %v after the password change through A", i, sent)
-					}
-					time.Sleep(5 * time.Millisecond)
-				}
-				// B's WebSocket of the old token closes with 4401 within the bound too.
-				select {
-				case <-ws.Done():
-					wsWorst = max(wsWorst, time.Since(changed))
-				case <-time.After(time.Until(changed.Add(revocationBound))):
-					t.Fatalf("repetition %d: B's WebSocket of the old token is still open %v after the password change through A", i, time.Since(changed))
-				}
-				ws.ExpectClose(4401)
-				if t.Failed() {
-					return
-				}
-			}
-			t.Logf("slowest refusal on B: %v after A answered; slowest WebSocket close: %v", worst, wsWorst)
-		})
+	// The change through A: a password change (a public change of the user),
+	// or a spent refresh token presented again, which ends the user's access
+	// tokens as internal bookkeeping that no client sees as a change.
+	changes := map[string]func(t *testing.T, u *harness.Account){
+		"password change": func(t *testing.T, u *harness.Account) {
+			old := u.Password
+			u.Password = a.Password()
+			a.Expect(t, http.StatusOK, http.MethodPut, harness.UserPath(u.ID), u.Access,
+				map[string]any{"password": u.Password, "current_password": old})
+		},
+		"replayed refresh token": func(t *testing.T, u *harness.Account) {
+			body := map[string]any{"refresh_token": u.Refresh}
+			a.Expect(t, http.StatusOK, http.MethodPost, "/api/v1/auth/refresh", "", body)
+			a.Expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/refresh", "", body)
+		},
 	}
+	for _, via := range []string{"password change", "replayed refresh token"} {
+		for _, kill := range []bool{false, true} {
+			name := via + ", feed up"
+			if kill {
+				name = via + ", LISTEN killed just before"
+			}
+			t.Run(name, func(t *testing.T) { revokeThroughA(t, a, b, db, root, changes[via], kill) })
+		}
+	}
+}
+
+// revokeThroughA makes change through A 20 times, each to a fresh user whose
+// token B holds in memory, and asserts B refuses the old token, REST and
+// WebSocket, within revocationBound of A's answer.
+func revokeThroughA(t *testing.T, a, b *harness.Service, db *pgx.Conn, root *harness.Account, change func(*testing.T, *harness.Account), kill bool) {
+	const instances, listenersEach = 2, 2
+	var worst, wsWorst time.Duration
+	for i := range 20 {
+		u := a.CreateAndLogin(t, root, "user")
+		// B holds u now: a first check reads the row, later ones memory.
+		for range 2 {
+			b.Expect(t, http.StatusOK, http.MethodGet, me, u.Access, nil)
+		}
+		ws := b.ConnectWS(t, u.Access)
+		ws.Send(map[string]any{"action": "ping"})
+		ws.Expect("pong")
+		if kill {
+			killListeners(t, db, instances*listenersEach)
+		}
+		old := *u
+		change(t, u)
+		changed := time.Now()
+		a.Expect(t, http.StatusUnauthorized, http.MethodGet, me, old.Access, nil) // at once on A
+		for {
+			// Timed as sent: an answer is about the moment B got the request.
+			sent := time.Since(changed)
+			r := b.Do(t, http.MethodGet, me, old.Access, nil)
+			if r.Status == http.StatusUnauthorized {
+				worst = max(worst, sent)
+				break
+			}
+			if r.Status != http.StatusOK {
+				t.Fatalf("repetition %d: %s", i, r)
+			}
+			if sent > revocationBound {
+				t.Fatalf("repetition %d: B still accepts the old token %v after the change through A", i, sent)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		// B's WebSocket of the old token closes with 4401 within the bound too.
+		select {
+		case <-ws.Done():
+			wsWorst = max(wsWorst, time.Since(changed))
+		case <-time.After(time.Until(changed.Add(revocationBound))):
+			t.Fatalf("repetition %d: B's WebSocket of the old token is still open %v after the change through A", i, time.Since(changed))
+		}
+		ws.ExpectClose(4401)
+		if t.Failed() {
+			return
+		}
+	}
+	t.Logf("slowest refusal on B: %v after A answered; slowest WebSocket close: %v", worst, wsWorst)
 }
