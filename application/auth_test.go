@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net/netip"
 	"testing"
 
 	"github.com/userservice/userservice/domain"
@@ -17,7 +18,7 @@ func TestLogin(t *testing.T) {
 	f := newFixture(t)
 	u := f.seed(t, 1, domain.RoleAdmin, "secret-one")
 
-	pair, err := f.auth.Login(ctx, "USER1@example.com", "secret-one")
+	pair, err := f.auth.Login(ctx, "USER1@example.com", "secret-one", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func TestLogin(t *testing.T) {
 		t.Fatalf("refresh token %q is too short to hold 32 random bytes", pair.RefreshToken)
 	}
 
-	again, err := f.auth.Login(ctx, "user1@example.com", "secret-one")
+	again, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			_, err := f.auth.Login(context.Background(), tc.email, tc.password)
+			_, err := f.auth.Login(context.Background(), tc.email, tc.password, netip.Addr{})
 			if !errors.Is(err, domain.ErrBadCredentials) {
 				t.Fatalf("got %v, want ErrBadCredentials", err)
 			}
@@ -91,7 +92,7 @@ func TestLoginUpgradesAnOutdatedHash(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := f.repo.stored(t, u.ID())
-	if _, err := f.auth.Login(ctx, "user1@example.com", "secret-one"); err != nil {
+	if _, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	after := f.repo.stored(t, u.ID())
@@ -102,7 +103,7 @@ func TestLoginUpgradesAnOutdatedHash(t *testing.T) {
 		t.Fatal("upgrading the hash revoked the user's tokens")
 	}
 	// The upgraded hash needs no further upgrade.
-	if _, err := f.auth.Login(ctx, "user1@example.com", "secret-one"); err != nil {
+	if _, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	if f.hashes() != 1 {
@@ -121,7 +122,7 @@ func TestLoginReportsForcedPasswordChange(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	pair, err := f.auth.Login(ctx, "user1@example.com", "default-pass")
+	pair, err := f.auth.Login(ctx, "user1@example.com", "default-pass", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	u := f.seed(t, 1, domain.RoleUser, "secret-one")
-	first, err := f.auth.Login(ctx, "user1@example.com", "secret-one")
+	first, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestRefreshRefusesTokensOlderThanARevocation(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	u := f.seed(t, 1, domain.RoleUser, "secret-one")
-	pair, err := f.auth.Login(ctx, "user1@example.com", "secret-one")
+	pair, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func TestRefreshRefusesTokensOlderThanARevocation(t *testing.T) {
 	if _, err := f.auth.Refresh(ctx, pair.RefreshToken); !errors.Is(err, domain.ErrUnauthenticated) {
 		t.Fatalf("refresh after a password change: got %v, want ErrUnauthenticated", err)
 	}
-	fresh, err := f.auth.Login(ctx, "user1@example.com", "brand new one")
+	fresh, err := f.auth.Login(ctx, "user1@example.com", "brand new one", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestRefreshRefusals(t *testing.T) {
 	f := newFixture(t)
 	u := f.seed(t, 1, domain.RoleSuperadmin, "secret-one")
 	victim := f.seed(t, 2, domain.RoleUser, "secret-two")
-	pair, err := f.auth.Login(ctx, "user2@example.com", "secret-two")
+	pair, err := f.auth.Login(ctx, "user2@example.com", "secret-two", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,11 +226,11 @@ func TestLogout(t *testing.T) {
 	f := newFixture(t)
 	a := f.seed(t, 1, domain.RoleUser, "secret-one")
 	f.seed(t, 2, domain.RoleUser, "secret-two")
-	pa, err := f.auth.Login(ctx, "user1@example.com", "secret-one")
+	pa, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb, err := f.auth.Login(ctx, "user2@example.com", "secret-two")
+	pb, err := f.auth.Login(ctx, "user2@example.com", "secret-two", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/userservice/userservice/domain"
@@ -143,4 +144,19 @@ type RefreshTokenStore interface {
 	Rotate(ctx context.Context, oldHash string, next RefreshToken, now time.Time) (userID int64, reused bool, err error)
 	// RevokeFamily revokes the family of the token with hash, if userID owns it.
 	RevokeFamily(ctx context.Context, hash string, userID int64, now time.Time) error
+}
+
+// LoginThrottle limits guesses at passwords without letting anyone lock an
+// account's owner out: failed checks of an account's password are counted
+// per client network, and across all networks against a ceiling set far
+// higher, so a network that has not failed keeps its budget whatever other
+// networks do (until the ceiling).
+type LoginThrottle interface {
+	// Attempt is asked before account's password is checked for a client at
+	// address client (the zero Addr when it is not known). It refuses with a
+	// domain error of kind KindRateLimited, carrying when to retry, when the
+	// account may not be guessed at from there now; the password must then
+	// not be checked at all. Otherwise done must be called once with whether
+	// the check failed: a failure stays counted, a success is not counted.
+	Attempt(ctx context.Context, account string, client netip.Addr) (done func(failed bool), err error)
 }
