@@ -1,0 +1,196 @@
+package security
+
+import (
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/userservice/userservice/tests/harness"
+)
+
+// behindProxy makes the service believe X-Forwarded-For from the test (a
+// proxy on loopback), so a test can send from any network it likes.
+var behindProxy = harness.Options{ShippedLimits: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+
+// loginFrom logs in as email with password from client (a forwarded address).
+func loginFrom(t *testing.T, s *harness.Service, client, email, password string) harness.Response {
+	t.Helper()
+	return s.Do(t, http.MethodPost, tokenPath, "", url.Values{"username": {email}, "password": {password}}, "X-Forwarded-For", client)
+}
+
+// TestSeams_5_LoginLimitsDoNotLockTheOwnerOut is issue point 5: five wrong
+// logins a minute from one network used to keep a superadmin's right
+// password answered 429 from every address. Now failures count per account
+// and network: the attacker's network is refused (even the right password,
+// so it cannot tell a hit), while the owner logs in from any other network;
+// an unknown email is limited the same way (the limit tells nothing about
+// which addresses exist); and an attacker with many networks meets the
+// account's ceiling of 50 failures a minute.
+func TestSeams_5_LoginLimitsDoNotLockTheOwnerOut(t *testing.T) {
+	t.Parallel()
+	harness.OnEachBackend(t, behindProxy, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		nobody := harness.Email("nobody")
+		for i := range 5 {
+			attacker := "203.0.113." + strconv.Itoa(i+1) // one /24, many addresses
+			if r := loginFrom(t, s, attacker, root.Email, "guess-"+strconv.Itoa(i)); r.Status != http.StatusUnauthorized {
+				t.Fatalf("wrong login %d from the attacker's network: %s, want 401", i+1, r)
+			}
+			if r := loginFrom(t, s, attacker, nobody, "guess-"+strconv.Itoa(i)); r.Status != http.StatusUnauthorized {
+				t.Fatalf("wrong login %d for an unknown email: %s, want 401", i+1, r)
+			}
+		}
+		for _, email := range []string{root.Email, strings.ToUpper(root.Email), nobody} {
+			r := loginFrom(t, s, "203.0.113.200", email, root.Password)
+			if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || r.Error(t).Code != "rate_limited" {
+				t.Fatalf("a 6th login for %s from the attacker's network: %s (Retry-After %q), want 429 rate_limited with Retry-After",
+					email, r, r.Header.Get("Retry-After"))
+			}
+		}
+		for i := range 3 { // the attacker keeps at it; the owner is never refused
+			if r := loginFrom(t, s, "198.51.100."+strconv.Itoa(i+1), root.Email, root.Password); r.Status != http.StatusOK {
+				t.Fatalf("the owner's right password from another network while the attacker guesses: %s, want 200", r)
+			}
+			if r := loginFrom(t, s, "203.0.113."+strconv.Itoa(100+i), root.Email, "guess"); r.Status != http.StatusTooManyRequests {
+				t.Fatalf("the attacker's network after the owner logged in elsewhere: %s, want 429", r)
+			}
+		}
+		// A wrong password of the owner's is an ordinary 401 there.
+		if r := loginFrom(t, s, "198.51.100.8", root.Email, "typo"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("the owner's typo from a clean network: %s, want 401", r)
+		}
+
+		// The ceiling: failures from every network together, 50 a minute.
+		victim := s.Create(t, root, user)
+		failures := 0
+		for network := 1; network <= 11; network++ {
+			for i := range 5 {
+				r := loginFrom(t, s, "10."+strconv.Itoa(network)+".0."+strconv.Itoa(i+1), victim.Email, "spray")
+				switch r.Status {
+				case http.StatusUnauthorized:
+					failures++
+				case http.StatusTooManyRequests:
+				default:
+					t.Fatalf("guess from network %d: %s", network, r)
+				}
+			}
+		}
+		if failures != 50 {
+			t.Errorf("55 guesses from 11 networks: %d checked, want the ceiling of 50", failures)
+		}
+	})
+}
+
+// TestSeams_7_CurrentPasswordIsNoOracle is issue point 7: with a user's own
+// token, PUT /users/{id} with a guessed current_password and a stale
+// If-Match answered 422 for a wrong guess and 412 for the right one, at 300
+// guesses a minute. Now a stale If-Match is 412 before the guess is looked
+// at, and wrong guesses count as failed logins of the account from the
+// client's network: after 5, the right one is 429 too, and so is a login
+// from that network, while the owner logs in from another.
+func TestSeams_7_CurrentPasswordIsNoOracle(t *testing.T) {
+	t.Parallel()
+	harness.OnEachBackend(t, behindProxy, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		victim := s.CreateAndLogin(t, root, user)
+		path := harness.UserPath(victim.ID)
+		const thief = "203.0.113.9"
+		put := func(current, ifMatch string) harness.Response {
+			header := []string{"X-Forwarded-For", thief}
+			if ifMatch != "" {
+				header = append(header, "If-Match", ifMatch)
+			}
+			return s.Do(t, http.MethodPut, path, victim.Access, map[string]any{"password": s.Password(), "current_password": current}, header...)
+		}
+		stale := `"stale"`
+		for _, guess := range []string{"wrong-guess-1", victim.Password} {
+			if r := put(guess, stale); r.Status != http.StatusPreconditionFailed {
+				t.Fatalf("a guess with a stale If-Match: %s, want 412 whether or not the guess is right", r)
+			}
+		}
+		etag := s.Expect(t, http.StatusOK, http.MethodGet, path, victim.Access, nil).Header.Get("ETag")
+		for i := range 5 {
+			if r := put("wrong-guess-"+strconv.Itoa(i), etag); r.Status != http.StatusUnprocessableEntity {
+				t.Fatalf("wrong guess %d: %s, want 422", i+1, r)
+			}
+		}
+		if r := put(victim.Password, etag); r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("the right current_password after 5 wrong ones: %s, want 429 with Retry-After", r)
+		}
+		if r := loginFrom(t, s, thief, victim.Email, victim.Password); r.Status != http.StatusTooManyRequests {
+			t.Fatalf("a login from the guessing network: %s, want 429 (the same count as logins)", r)
+		}
+		if r := loginFrom(t, s, "198.51.100.7", victim.Email, victim.Password); r.Status != http.StatusOK {
+			t.Fatalf("the owner's login from another network: %s, want 200", r)
+		}
+		// Nothing changed: the password still works, the ETag is the same.
+		if got := s.Expect(t, http.StatusOK, http.MethodGet, path, root.Access, nil).Header.Get("ETag"); got != etag {
+			t.Errorf("the user changed under the guesses: ETag %s, was %s", got, etag)
+		}
+	})
+}
+
+// TestSeams_10_AuthBodiesOver8KiBAreRefusedFirst is issue point 10: a login
+// body over 64 KiB was counted under a shared key, doubling the per-account
+// budget. Now every /auth/* body over 8 KiB is 413, with a Content-Length or
+// without, before anything counts or parses it: a dozen of them spend
+// neither the address's login budget nor the account's.
+func TestSeams_10_AuthBodiesOver8KiBAreRefusedFirst(t *testing.T) {
+	t.Parallel()
+	harness.OnEachBackend(t, behindProxy, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		victim := s.Create(t, root, user)
+		const client = "203.0.113.77"
+		padded := `{"email":"` + victim.Email + `","password":"x","pad":"` + strings.Repeat("a", 8<<10) + `"}`
+		form := url.Values{"username": {victim.Email}, "password": {"x"}, "pad": {strings.Repeat("a", 8<<10)}}.Encode()
+		for i := range 6 {
+			for _, b := range []harness.RawBody{{ContentType: "application/json", Data: padded}, {ContentType: "application/x-www-form-urlencoded", Data: form}} {
+				r := s.Expect(t, http.StatusRequestEntityTooLarge, http.MethodPost, tokenPath, "", b, "X-Forwarded-For", client)
+				if r.Error(t).Code != "too_large" {
+					t.Fatalf("oversized login %d: %s, want code too_large", i+1, r)
+				}
+			}
+			if status := chunkedPost(t, s, tokenPath, client, padded); status != http.StatusRequestEntityTooLarge {
+				t.Fatalf("oversized login %d without a Content-Length: %d, want 413", i+1, status)
+			}
+		}
+		for _, path := range []string{refresh, signUp, logout} {
+			s.Expect(t, http.StatusRequestEntityTooLarge, http.MethodPost, path, root.Access, harness.RawBody{ContentType: "application/json", Data: padded})
+		}
+		// 8 KiB is still read (and refused for its unknown key).
+		exact := `{"email":"` + victim.Email + `","password":"x","p":"` + strings.Repeat("a", 8<<10-len(victim.Email)-34) + `"}`
+		if len(exact) != 8<<10 {
+			t.Fatalf("the test's body is %d bytes, want 8192", len(exact))
+		}
+		s.Expect(t, http.StatusUnprocessableEntity, http.MethodPost, tokenPath, "", harness.RawBody{ContentType: "application/json", Data: exact}, "X-Forwarded-For", client)
+		// 18 oversized logins from this address spent nothing: the right
+		// password is let in.
+		if r := loginFrom(t, s, client, victim.Email, victim.Password); r.Status != http.StatusOK {
+			t.Fatalf("a login after the oversized ones: %s, want 200", r)
+		}
+	})
+}
+
+// chunkedPost posts body as JSON without a Content-Length and returns the
+// status.
+func chunkedPost(t *testing.T, s *harness.Service, path, client, body string) int {
+	t.Helper()
+	// A reader of unknown length: the client sends it chunked.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.Base+path, io.MultiReader(strings.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Forwarded-For", client)
+	res, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	return res.StatusCode
+}
