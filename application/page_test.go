@@ -48,7 +48,7 @@ func TestPageFigures(t *testing.T) {
 		{1, 7, []int64{1, 2, 3, 4, 5, 6, 7}, 1, false},
 		{1, 100, []int64{1, 2, 3, 4, 5, 6, 7}, 1, false},
 		{0, 0, []int64{1, 2, 3, 4, 5, 6, 7}, 1, false}, // defaults: page 1, size 50
-		{100, 100, nil, 1, false}, // 10,000 rows deep: the deepest page allowed
+		{100, 100, nil, 1, false},                      // 10,000 rows deep: the deepest page allowed
 	}
 	for _, tc := range cases {
 		p, err := f.users.List(ctx, actor, ports.PageRequest{Page: tc.page, Size: tc.size})
