@@ -241,3 +241,43 @@ func TestSeams_9_DeepOffsetPagesAreRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestSeams_12_EmailIsNeverStoredAsAnother is issue point 12: the address
+// a@examıple.com (a dotless ı) was stored as a@examiple.com, a different
+// domain from the one typed. Now an address that folding would turn into
+// another is refused with 422 by every way in (sign-up, create, profile
+// update, import), while lower-casing stays as it was.
+func TestSeams_12_EmailIsNeverStoredAsAnother(t *testing.T) {
+	t.Parallel()
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		root := s.SeedSuperadmin(t)
+		for _, addr := range []string{"a@exam\u0131ple.com", "\u0131sil@example.com", "ba\u017f@example.com"} {
+			for _, r := range []harness.Response{
+				s.Do(t, http.MethodPost, signUp, "", harness.NewUserBody(addr, s.Password(), "")),
+				s.Do(t, http.MethodPost, createUser, root.Access, harness.NewUserBody(addr, s.Password(), user)),
+				s.Do(t, http.MethodPut, harness.UserPath(root.ID), root.Access, map[string]any{"email": addr, "current_password": root.Password}),
+			} {
+				if r.Status != http.StatusUnprocessableEntity || !strings.Contains(string(r.Body), `"email"`) {
+					t.Errorf("%s with email %q: want 422 naming email", r, addr)
+				}
+			}
+			var rep importReport
+			s.Expect(t, http.StatusOK, http.MethodPost, importPath, root.Access, csvBody(csvHeader+"Ann,Lee,"+addr+",Female,\n")).Decode(t, &rep)
+			if rep.Imported != 0 || len(rep.Errors) != 1 || rep.Errors[0].Field != "email" {
+				t.Errorf("an import row with email %q: %+v, want it refused for its email", addr, rep)
+			}
+		}
+		var all harness.PageDTO
+		s.Expect(t, http.StatusOK, http.MethodGet, list+"?size=100", root.Access, nil).Decode(t, &all)
+		for _, u := range all.Items {
+			if u.Email != root.Email {
+				t.Errorf("a user was stored: %q", u.Email)
+			}
+		}
+		// Lower-casing is unchanged, Unicode included.
+		made := s.Expect(t, http.StatusCreated, http.MethodPost, createUser, root.Access, harness.NewUserBody("ZO\u00cb@Ex\u00c4mple.COM", s.Password(), user)).User(t)
+		if made.Email != "zo\u00eb@ex\u00e4mple.com" {
+			t.Errorf("stored %q, want zo\u00eb@ex\u00e4mple.com", made.Email)
+		}
+	})
+}
