@@ -32,10 +32,13 @@ type Auth struct {
 	log        *slog.Logger
 	accessTTL  time.Duration
 	refreshTTL time.Duration
-	// dummyHash is verified against when a login names no usable account, so
-	// it costs what a real check costs and timing does not tell whether an
-	// email is registered.
+	// dummyHash is verified against when a login names no usable account
+	// and no account has a password yet, so it costs what a real check
+	// costs and timing does not tell whether an email is registered.
 	dummyHash string
+	// standIns chooses, once accounts have passwords, one of their hashes
+	// instead, in the proportions of the stored hashes' costs.
+	standIns *standIns
 }
 
 var _ ports.AuthService = (*Auth)(nil)
@@ -67,6 +70,7 @@ func NewAuth(deps Deps, cfg AuthConfig) *Auth {
 		accessTTL:  cfg.AccessTTL,
 		refreshTTL: cfg.RefreshTTL,
 		dummyHash:  dummy,
+		standIns:   newStandIns(deps, log, dummy),
 	}
 }
 

@@ -23,12 +23,15 @@ func (a *Auth) Login(ctx context.Context, email, password string, client netip.A
 	if err != nil {
 		return ports.TokenPair{}, err
 	}
-	done, err := a.throttle.Attempt(ctx, throttleAccount(u, email), client)
+	account := throttleAccount(u, email)
+	done, err := a.throttle.Attempt(ctx, account, client)
 	if err != nil {
 		return ports.TokenPair{}, err
 	}
 	if u == nil || !u.HasPassword() {
-		_, _, _ = a.hasher.Verify(a.dummyHash, password) // only its cost matters
+		// Only its cost matters: a stored hash of another account, chosen
+		// so that such logins cost what real ones do (standIns).
+		_, _, _ = a.hasher.Verify(a.standIns.pick(ctx, account), password)
 		done(true)
 		return ports.TokenPair{}, domain.ErrBadCredentials
 	}

@@ -44,6 +44,17 @@ type UserRepository interface {
 	Count(ctx context.Context, f domain.Filter, limit int64) (n int64, exact bool, err error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
+	// PasswordHashClasses groups the users that have a password by the
+	// first 7 bytes of their hash (the algorithm and, for bcrypt, the cost:
+	// what verifying it costs), with how many users each group has and one
+	// of its hashes.
+	PasswordHashClasses(ctx context.Context) ([]PasswordHashClass, error)
+}
+
+// PasswordHashClass is one group of PasswordHashClasses.
+type PasswordHashClass struct {
+	Sample string // one stored hash of the group
+	Count  int64
 }
 
 // SearchQuery is one page of a search. With After set, the page starts
