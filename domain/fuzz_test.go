@@ -3,8 +3,8 @@ package domain_test
 import (
 	"net/netip"
 	"strings"
-	"unicode"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/userservice/userservice/domain"
