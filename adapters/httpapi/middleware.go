@@ -139,7 +139,7 @@ func (s *server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		case c.Path() == importRoute:
 			limit = s.cfg.ImportBodyLimit
 		case auth:
-			limit = authBodyLimit
+			limit = min(limit, authBodyLimit)
 		}
 		if req.ContentLength > limit {
 			return errBodyTooLarge(limit)
