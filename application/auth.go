@@ -32,13 +32,17 @@ type Auth struct {
 	verifier   ports.TokenVerifier
 	refresh    ports.RefreshTokenStore
 	states     *TokenStates
+	throttle   ports.LoginThrottle
 	log        *slog.Logger
 	accessTTL  time.Duration
 	refreshTTL time.Duration
-	// dummyHash is verified against when a login names no usable account, so
-	// it costs what a real check costs and timing does not tell whether an
-	// email is registered.
+	// dummyHash is verified against when a login names no usable account
+	// and no account has a password yet, so it costs what a real check
+	// costs and timing does not tell whether an email is registered.
 	dummyHash string
+	// standIns chooses, once accounts have passwords, one of their hashes
+	// instead, in the proportions of the stored hashes' costs.
+	standIns *standIns
 }
 
 var _ ports.AuthService = (*Auth)(nil)
@@ -66,10 +70,12 @@ func NewAuth(deps Deps, cfg AuthConfig) *Auth {
 		verifier:   deps.Verifier,
 		refresh:    deps.Refresh,
 		states:     cfg.States,
+		throttle:   throttleOf(deps),
 		log:        log,
 		accessTTL:  cfg.AccessTTL,
 		refreshTTL: cfg.RefreshTTL,
 		dummyHash:  dummy,
+		standIns:   newStandIns(deps, log, dummy),
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/userservice/userservice/domain"
@@ -17,7 +19,7 @@ func TestLogin(t *testing.T) {
 	f := newFixture(t)
 	u := f.seed(t, 1, domain.RoleAdmin, "secret-one")
 
-	pair, err := f.auth.Login(ctx, "USER1@example.com", "secret-one")
+	pair, err := f.auth.Login(ctx, "USER1@example.com", "secret-one", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +35,7 @@ func TestLogin(t *testing.T) {
 		t.Fatalf("refresh token %q is too short to hold 32 random bytes", pair.RefreshToken)
 	}
 
-	again, err := f.auth.Login(ctx, "user1@example.com", "secret-one")
+	again, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +49,7 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name, email, password string
-		dummy                 bool // the dummy hash must have been verified
+		dummy                 bool // a stand-in hash must have been verified
 	}{
 		{"wrong password", "user1@example.com", "secret-two", false},
 		{"unknown email", "nobody@example.com", "secret-one", true},
@@ -68,12 +70,20 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			_, err := f.auth.Login(context.Background(), tc.email, tc.password)
+			_, err := f.auth.Login(context.Background(), tc.email, tc.password, netip.Addr{})
 			if !errors.Is(err, domain.ErrBadCredentials) {
 				t.Fatalf("got %v, want ErrBadCredentials", err)
 			}
-			if got := f.hasher.verifyCount(f.auth.dummyHash); (got == 1) != tc.dummy || got > 1 {
-				t.Fatalf("dummy hash verified %d times", got)
+			// One verification in every case: of the account's own hash, or
+			// of a stand-in, the stored hash of another account (user 1's or
+			// user 3's, the only hashes stored).
+			own := map[string]string{"user1@example.com": "hash:secret-one", "user3@example.com": "corrupt"}[tc.email]
+			if n := f.hasher.verifyTotal(); n != 1 {
+				t.Fatalf("%d verifications, want 1", n)
+			}
+			standIn := f.hasher.verifyCount("hash:secret-one") + f.hasher.verifyCount("corrupt")
+			if tc.dummy && (own != "" || standIn != 1) || !tc.dummy && f.hasher.verifyCount(own) != 1 {
+				t.Fatalf("verified %v, want a stand-in: %v", f.hasher.verified, tc.dummy)
 			}
 		})
 	}
@@ -92,7 +102,7 @@ func TestLoginUpgradesAnOutdatedHash(t *testing.T) {
 	}
 	before := f.repo.stored(t, u.ID())
 	logged := len(f.repo.recorded())
-	if _, err := f.auth.Login(ctx, "user1@example.com", "secret-one"); err != nil {
+	if _, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	after := f.repo.stored(t, u.ID())
@@ -107,7 +117,7 @@ func TestLoginUpgradesAnOutdatedHash(t *testing.T) {
 		t.Fatalf("the upgrade was recorded as a change (%d entries, were %d; updated_at %v, was %v)", n, logged, after.UpdatedAt, before.UpdatedAt)
 	}
 	// The upgraded hash needs no further upgrade.
-	if _, err := f.auth.Login(ctx, "user1@example.com", "secret-one"); err != nil {
+	if _, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	if f.hashes() != 1 {
@@ -126,7 +136,7 @@ func TestLoginReportsForcedPasswordChange(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	pair, err := f.auth.Login(ctx, "user1@example.com", "default-pass")
+	pair, err := f.auth.Login(ctx, "user1@example.com", "default-pass", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +154,7 @@ func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	u := f.seed(t, 1, domain.RoleUser, "secret-one")
-	first, err := f.auth.Login(ctx, "user1@example.com", "secret-one")
+	first, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +189,7 @@ func TestRefreshRefusesTokensOlderThanARevocation(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	u := f.seed(t, 1, domain.RoleUser, "secret-one")
-	pair, err := f.auth.Login(ctx, "user1@example.com", "secret-one")
+	pair, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +201,7 @@ func TestRefreshRefusesTokensOlderThanARevocation(t *testing.T) {
 	if _, err := f.auth.Refresh(ctx, pair.RefreshToken); !errors.Is(err, domain.ErrUnauthenticated) {
 		t.Fatalf("refresh after a password change: got %v, want ErrUnauthenticated", err)
 	}
-	fresh, err := f.auth.Login(ctx, "user1@example.com", "brand new one")
+	fresh, err := f.auth.Login(ctx, "user1@example.com", "brand new one", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +216,7 @@ func TestRefreshRefusals(t *testing.T) {
 	f := newFixture(t)
 	u := f.seed(t, 1, domain.RoleSuperadmin, "secret-one")
 	victim := f.seed(t, 2, domain.RoleUser, "secret-two")
-	pair, err := f.auth.Login(ctx, "user2@example.com", "secret-two")
+	pair, err := f.auth.Login(ctx, "user2@example.com", "secret-two", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,11 +240,11 @@ func TestLogout(t *testing.T) {
 	f := newFixture(t)
 	a := f.seed(t, 1, domain.RoleUser, "secret-one")
 	f.seed(t, 2, domain.RoleUser, "secret-two")
-	pa, err := f.auth.Login(ctx, "user1@example.com", "secret-one")
+	pa, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb, err := f.auth.Login(ctx, "user2@example.com", "secret-two")
+	pb, err := f.auth.Login(ctx, "user2@example.com", "secret-two", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,5 +296,50 @@ func TestAuthenticate(t *testing.T) {
 	actor, err = f.auth.Authenticate(ctx, "access:2:1")
 	if err != nil || actor.Role != domain.RoleAdmin {
 		t.Fatalf("current version: %+v, %v", actor, err)
+	}
+}
+
+// A login naming no account verifies a stored hash of another account, in
+// the proportions of the stored hashes' kinds (costs): with three quarters
+// of the accounts on an imported slow hash, about three quarters of unknown
+// emails verify one. The choice is stable per email. Counted, not timed.
+func TestUnknownEmailsMirrorTheStoredHashes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	for i := range 100 {
+		u := f.seed(t, i+1, domain.RoleUser, "")
+		hash := "hash:p" // the service's own kind
+		if i%4 != 0 {
+			hash = "$2b$12$imported" // an imported kind, costlier to verify
+		}
+		if _, err := f.repo.Update(ctx, u.ID(), domain.Operator(), func(u *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {
+			u.SetInitialPassword(hash, false)
+			return domain.ActionUpdated, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const tries = 400
+	for i := range tries {
+		if _, err := f.auth.Login(ctx, fmt.Sprintf("nobody%d@example.com", i), "guess", netip.Addr{}); !errors.Is(err, domain.ErrBadCredentials) {
+			t.Fatal(err)
+		}
+	}
+	imported, own := f.hasher.verifyCount("$2b$12$imported"), f.hasher.verifyCount("hash:p")
+	if imported+own != tries || imported < tries*60/100 || imported > tries*90/100 {
+		t.Fatalf("%d unknown emails verified %d imported and %d own hashes (and %d others), want about 3:1",
+			tries, imported, own, f.hasher.verifyTotal()-imported-own)
+	}
+	// The same email always costs the same.
+	for i := range 20 {
+		email := fmt.Sprintf("nobody%d@example.com", i)
+		before := f.hasher.verifyCount("$2b$12$imported")
+		_, _ = f.auth.Login(ctx, email, "guess", netip.Addr{})
+		first := f.hasher.verifyCount("$2b$12$imported") - before
+		_, _ = f.auth.Login(ctx, email, "guess", netip.Addr{})
+		if second := f.hasher.verifyCount("$2b$12$imported") - before - first; first != second {
+			t.Fatalf("%s verified a different kind of hash the second time", email)
+		}
 	}
 }

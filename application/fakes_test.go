@@ -337,6 +337,17 @@ func (h *fakeHasher) verifyCount(hash string) int {
 	return h.verified[hash]
 }
 
+// verifyTotal counts every Verify call.
+func (h *fakeHasher) verifyTotal() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, c := range h.verified {
+		n += c
+	}
+	return n
+}
+
 func (h *fakeHasher) hashCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -507,4 +518,29 @@ func fieldsOf(t *testing.T, err error) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+func (r *memRepo) PasswordHashClasses(context.Context) ([]ports.PasswordHashClass, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	byPrefix := map[string]*ports.PasswordHashClass{}
+	for _, s := range r.users {
+		if s.PasswordHash == "" {
+			continue
+		}
+		prefix := s.PasswordHash[:min(7, len(s.PasswordHash))]
+		c := byPrefix[prefix]
+		if c == nil {
+			c = &ports.PasswordHashClass{Sample: s.PasswordHash}
+			byPrefix[prefix] = c
+		}
+		c.Count++
+		c.Sample = min(c.Sample, s.PasswordHash)
+	}
+	var out []ports.PasswordHashClass
+	for _, c := range byPrefix {
+		out = append(out, *c)
+	}
+	slices.SortFunc(out, func(a, b ports.PasswordHashClass) int { return strings.Compare(a.Sample, b.Sample) })
+	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
@@ -14,17 +15,28 @@ import (
 // family. Whatever is wrong (malformed or unknown email, no password set,
 // wrong password) gives domain.ErrBadCredentials after one password
 // verification, so neither the answer nor its timing tells whether the email
-// is registered.
-func (a *Auth) Login(ctx context.Context, email, password string) (ports.TokenPair, error) {
+// is registered. Failures are counted per account and client network; past
+// the budget the login is refused before the password is looked at, so a
+// refused guess cannot be a hit.
+func (a *Auth) Login(ctx context.Context, email, password string, client netip.Addr) (ports.TokenPair, error) {
 	u, err := a.loginUser(ctx, email)
 	if err != nil {
 		return ports.TokenPair{}, err
 	}
+	account := throttleAccount(u, email)
+	done, err := a.throttle.Attempt(ctx, account, client)
+	if err != nil {
+		return ports.TokenPair{}, err
+	}
 	if u == nil || !u.HasPassword() {
-		_, _, _ = a.hasher.Verify(a.dummyHash, password) // only its cost matters
+		// Only its cost matters: a stored hash of another account, chosen
+		// so that such logins cost what real ones do (standIns).
+		_, _, _ = a.hasher.Verify(a.standIns.pick(ctx, account), password)
+		done(true)
 		return ports.TokenPair{}, domain.ErrBadCredentials
 	}
 	ok, needsRehash, err := a.hasher.Verify(u.PasswordHash(), password)
+	done(err != nil || !ok)
 	if err != nil {
 		a.log.WarnContext(ctx, "stored password hash cannot be verified", slog.Int64("user_id", u.ID()), slog.Any("error", err))
 		return ports.TokenPair{}, domain.ErrBadCredentials

@@ -3,7 +3,6 @@ package application
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
@@ -17,7 +16,15 @@ const (
 	// repository may estimate, because counting a million rows on every page
 	// costs more than the page.
 	exactCountLimit = 10000
+	// maxOffsetRows is as deep as page numbers reach: an offset is read and
+	// thrown away row by row, so a deep page costs the rows before it. Past
+	// it, cursors (which seek by index) take over.
+	maxOffsetRows = 10000
 )
+
+// errPageTooDeep refuses a page past maxOffsetRows.
+var errPageTooDeep = &domain.Error{Kind: domain.KindMalformed, Code: "page_too_deep",
+	Message: fmt.Sprintf("page * size may be at most %d; to read further, follow next_cursor with the cursor parameter, which has no limit", maxOffsetRows)}
 
 // pageQuery is a validated page request.
 type pageQuery struct {
@@ -65,6 +72,9 @@ func (s *Users) parsePage(req ports.PageRequest, filter domain.Filter, filterErr
 	if q.size == 0 {
 		q.size = defaultPageSize
 	}
+	if q.after == nil && q.page > maxOffsetRows/q.size {
+		return pageQuery{}, errPageTooDeep
+	}
 	return q, nil
 }
 
@@ -86,9 +96,9 @@ func (s *Users) fetchPage(ctx context.Context, q pageQuery) (ports.Page, error) 
 	}
 	sq := ports.SearchQuery{Filter: q.filter, Sort: q.sort, After: q.after, Limit: q.size + 1}
 	if q.after == nil {
-		// Past the last page there is nothing to read; the overflow guard
-		// keeps an absurd page number from wrapping the offset around.
-		if (exact && int64(q.page-1) >= p.Pages) || q.page-1 > math.MaxInt/q.size {
+		// Past the last page there is nothing to read. (parsePage bounds
+		// the offset at maxOffsetRows.)
+		if exact && int64(q.page-1) >= p.Pages {
 			return p, nil
 		}
 		sq.Offset = (q.page - 1) * q.size

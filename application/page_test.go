@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/userservice/userservice/domain"
@@ -47,7 +48,7 @@ func TestPageFigures(t *testing.T) {
 		{1, 7, []int64{1, 2, 3, 4, 5, 6, 7}, 1, false},
 		{1, 100, []int64{1, 2, 3, 4, 5, 6, 7}, 1, false},
 		{0, 0, []int64{1, 2, 3, 4, 5, 6, 7}, 1, false}, // defaults: page 1, size 50
-		{1 << 60, 100, nil, 1, false},
+		{100, 100, nil, 1, false},                      // 10,000 rows deep: the deepest page allowed
 	}
 	for _, tc := range cases {
 		p, err := f.users.List(ctx, actor, ports.PageRequest{Page: tc.page, Size: tc.size})
@@ -68,6 +69,23 @@ func TestPageFigures(t *testing.T) {
 	}
 	if got := f.repo.countLimit; got != 10000 {
 		t.Fatalf("counted exactly up to %d, want 10000", got)
+	}
+}
+
+// Offset pages stop at 10,000 rows (page * size); cursors go on.
+func TestPageTooDeep(t *testing.T) {
+	t.Parallel()
+	f, actor := pagingFixture(t, 3)
+	for _, tc := range []struct{ page, size int }{{101, 100}, {201, 0}, {10001, 1}, {1 << 60, 100}} {
+		_, err := f.users.List(context.Background(), actor, ports.PageRequest{Page: tc.page, Size: tc.size})
+		if de := domain.AsError(err); de == nil || de.Kind != domain.KindMalformed || de.Code != "page_too_deep" || !strings.Contains(de.Message, "cursor") {
+			t.Errorf("page %d size %d: %v, want page_too_deep naming cursor", tc.page, tc.size, err)
+		}
+	}
+	for _, tc := range []struct{ page, size int }{{100, 100}, {200, 0}, {10000, 1}} {
+		if _, err := f.users.List(context.Background(), actor, ports.PageRequest{Page: tc.page, Size: tc.size}); err != nil {
+			t.Errorf("page %d size %d: %v, want a page", tc.page, tc.size, err)
+		}
 	}
 }
 

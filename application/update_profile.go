@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
@@ -43,7 +44,13 @@ func (s *Users) UpdateProfile(ctx context.Context, actor domain.Actor, id int64,
 	self := actor.IsSelf(target)
 	verified := false
 	if self && (req.Password != nil || preview.Email() != target.Email()) {
-		if err := s.checkCurrentPassword(target, req.CurrentPassword); err != nil {
+		// A stale If-Match is answered before current_password is looked
+		// at: were it answered after, 412 against 422 would tell a right
+		// guess from a wrong one without the guess counting as a failure.
+		if req.IfMatch != "" && !etagMatches(req.IfMatch, ETag(target)) {
+			return nil, domain.ErrStale
+		}
+		if err := s.checkCurrentPassword(ctx, target, req.CurrentPassword, req.Client); err != nil {
 			return nil, err
 		}
 		verified = true
@@ -99,15 +106,22 @@ func (s *Users) UpdateProfile(ctx context.Context, actor domain.Actor, id int64,
 }
 
 // checkCurrentPassword verifies the current password the actor gave for
-// their own account.
-func (s *Users) checkCurrentPassword(u *domain.User, current *string) error {
+// their own account. A wrong one counts as a failed login for the account
+// from client's network, and past that budget the password is not checked.
+func (s *Users) checkCurrentPassword(ctx context.Context, u *domain.User, current *string, client netip.Addr) error {
 	if current == nil || *current == "" {
 		return domain.ErrPasswordRequired
 	}
+	done, err := s.throttle.Attempt(ctx, throttleAccount(u, ""), client)
+	if err != nil {
+		return err
+	}
 	if !u.HasPassword() {
+		done(true)
 		return domain.ErrPasswordIncorrect
 	}
 	ok, _, err := s.hasher.Verify(u.PasswordHash(), *current)
+	done(err != nil || !ok)
 	if err != nil {
 		// An unreadable stored hash matches nothing; the cause is for logs.
 		return domain.ErrPasswordIncorrect.Wrap(err)

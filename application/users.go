@@ -28,6 +28,10 @@ type Deps struct {
 	Decoder     ports.ImportDecoder
 	HashFormats ports.PasswordHashFormats
 	Log         *slog.Logger // nil: discard
+	// Throttle limits failed password checks (logins, current_password) by
+	// Auth and Users. nil limits nothing: only for callers that check no
+	// password (the command-line operator's commands).
+	Throttle ports.LoginThrottle
 	// CursorKey authenticates page cursors (HMAC-SHA256). Every instance must
 	// use the same key, so a cursor from one works on all; at least
 	// MinCursorKeyLen bytes.
@@ -51,6 +55,7 @@ type Users struct {
 	authz     ports.Authorizer
 	hasher    ports.PasswordHasher
 	clock     ports.Clock
+	throttle  ports.LoginThrottle
 	cursorKey []byte
 }
 
@@ -68,6 +73,7 @@ func NewUsers(deps Deps) *Users {
 		authz:     deps.Authz,
 		hasher:    deps.Hasher,
 		clock:     deps.Clock,
+		throttle:  throttleOf(deps),
 		cursorKey: append([]byte(nil), deps.CursorKey...),
 	}
 }

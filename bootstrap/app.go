@@ -61,7 +61,10 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*gormstore.St
 }
 
 // newApp wires the core and its adapters without migrating or listening.
-func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+// registry is where a serving instance's metrics go; only then are the rate
+// limits loaded (the use cases limit failed password checks with them), and
+// the commands that serve nothing pass nil.
+func newApp(ctx context.Context, cfg Config, log *slog.Logger, registry *prometheus.Registry) (*App, error) {
 	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -75,6 +78,21 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
+	}
+	var limit *ratelimit.Limiter
+	if registry != nil {
+		limit, err = ratelimit.New(ratelimit.Config{
+			Dir:            cfg.PolicyDir,
+			TrustedProxies: cfg.TrustedProxies,
+			RedisURL:       cfg.RedisURL,
+			Verifier:       tokens,
+			Log:            log,
+			Registry:       registry,
+		})
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("loading the rate limits from POLICY_DIR=%s: %w", cfg.PolicyDir, err)
+		}
 	}
 	hasher := passwords.NewArgon2id(passwords.DefaultParams())
 	deps := application.Deps{
@@ -94,6 +112,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Log:         log,
 		CursorKey:   deriveKey(cfg.JWTSecret, "userservice cursor v1"),
 	}
+	if limit != nil {
+		deps.Throttle = limit
+	}
 	// Token checks read memory kept current from the change feed; every
 	// write through the use cases evicts the account it touched as it
 	// returns, so this instance refuses a revoked token at once.
@@ -109,6 +130,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		log:     log,
 		store:   store,
 		authz:   authz,
+		limit:   limit,
 		users:   application.NewUsers(deps),
 		auth:    application.NewAuth(deps, authCfg),
 		audit:   application.NewAudit(deps),
@@ -123,7 +145,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 // New builds the service ready to Run: storage opened and migrated, the
 // policy loaded, the listener bound (so Addr is known before Run).
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
-	a, err := newApp(ctx, cfg, log)
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a, err := newApp(ctx, cfg, log, registry)
 	if err != nil {
 		return nil, err
 	}
@@ -131,8 +155,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("applying migrations: %w", err)
 	}
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	e, err := httpapi.New(httpapi.Deps{
 		Users:    a.users,
 		Auth:     a.auth,
@@ -147,18 +169,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("building the HTTP API: %w", err)
-	}
-	a.limit, err = ratelimit.New(ratelimit.Config{
-		Dir:            cfg.PolicyDir,
-		TrustedProxies: cfg.TrustedProxies,
-		RedisURL:       cfg.RedisURL,
-		Verifier:       a.tokens,
-		Log:            log,
-		Registry:       registry,
-	})
-	if err != nil {
-		a.Close()
-		return nil, fmt.Errorf("loading the rate limits from POLICY_DIR=%s: %w", cfg.PolicyDir, err)
 	}
 	// After routing (Use, not Pre): limits are per route template.
 	e.Use(a.limit.Middleware())

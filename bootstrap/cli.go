@@ -293,7 +293,7 @@ func superadmin(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	log := newLogger(cfg, env.Stderr)
-	app, err := newApp(ctx, cfg, log)
+	app, err := newApp(ctx, cfg, log, nil)
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func importUsers(ctx context.Context, env Env, args []string) error {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(importMemoryLimit))
 	}
 	log := newLogger(cfg, env.Stderr)
-	app, err := newApp(ctx, cfg, log)
+	app, err := newApp(ctx, cfg, log, nil)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Kind classifies an error for every adapter: HTTP maps it to a status once,
@@ -70,6 +71,9 @@ type Error struct {
 	Message string
 	Fields  []FieldError
 	Err     error
+	// RetryAfter, when positive, is how long a refused client should wait
+	// before trying again (KindRateLimited).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -145,6 +149,9 @@ var (
 	ErrUnavailable       = &Error{Kind: KindUnavailable, Code: "unavailable", Message: "the database is unreachable"}
 	ErrPasswordRequired  = &Error{Kind: KindInvalid, Code: "current_password_required", Message: "current_password is required to change your own email or password"}
 	ErrPasswordIncorrect = &Error{Kind: KindInvalid, Code: "current_password_incorrect", Message: "current_password is incorrect"}
+	// ErrTooManyFailures refuses a password check after too many failed ones
+	// for the account (from the client's network, or from everywhere).
+	ErrTooManyFailures = &Error{Kind: KindRateLimited, Code: "rate_limited", Message: "too many failed password attempts; try again later"}
 )
 
 // ValidationError collects field problems and reports them all at once.

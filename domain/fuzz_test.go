@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/userservice/userservice/domain"
@@ -96,7 +97,8 @@ func FuzzParseIPRange(f *testing.F) {
 	})
 }
 
-// FuzzParseEmail: ParseEmail never panics, and an accepted address is folded,
+// FuzzParseEmail: ParseEmail never panics, and an accepted address is its
+// input trimmed and lower-cased (never another address), already folded,
 // within the limit, and re-parses to itself (what storage keeps is valid input).
 func FuzzParseEmail(f *testing.F) {
 	for _, s := range []string{
@@ -105,6 +107,7 @@ func FuzzParseEmail(f *testing.F) {
 		strings.Repeat("a", 242) + "@example.com",
 		// Folds from 254 to 255 bytes.
 		"\u023a" + strings.Repeat("a", 240) + "@example.com",
+		"a@exam\u0131ple.com",
 	} {
 		f.Add(s)
 	}
@@ -118,6 +121,9 @@ func FuzzParseEmail(f *testing.F) {
 			return
 		}
 		addr := e.String()
+		if addr != strings.Map(unicode.ToLower, strings.TrimSpace(s)) {
+			t.Fatalf("ParseEmail(%q) = %q: not the address given, lower-cased", s, addr)
+		}
 		if domain.Fold(addr) != addr {
 			t.Fatalf("ParseEmail(%q) = %q, not folded", s, addr)
 		}

@@ -75,14 +75,18 @@ func Fold(s string) string {
 	return strings.Map(func(r rune) rune { return unicode.ToLower(unicode.ToUpper(r)) }, s)
 }
 
-// Email is a validated address, stored folded (lower-cased), which makes the
-// unique index on it case-insensitive.
+// Email is a validated address, stored lower-cased, which makes the unique
+// index on it case-insensitive. It is never stored as another address: an
+// address in which Fold would turn a lower-case letter into a different one
+// (ı into i, ſ into s, final ς into σ) is refused, so what is stored is both
+// what was typed, lower-cased, and the folded form uniqueness compares.
 type Email struct{ addr string }
 
 const maxEmailLen = 254
 
-// ParseEmail trims, validates and folds an address: a bare addr-spec (no
-// display name), a domain with a dot, at most 254 bytes before and after folding.
+// ParseEmail trims, validates and lower-cases an address: a bare addr-spec
+// (no display name), a domain with a dot, at most 254 bytes before and after
+// lower-casing, and no letter that folding would turn into another.
 func ParseEmail(s string) (Email, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -108,13 +112,20 @@ func ParseEmail(s string) (Email, error) {
 	if !strings.Contains(domainPart, ".") || strings.HasPrefix(domainPart, ".") || strings.HasSuffix(domainPart, ".") {
 		return Email{}, invalid("email", "is not a valid email address")
 	}
-	// The folded form is the one stored, and folding can lengthen an address
-	// (U+023A takes two bytes, its lower case three), so the limit holds for it too.
-	folded := Fold(s)
-	if len(folded) > maxEmailLen {
+	// The lower-cased form is the one stored, and lower-casing can lengthen
+	// an address (U+023A takes two bytes, its lower case three), so the limit
+	// holds for it too.
+	lower := strings.Map(unicode.ToLower, s)
+	if len(lower) > maxEmailLen {
 		return Email{}, invalid("email", "is not a valid email address")
 	}
-	return Email{folded}, nil
+	if Fold(lower) != lower {
+		// Stored folded, a@examıple.com would become a@examiple.com: another
+		// domain than the one typed. Stored as typed, it would escape the
+		// unique index that folding serves.
+		return Email{}, invalid("email", "contains a letter that would be compared as another (such as ı as i); write the address with the letters it is delivered to")
+	}
+	return Email{lower}, nil
 }
 
 func (e Email) String() string { return e.addr }

@@ -119,6 +119,14 @@ func TestParseEmail(t *testing.T) {
 		{name: "254 bytes after trimming", in: "  " + strings.Repeat("a", 242) + domainPart + "  ", want: strings.Repeat("a", 242) + domainPart},
 		{name: "254 bytes of two-byte runes", in: strings.Repeat("é", 121) + domainPart, want: strings.Repeat("é", 121) + domainPart},
 
+		{name: "dotted capital I lower-cased", in: "\u0130@example.com", want: "i@example.com"},
+
+		// Folding would store another address than the one typed.
+		{name: "dotless i in the domain", in: "a@exam\u0131ple.com"},
+		{name: "dotless i in the local part", in: "\u0131@example.com"},
+		{name: "long s", in: "a\u017fb@example.com"},
+		{name: "final sigma", in: "\u03b1\u03c2@example.gr"},
+		{name: "micro sign", in: "\u00b5@example.com"},
 		{name: "empty", in: ""},
 		{name: "only spaces", in: "   "},
 		{name: "255 bytes", in: strings.Repeat("a", 243) + domainPart},

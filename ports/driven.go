@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/userservice/userservice/domain"
@@ -50,6 +51,17 @@ type UserRepository interface {
 	Count(ctx context.Context, f domain.Filter, limit int64) (n int64, exact bool, err error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
+	// PasswordHashClasses groups the users that have a password by the
+	// first 7 bytes of their hash (the algorithm and, for bcrypt, the cost:
+	// what verifying it costs), with how many users each group has and one
+	// of its hashes.
+	PasswordHashClasses(ctx context.Context) ([]PasswordHashClass, error)
+}
+
+// PasswordHashClass is one group of PasswordHashClasses.
+type PasswordHashClass struct {
+	Sample string // one stored hash of the group
+	Count  int64
 }
 
 // SearchQuery is one page of a search. With After set, the page starts
@@ -150,4 +162,19 @@ type RefreshTokenStore interface {
 	Rotate(ctx context.Context, oldHash string, next RefreshToken, now time.Time) (userID int64, reused bool, err error)
 	// RevokeFamily revokes the family of the token with hash, if userID owns it.
 	RevokeFamily(ctx context.Context, hash string, userID int64, now time.Time) error
+}
+
+// LoginThrottle limits guesses at passwords without letting anyone lock an
+// account's owner out: failed checks of an account's password are counted
+// per client network, and across all networks against a ceiling set far
+// higher, so a network that has not failed keeps its budget whatever other
+// networks do (until the ceiling).
+type LoginThrottle interface {
+	// Attempt is asked before account's password is checked for a client at
+	// address client (the zero Addr when it is not known). It refuses with a
+	// domain error of kind KindRateLimited, carrying when to retry, when the
+	// account may not be guessed at from there now; the password must then
+	// not be checked at all. Otherwise done must be called once with whether
+	// the check failed: a failure stays counted, a success is not counted.
+	Attempt(ctx context.Context, account string, client netip.Addr) (done func(failed bool), err error)
 }

@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/userservice/userservice/domain"
@@ -65,6 +66,9 @@ type UpdateUserRequest struct {
 	Password        *string
 	CurrentPassword *string
 	IfMatch         string
+	// Client is the address the request came from (the zero Addr when not
+	// known): a wrong CurrentPassword counts as a failed login from there.
+	Client netip.Addr
 }
 
 // AuthService signs users up and in, rotates and revokes refresh tokens, and
@@ -74,8 +78,9 @@ type AuthService interface {
 	SignUp(ctx context.Context, req CreateUserRequest) (*domain.User, error)
 	// Login checks email and password and issues a token pair. A wrong email
 	// or password gives the same error (domain.ErrBadCredentials) in about the
-	// same time.
-	Login(ctx context.Context, email, password string) (TokenPair, error)
+	// same time. client is the address the login came from (the zero Addr
+	// when not known): failures are limited per account and client network.
+	Login(ctx context.Context, email, password string, client netip.Addr) (TokenPair, error)
 	// Refresh spends a refresh token and issues a new pair in its family.
 	Refresh(ctx context.Context, refreshToken string) (TokenPair, error)
 	// Logout revokes the refresh token's family if actor owns it.

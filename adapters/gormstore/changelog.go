@@ -106,7 +106,7 @@ func (l *ChangeLog) Audit(ctx context.Context, q ports.AuditQuery) ([]domain.Cha
 // exactly up to limit; past it, like Users.Count, PostgreSQL answers with
 // the planner's estimate.
 func (l *ChangeLog) CountAudit(ctx context.Context, q ports.AuditQuery, limit int64) (int64, bool, error) {
-	return l.s.count(ctx, func(db *gorm.DB) *gorm.DB { return auditFilter(db.Table("change_log"), q) }, limit)
+	return l.s.count(ctx, l.s.read, func(db *gorm.DB) *gorm.DB { return auditFilter(db.Table("change_log"), q) }, limit)
 }
 
 // auditFilter applies q's filters (not AfterSeq or Limit) to db. Internal

@@ -3,12 +3,17 @@ package gormstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
+	gosqlite "github.com/glebarez/go-sqlite"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"github.com/userservice/userservice/domain"
@@ -78,7 +83,16 @@ func sortColumn(f domain.SortField) string {
 // that the (column, id) indexes serve on both engines; otherwise q.Offset
 // rows are skipped.
 func (r *Users) Search(ctx context.Context, q ports.SearchQuery) ([]*domain.User, error) {
-	db := r.s.filtered(r.s.planEach(r.s.read.WithContext(ctx)), q.Filter)
+	var users []*domain.User
+	err := r.s.searching(ctx, func(ctx context.Context, from *gorm.DB) (err error) {
+		users, err = r.search(ctx, from, q)
+		return err
+	})
+	return users, err
+}
+
+func (r *Users) search(ctx context.Context, from *gorm.DB, q ports.SearchQuery) ([]*domain.User, error) {
+	db := r.s.filtered(r.s.planEach(from.WithContext(ctx)), q.Filter)
 	col := sortColumn(q.Sort.Field)
 	dir, op := "ASC", ">"
 	if q.Sort.Desc {
@@ -118,8 +132,12 @@ func (r *Users) Search(ctx context.Context, q ports.SearchQuery) ([]*domain.User
 }
 
 // Count counts users matching f: exactly up to limit; past it, see count.
-func (r *Users) Count(ctx context.Context, f domain.Filter, limit int64) (int64, bool, error) {
-	return r.s.count(ctx, func(db *gorm.DB) *gorm.DB { return r.s.filtered(db, f) }, limit)
+func (r *Users) Count(ctx context.Context, f domain.Filter, limit int64) (n int64, exact bool, err error) {
+	err = r.s.searching(ctx, func(ctx context.Context, from *gorm.DB) (err error) {
+		n, exact, err = r.s.count(ctx, from, func(db *gorm.DB) *gorm.DB { return r.s.filtered(db, f) }, limit)
+		return err
+	})
+	return n, exact, err
 }
 
 // count counts the rows of query exactly up to limit, by counting at most
@@ -127,8 +145,9 @@ func (r *Users) Count(ctx context.Context, f domain.Filter, limit int64) (int64,
 // estimate (never below limit+1) and exact=false, because an exact count of
 // a broad filter over millions of rows costs more than the page it labels.
 // SQLite, for small deployments, counts exactly. limit <= 0 counts exactly.
-func (s *Store) count(ctx context.Context, query func(*gorm.DB) *gorm.DB, limit int64) (int64, bool, error) {
-	db := s.planEach(s.read.WithContext(ctx))
+// from is the read pool, or a transaction of it.
+func (s *Store) count(ctx context.Context, from *gorm.DB, query func(*gorm.DB) *gorm.DB, limit int64) (int64, bool, error) {
+	db := s.planEach(from.WithContext(ctx))
 	if limit <= 0 || s.dialect == dialectSQLite {
 		var n int64
 		if err := query(db).Count(&n).Error; err != nil {
@@ -144,7 +163,7 @@ func (s *Store) count(ctx context.Context, query func(*gorm.DB) *gorm.DB, limit 
 	if n <= limit {
 		return n, true, nil
 	}
-	est, err := s.estimate(ctx, query)
+	est, err := s.estimate(ctx, from, query)
 	if err != nil {
 		return 0, false, err
 	}
@@ -152,13 +171,13 @@ func (s *Store) count(ctx context.Context, query func(*gorm.DB) *gorm.DB, limit 
 }
 
 // estimate returns PostgreSQL's planner estimate of the rows of query.
-func (s *Store) estimate(ctx context.Context, query func(*gorm.DB) *gorm.DB) (int64, error) {
+func (s *Store) estimate(ctx context.Context, from *gorm.DB, query func(*gorm.DB) *gorm.DB) (int64, error) {
 	// Build the statement without running it, then ask EXPLAIN about it
 	// with the same parameters.
-	stmt := query(s.read.WithContext(ctx).Session(&gorm.Session{DryRun: true})).
+	stmt := query(from.WithContext(ctx).Session(&gorm.Session{DryRun: true})).
 		Select("1").Find(&[]map[string]any{}).Statement
 	var plan string
-	err := s.planEach(s.read.WithContext(ctx)).Raw("EXPLAIN (FORMAT JSON) "+stmt.SQL.String(), stmt.Vars...).Row().Scan(&plan)
+	err := s.planEach(from.WithContext(ctx)).Raw("EXPLAIN (FORMAT JSON) "+stmt.SQL.String(), stmt.Vars...).Row().Scan(&plan)
 	if err != nil {
 		return 0, translate(ctx, err, false)
 	}
@@ -174,6 +193,78 @@ func (s *Store) estimate(ctx context.Context, query func(*gorm.DB) *gorm.DB) (in
 		return 0, errors.New("gormstore: EXPLAIN returned no plan")
 	}
 	return int64(out[0].Plan.Rows), nil
+}
+
+// errSearchTimeout is a search stopped by the search timeout.
+var errSearchTimeout = &domain.Error{Kind: domain.KindUnavailable, Code: "search_timeout",
+	Message: "the search took too long and was stopped; narrow the filters, or page with cursor"}
+
+// searching runs fn, one part of a user search, bounded by the search
+// timeout so that no search holds a connection for long, whatever its
+// filters and depth. On PostgreSQL fn runs in a read-only transaction with
+// SET LOCAL statement_timeout, so the server stops the statement itself even
+// when the client's cancel request never reaches it; on both engines the
+// context carries the same deadline, which the SQLite driver turns into
+// sqlite3_interrupt. fn gets that context and the pool or transaction to
+// read from.
+func (s *Store) searching(ctx context.Context, fn func(ctx context.Context, from *gorm.DB) error) error {
+	bounded, cancel := context.WithTimeout(ctx, s.searchTimeout)
+	defer cancel()
+	deadline, _ := bounded.Deadline()
+	var err error
+	if s.dialect == dialectPostgres {
+		err = s.read.WithContext(bounded).Transaction(func(tx *gorm.DB) error {
+			// SET takes no parameters; the value is an integer of ours.
+			if err := tx.Exec(fmt.Sprintf("SET LOCAL statement_timeout = %d", max(s.searchTimeout.Milliseconds(), 1))).Error; err != nil {
+				return translate(bounded, err, false)
+			}
+			return fn(bounded, tx)
+		}, &sql.TxOptions{ReadOnly: true})
+	} else {
+		// The SQLite driver interrupts a statement whose context ends only
+		// while it is being prepared, not while its rows are stepped through
+		// (where a scan or a sort spends its time), so the statement checks
+		// the deadline itself, row by row.
+		err = fn(bounded, s.read.Where(sqliteDeadlineFunc+"(?)", deadline.UnixNano()))
+	}
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == nil && (!time.Now().Before(deadline) || queryCanceled(err)) {
+		// Our deadline, not the request's: the search itself is too slow.
+		return errSearchTimeout.Wrap(err)
+	}
+	if domain.AsError(err) != nil {
+		return err
+	}
+	return translate(ctx, err, false)
+}
+
+// sqliteDeadlineFunc is the SQL function, registered with the SQLite
+// driver, that fails the statement evaluating it once the time (Unix
+// nanoseconds) it is given has passed.
+const sqliteDeadlineFunc = "userservice_before"
+
+// registerSQLiteDeadline registers sqliteDeadlineFunc, once per process: the
+// driver keeps one registry for every connection.
+var registerSQLiteDeadline = sync.OnceValue(func() error {
+	return gosqlite.RegisterScalarFunction(sqliteDeadlineFunc, 1, func(_ *gosqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		deadline, ok := args[0].(int64)
+		if !ok {
+			return nil, errors.New(sqliteDeadlineFunc + ": want a time in Unix nanoseconds")
+		}
+		if time.Now().UnixNano() >= deadline {
+			return nil, errors.New("search timeout")
+		}
+		return int64(1), nil
+	})
+})
+
+// queryCanceled reports whether PostgreSQL stopped a statement (its
+// statement_timeout, or a cancel request).
+func queryCanceled(err error) bool {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && pgErr.Code == "57014"
 }
 
 // planEach makes db (a session of its own, as WithContext returns) have

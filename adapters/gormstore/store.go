@@ -49,10 +49,23 @@ type Store struct {
 	notifier *Notifier
 	// pgConfig opens the notifier's LISTEN connections (PostgreSQL only).
 	pgConfig *pgx.ConnConfig
+	// searchTimeout bounds each statement of a user search (searching).
+	searchTimeout time.Duration
 }
 
 // Option adjusts a Store at Open.
 type Option func(*Store)
+
+// DefaultSearchTimeout is how long one statement of a user search (the
+// count, the page) may run before it is stopped.
+const DefaultSearchTimeout = 5 * time.Second
+
+// WithSearchTimeout sets how long one statement of a user search may run
+// (default DefaultSearchTimeout); past it the search fails with the
+// domain error of code search_timeout.
+func WithSearchTimeout(d time.Duration) Option {
+	return func(s *Store) { s.searchTimeout = d }
+}
 
 // WithClock sets the clock that stamps change-log entries (default: the
 // system clock, UTC, microseconds). Give it the clock the use cases get, so
@@ -68,7 +81,8 @@ func WithClock(c ports.Clock) Option {
 // checks the connection but applies no migrations (see MigrateUp). An
 // unreachable database is domain.ErrUnavailable.
 func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Option) (*Store, error) {
-	s := &Store{log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	s := &Store{log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		searchTimeout: DefaultSearchTimeout}
 	for _, o := range opts {
 		o(s)
 	}
@@ -116,6 +130,9 @@ func (s *Store) openSQLite(path string, gcfg *gorm.Config) error {
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			return fmt.Errorf("gormstore: sqlite %s: the folder %s does not exist (create it, or set DATABASE_URL=sqlite:PATH elsewhere)", path, dir)
 		}
+	}
+	if err := registerSQLiteDeadline(); err != nil {
+		return fmt.Errorf("gormstore: sqlite: %w", err)
 	}
 	writer, err := sql.Open(sqlite.DriverName, sqliteDSN(path, false))
 	if err != nil {

@@ -272,3 +272,27 @@ func retiredUserIDs(tx *gorm.DB, ids []int64) ([]int64, error) {
 
 // Ping reports whether the database answers.
 func (r *Users) Ping(ctx context.Context) error { return r.s.Ping(ctx) }
+
+// PasswordHashClasses groups the users with a password by the first 7 bytes
+// of their hash ("$2b$12$", "$argon2"). It reads every row: the caller asks
+// rarely (minutes apart).
+func (r *Users) PasswordHashClasses(ctx context.Context) ([]ports.PasswordHashClass, error) {
+	var rows []struct {
+		Sample string
+		N      int64
+	}
+	err := r.s.read.WithContext(ctx).Table("users").
+		Select("min(password_hash) AS sample, count(*) AS n").
+		Where("password_hash <> ''").
+		Group("substr(password_hash, 1, 7)").
+		Order("sample").
+		Scan(&rows).Error
+	if err != nil {
+		return nil, translate(ctx, err, false)
+	}
+	out := make([]ports.PasswordHashClass, len(rows))
+	for i, row := range rows {
+		out[i] = ports.PasswordHashClass{Sample: row.Sample, Count: row.N}
+	}
+	return out, nil
+}

@@ -465,7 +465,10 @@ type UpdateUserRequest struct {
 type User struct {
 	CreatedAt time.Time `json:"created_at"`
 
-	// Email Stored lower-cased.
+	// Email Stored lower-cased, and never as another address: an address in which
+	// case-insensitive comparison would turn a letter into another (`ı` into
+	// `i`, `ſ` into `s`, final `ς` into `σ`) is refused with `422`.
+	//
 	//
 	// Example: zoe@example.com
 	Email string `json:"email"`
@@ -615,6 +618,9 @@ type ImportUsersParamsOnConflict string
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
 	// Page Page number, from 1. Past the last page the answer is `200` with no items.
+	// Offset pages reach 10,000 rows deep: `page` × `size` over 10,000 is a `400`
+	// with the code `page_too_deep`; follow `next_cursor` with `cursor` instead,
+	// which has no such limit.
 	Page *Page `form:"page,omitempty" json:"page,omitempty"`
 
 	// Size Items per page.
@@ -649,6 +655,9 @@ type SearchUsersParams struct {
 	EmailExact *string `form:"email_exact,omitempty" json:"email_exact,omitempty"`
 
 	// Page Page number, from 1. Past the last page the answer is `200` with no items.
+	// Offset pages reach 10,000 rows deep: `page` × `size` over 10,000 is a `400`
+	// with the code `page_too_deep`; follow `next_cursor` with `cursor` instead,
+	// which has no such limit.
 	Page *Page `form:"page,omitempty" json:"page,omitempty"`
 
 	// Size Items per page.

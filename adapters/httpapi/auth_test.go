@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ import (
 func loginHarness(t *testing.T, pair ports.TokenPair) (*harness, *[2]string) {
 	h := newHarness(t, Config{})
 	var got [2]string
-	h.auth.LoginFn = func(_ context.Context, email, password string) (ports.TokenPair, error) {
+	h.auth.LoginFn = func(_ context.Context, email, password string, _ netip.Addr) (ports.TokenPair, error) {
 		got = [2]string{email, password}
 		if password != "correct horse" {
 			return ports.TokenPair{}, domain.ErrBadCredentials

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -60,6 +62,11 @@ func (s *server) handleError(err error, c echo.Context) {
 	status, body := s.render(ctx, err, c)
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, "Bearer")
+	}
+	if de := domain.AsError(err); de != nil && de.RetryAfter > 0 {
+		// Whole seconds, rounded up: a client waiting that long is let in.
+		secs := int64(math.Ceil(de.RetryAfter.Seconds()))
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.FormatInt(secs, 10))
 	}
 	var werr error
 	if c.Request().Method == http.MethodHead {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -18,7 +19,7 @@ func (s *server) AuthToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	pair, err := s.auth.Login(c.Request().Context(), email, password)
+	pair, err := s.auth.Login(c.Request().Context(), email, password, clientAddr(c))
 	if err != nil {
 		return err
 	}
@@ -154,6 +155,16 @@ func readNewUser(o *jsonObject) ports.CreateUserRequest {
 		},
 		Password: o.required("password"),
 	}
+}
+
+// clientAddr is the client's address as the IP extractor (TRUSTED_PROXIES)
+// works it out; the zero Addr when it cannot be read.
+func clientAddr(c echo.Context) netip.Addr {
+	a, err := netip.ParseAddr(c.RealIP())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.WithZone("").Unmap()
 }
 
 // actorOf returns the request's actor. Every route that calls it requires a

@@ -163,6 +163,7 @@ func (s *server) UpdateUser(c echo.Context, id UserID, params UpdateUserParams) 
 		Password:        o.optional("password"),
 		CurrentPassword: o.optional("current_password"),
 		IfMatch:         strings.TrimSpace(deref(params.IfMatch)),
+		Client:          clientAddr(c),
 	}
 	o.allow(append(updateKeys, "role")...)
 	if err := o.err(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -102,7 +103,7 @@ func (f *fakeUsers) EnsureSuperadmin(context.Context, domain.Actor, ports.Supera
 // AuthenticateFn it knows the tokens of tokenActors.
 type fakeAuth struct {
 	SignUpFn       func(ctx context.Context, req ports.CreateUserRequest) (*domain.User, error)
-	LoginFn        func(ctx context.Context, email, password string) (ports.TokenPair, error)
+	LoginFn        func(ctx context.Context, email, password string, client netip.Addr) (ports.TokenPair, error)
 	RefreshFn      func(ctx context.Context, token string) (ports.TokenPair, error)
 	LogoutFn       func(ctx context.Context, actor domain.Actor, token string) error
 	AuthenticateFn func(ctx context.Context, token string) (domain.Actor, error)
@@ -127,11 +128,11 @@ func (f *fakeAuth) SignUp(ctx context.Context, r ports.CreateUserRequest) (*doma
 	return f.SignUpFn(ctx, r)
 }
 
-func (f *fakeAuth) Login(ctx context.Context, email, password string) (ports.TokenPair, error) {
+func (f *fakeAuth) Login(ctx context.Context, email, password string, client netip.Addr) (ports.TokenPair, error) {
 	if f.LoginFn == nil {
 		return ports.TokenPair{}, errUnexpected
 	}
-	return f.LoginFn(ctx, email, password)
+	return f.LoginFn(ctx, email, password, client)
 }
 
 func (f *fakeAuth) Refresh(ctx context.Context, token string) (ports.TokenPair, error) {

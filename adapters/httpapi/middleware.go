@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -117,18 +119,38 @@ func (s *server) recover(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// authBodyLimit bounds the bodies of /auth/* routes: a login, refresh,
+// logout or sign-up is a few hundred bytes, and anything larger is only
+// there to make the service read, parse or count it.
+const authBodyLimit = 8 << 10
+
 // limitBody refuses a declared Content-Length over the limit at once and
 // cuts any other body off at the limit; readers then see *http.MaxBytesError.
 // CSV imports, streamed rather than buffered, have a limit of their own.
+// The small bodies of /auth/* are read whole here, so one over their limit is
+// answered 413 before any rate limit counts it or anything parses it, with a
+// Content-Length or without.
 func (s *server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		limit := s.cfg.BodyLimit
-		if c.Path() == importRoute {
+		auth := strings.HasPrefix(c.Path(), authPrefix)
+		switch {
+		case c.Path() == importRoute:
 			limit = s.cfg.ImportBodyLimit
+		case auth:
+			limit = min(limit, authBodyLimit)
 		}
 		if req.ContentLength > limit {
 			return errBodyTooLarge(limit)
+		}
+		if auth && req.Body != nil && req.Body != http.NoBody {
+			data, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, limit))
+			if err != nil {
+				return readError(err)
+			}
+			req.Body = io.NopCloser(bytes.NewReader(data))
+			return next(c)
 		}
 		if req.Body != nil && req.Body != http.NoBody {
 			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)

@@ -256,7 +256,7 @@ func TestAccessLogRecordsTheRouteAndNoSecrets(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Config{})
 	h.users.GetFn = func(context.Context, domain.Actor, int64) (*domain.User, error) { return testUser(t, 12), nil }
-	h.auth.LoginFn = func(context.Context, string, string) (ports.TokenPair, error) {
+	h.auth.LoginFn = func(context.Context, string, string, netip.Addr) (ports.TokenPair, error) {
 		return ports.TokenPair{AccessToken: "issued-access-secret", RefreshToken: "issued-refresh-secret"}, nil
 	}
 	h.get("/api/v1/users/12", userToken)

@@ -22,6 +22,9 @@ import (
 // apiPrefix is where the REST API lives; health, metrics and docs sit outside it.
 const apiPrefix = "/api/v1"
 
+// authPrefix starts the routes that sign in and out.
+const authPrefix = apiPrefix + "/auth/"
+
 // Deps are the adapter's collaborators. All are required.
 type Deps struct {
 	Users ports.UserService

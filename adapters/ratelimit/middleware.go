@@ -1,15 +1,8 @@
 package ratelimit
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"io"
 	"math"
-	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -27,20 +20,12 @@ const (
 	HeaderRetryAfter = "Retry-After"
 )
 
-// maxLoginBody bounds how much of a login body is read to find its email.
-// Logins are a few hundred bytes; a larger body is counted under one shared
-// key, so padding a body cannot buy a fresh per-email bucket.
-const maxLoginBody = 64 << 10
-
-// noEmail is the email key of a request whose email cannot be read.
-const noEmail = "-"
-
 // Middleware limits the requests of every route the limits file gives a
 // rule, by the route template Echo matched (c.Path()). Mount it with
 // e.Use (not e.Pre: before routing there is no template), after the body
 // size limit. Rules that apply to a request are taken from in file order; a
-// refusal stops there, so a client refused by its address does not also spend
-// the budget of the email it tries.
+// refusal stops there, so a client refused by one rule does not also spend
+// the budgets of the later ones. Bodies are never read here.
 func (l *Limiter) Middleware() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -126,8 +111,8 @@ type requestKeys struct {
 	l   *Limiter
 	req *http.Request
 
-	ip, email, user    string
-	haveIP, haveEmail  bool
+	ip, user           string
+	haveIP             bool
 	haveUser, userSeen bool
 }
 
@@ -141,11 +126,6 @@ func (k *requestKeys) key(kind keyKind) (key string, ok bool) {
 			k.ip, k.haveIP = ipKey(clientIP(k.req, k.l.trusted)), true
 		}
 		return k.ip, true
-	case keyEmail:
-		if !k.haveEmail {
-			k.email, k.haveEmail = loginEmail(k.req), true
-		}
-		return k.email, true
 	case keyUser:
 		if !k.userSeen {
 			k.user, k.haveUser = k.l.userKey(k.req)
@@ -171,62 +151,3 @@ func (l *Limiter) userKey(req *http.Request) (string, bool) {
 	}
 	return strconv.FormatInt(claims.UserID, 10), true
 }
-
-// loginEmail reads the email a login names, as the token endpoint does: the
-// form field username (OAuth2 password grant) or the JSON member email. The
-// body is put back for the handler, unread bytes and read error included.
-// The email is folded as the service stores it, and hashed, so the store
-// never holds addresses. A body whose email cannot be read gets noEmail.
-func loginEmail(req *http.Request) string {
-	if req.Body == nil || req.Body == http.NoBody {
-		return noEmail
-	}
-	orig := req.Body
-	data, err := io.ReadAll(io.LimitReader(orig, maxLoginBody+1))
-	rest := io.Reader(orig)
-	if err != nil {
-		rest = errReader{err}
-	}
-	req.Body = readCloser{io.MultiReader(bytes.NewReader(data), rest), orig}
-	if err != nil || len(data) > maxLoginBody {
-		return noEmail
-	}
-
-	var raw string
-	mt, _, _ := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
-	if mt == echo.MIMEApplicationForm {
-		form, err := url.ParseQuery(string(data))
-		if err != nil {
-			return noEmail // the handler refuses the form too
-		}
-		raw = form.Get("username")
-	} else {
-		// Decoded as the handler does, into a map: matching the members of a
-		// struct would ignore case, and {"email":A,"EMAIL":B} would be
-		// counted under B while the handler logs in as A.
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(data, &obj) != nil || json.Unmarshal(obj["email"], &raw) != nil {
-			return noEmail
-		}
-	}
-	if strings.TrimSpace(raw) == "" {
-		return noEmail
-	}
-	folded := domain.Fold(strings.TrimSpace(raw))
-	if e, err := domain.ParseEmail(raw); err == nil {
-		folded = e.String()
-	}
-	sum := sha256.Sum256([]byte(folded))
-	return hex.EncodeToString(sum[:16])
-}
-
-type readCloser struct {
-	io.Reader
-	io.Closer
-}
-
-// errReader hands the handler the error the middleware met reading the body
-// (e.g. *http.MaxBytesError, which it answers with 413).
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }

@@ -3,7 +3,9 @@
 // policies/ratelimits.yaml and reloaded when the file changes, like the
 // Casbin policy. Each rule names the routes it applies to and what it counts
 // by: the client's address (forwarding headers believed only from trusted
-// proxies), the email a login names, or the user of an access token.
+// proxies) or the user of an access token. Failed password checks are
+// counted apart, per account and client network (Attempt), by the use cases
+// that check passwords.
 //
 // The buckets live in this process by default (go-limiter's memory store), so
 // N instances allow N times the budget. Given a Redis URL they live in Redis

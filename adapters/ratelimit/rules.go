@@ -26,9 +26,8 @@ const limitsFile = "ratelimits.yaml"
 type keyKind string
 
 const (
-	keyIP    keyKind = "ip"    // the client's address (an IPv6 client's /64)
-	keyEmail keyKind = "email" // the email a login names
-	keyUser  keyKind = "user"  // the user of a valid access token
+	keyIP   keyKind = "ip"   // the client's address (an IPv6 client's /64)
+	keyUser keyKind = "user" // the user of a valid access token
 )
 
 // defaultRoute in a rule's routes means every request that no rule lists.
@@ -241,10 +240,14 @@ func checkRule(d ruleDoc) (*rule, []string, error) {
 		r.key = keyIP
 	default:
 		switch k := keyKind(d.Key); k {
-		case keyIP, keyEmail, keyUser:
+		case keyIP, keyUser:
 			r.key = k
+		case "email":
+			// Counting every login per email let anyone lock an account's
+			// owner out from anywhere with a few wrong passwords a minute.
+			return nil, nil, fmt.Errorf("rule %q: key email is no longer supported: failed logins are counted per account and client network by the rules %s and %s, which do not lock the owner out (see the shipped %s)", d.Name, RuleFailures, RuleFailuresAccount, limitsFile)
 		default:
-			return nil, nil, fmt.Errorf("rule %q: key %q: want ip, email or user", d.Name, d.Key)
+			return nil, nil, fmt.Errorf("rule %q: key %q: want ip or user", d.Name, d.Key)
 		}
 	}
 	return r, d.Routes, nil

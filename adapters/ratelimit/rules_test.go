@@ -24,7 +24,7 @@ func TestShippedLimits(t *testing.T) {
 		{"GET", "/api/v1/users/list", []string{"list ip 100"}},
 		{"GET", "/api/v1/users/search", []string{"search ip 50"}},
 		{"DELETE", "/api/v1/users/:id", []string{"delete ip 10"}},
-		{"POST", "/api/v1/auth/token", []string{"token-ip ip 10", "token-email email 5"}},
+		{"POST", "/api/v1/auth/token", []string{"token-ip ip 10"}},
 		{"POST", "/api/v1/auth/sign-up", []string{"sign-up ip 5"}},
 		{"GET", "/api/v1/users/:id", []string{"default ip 300"}},
 		{"PUT", "/api/v1/users/:id", []string{"default ip 300"}},
@@ -45,6 +45,13 @@ func TestShippedLimits(t *testing.T) {
 	}
 	if r := set.byName["websocket-messages"]; r == nil || !r.local || r.key != "" {
 		t.Errorf("websocket-messages: %+v, want a local rule without routes", r)
+	}
+	// Failed password checks: 5 a minute per account and network, under a
+	// ceiling ten times higher per account, shared through Redis.
+	for name, tokens := range map[string]uint64{RuleFailures: 5, RuleFailuresAccount: 50} {
+		if r := set.byName[name]; r == nil || r.local || r.key != "" || r.tokens != tokens || r.interval != time.Minute {
+			t.Errorf("%s: %+v, want a shared rule without routes of %d a minute", name, r, tokens)
+		}
 	}
 }
 
@@ -70,6 +77,7 @@ func TestLimitsRejected(t *testing.T) {
 		{"bad name", strings.Replace(good, "name: a", "name: A b", 1), 2, "rule name"},
 		{"duplicate name", good + "  - name: a\n    routes: [GET /y]\n    tokens: 1\n    interval: 1s\n", 6, "defined twice"},
 		{"bad key", strings.Replace(good, "tokens: 1", "tokens: 1\n    key: cookie", 1), 2, "key \"cookie\""},
+		{"email key (a lockout switch)", strings.Replace(good, "tokens: 1", "tokens: 1\n    key: email", 1), 2, RuleFailures},
 		{"key without routes", "rules:\n  - name: a\n    key: ip\n    tokens: 1\n    interval: 1s\n", 2, "lists none"},
 		{"bad route", strings.Replace(good, "GET /x", "get /x", 1), 2, "route \"get /x\""},
 		{"route without method", strings.Replace(good, "GET /x", "/x", 1), 2, "route \"/x\""},

@@ -28,6 +28,9 @@ type Store interface {
 	// whether a token was taken. err is a failure of the store itself (Redis
 	// unreachable), never a verdict about the bucket.
 	Take(ctx context.Context, key string) (tokens, remaining, reset uint64, ok bool, err error)
+	// Burst gives key's bucket tokens more until it is next full again: a
+	// token taken for a request that turned out not to count goes back.
+	Burst(ctx context.Context, key string, tokens uint64) error
 	// Close releases what the store holds.
 	Close(ctx context.Context) error
 }
@@ -99,6 +102,17 @@ if ttl < 0 then
 	redis.call('PEXPIRE', KEYS[1], ttl)
 end
 return {used, ttl}
+`)
+
+// giveBackScript returns tokens to a bucket (a counter of tokens taken):
+// never below zero, and never to a bucket that has expired meanwhile (it is
+// full again anyway); DECRBY keeps the expiry.
+var giveBackScript = redis.NewScript(1, `
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used > 0 then
+	redis.call('DECRBY', KEYS[1], math.min(used, tonumber(ARGV[1])))
+end
+return 0
 `)
 
 // redisBackend keeps the buckets in Redis, so that every instance using the
@@ -320,6 +334,24 @@ func (s *redisStore) Take(ctx context.Context, key string) (tokens, remaining, r
 	}
 	reset = uint64(time.Now().Add(ttl).UnixNano())
 	return s.tokens, remaining, reset, used <= s.tokens, nil
+}
+
+func (s *redisStore) Burst(ctx context.Context, key string, tokens uint64) error {
+	b := s.backend
+	if until := b.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return errRedisDown
+	}
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	conn, err := b.pool.GetContext(ctx)
+	if err != nil {
+		return fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	defer conn.Close()
+	if _, err := giveBackScript.DoContext(ctx, conn, redisKeyPrefix+key, tokens); err != nil {
+		return fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	return nil
 }
 
 func (s *redisStore) Close(context.Context) error { return nil }

@@ -185,6 +185,22 @@ func TestStoreContract(t *testing.T) {
 				}
 			})
 
+			t.Run("give back", func(t *testing.T) {
+				t.Parallel()
+				s, _ := impl.open(t, 2, time.Minute)
+				take(t, s, "k")
+				take(t, s, "k")
+				if err := s.Burst(t.Context(), "k", 1); err != nil {
+					t.Fatal(err)
+				}
+				if got := take(t, s, "k"); !got.ok {
+					t.Fatalf("a take after a token was given back: %+v, want ok", got)
+				}
+				if got := take(t, s, "k"); got.ok {
+					t.Fatalf("a second take after one token was given back: %+v, want refused", got)
+				}
+			})
+
 			t.Run("key isolation", func(t *testing.T) {
 				t.Parallel()
 				s, _ := impl.open(t, 1, time.Minute)

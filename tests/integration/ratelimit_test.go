@@ -76,7 +76,8 @@ func TestSpoofedForwardedForIsIgnored(t *testing.T) {
 }
 
 // TestLoginIsLimitedPerEmail: one account cannot be brute-forced from many
-// addresses: the sixth attempt on one email in a minute is refused.
+// addresses of one network: the sixth failed attempt on one email in a
+// minute from that /24 is refused, however the email is spelt.
 func TestLoginIsLimitedPerEmail(t *testing.T) {
 	t.Parallel()
 	s := harness.Start(t, harness.Backends()[0], harness.Options{ShippedLimits: true, TrustedProxies: loopback})

@@ -198,8 +198,8 @@ func TestAPI2_BrokenAuthentication_RefreshTokenReplay(t *testing.T) {
 
 // TestAPI2_BrokenAuthentication_BruteForceIsLimited is API2:2023 with the
 // shipped limits (policies/ratelimits.yaml): guessing one account's
-// password stops after 5 tries a minute, whatever the address, and even
-// the right password is refused meanwhile (the attacker cannot tell a hit);
+// password stops after 5 failures a minute from one network, and even the
+// right password is refused there meanwhile (the attacker cannot tell a hit);
 // guessing many accounts from one address stops after 10.
 func TestAPI2_BrokenAuthentication_BruteForceIsLimited(t *testing.T) {
 	t.Parallel()
