@@ -43,6 +43,8 @@ type App struct {
 	auth    *application.Auth
 	audit   *application.Audit
 	imports *application.Import
+	jobs    *application.ImportJobs
+	stats   *application.Stats
 	rt      *application.Realtime
 	ws      *realtime.Server
 	http    *http.Server
@@ -94,6 +96,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		CursorKey:   deriveKey(cfg.JWTSecret, "userservice cursor v1"),
 	}
 	authCfg := application.AuthConfig{AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL}
+	imports := application.NewImport(deps)
+	rt := application.NewRealtime(deps, application.RealtimeConfig{
+		Notifier: store.ChangeNotifier(), Retention: store.ChangeLogRetention(),
+		KeepFor: cfg.ChangeLogRetention,
+	})
 	return &App{
 		cfg:     cfg,
 		tokens:  tokens,
@@ -103,11 +110,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		users:   application.NewUsers(deps),
 		auth:    application.NewAuth(deps, authCfg),
 		audit:   application.NewAudit(deps),
-		imports: application.NewImport(deps),
-		rt: application.NewRealtime(deps, application.RealtimeConfig{
-			Notifier: store.ChangeNotifier(), Retention: store.ChangeLogRetention(),
-			KeepFor: cfg.ChangeLogRetention,
-		}),
+		imports: imports,
+		// Background imports push their progress to the starter's
+		// WebSocket connections through the real-time use case.
+		jobs:  application.NewImportJobs(imports, deps, application.ImportJobsConfig{Store: store.ImportJobs(), Notifier: rt}),
+		stats: application.NewStats(deps),
+		rt:    rt,
 	}, nil
 }
 
@@ -129,6 +137,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Auth:     a.auth,
 		Audit:    a.audit,
 		Import:   a.imports,
+		Access:   a.users,
+		Stats:    a.stats,
+		Jobs:     a.jobs,
 		Ready:    a.store.Users().Ping,
 		ETag:     application.ETag,
 		Log:      log,
@@ -205,6 +216,11 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.rt.Start(ctx); err != nil {
 		return err
 	}
+	// Marks failed the import jobs lost with a stopped instance (this one,
+	// before a restart), before anyone can ask about them here.
+	if err := a.jobs.Start(ctx); err != nil {
+		return err
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(a.ln) }()
@@ -225,6 +241,9 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.http.Shutdown(sctx); err != nil {
 		return fmt.Errorf("graceful shutdown: %w", err)
 	}
+	// ctx has ended, so running imports stop at their next batch and mark
+	// themselves failed with the reason; wait for that to be written.
+	a.jobs.Wait()
 	return nil
 }
 

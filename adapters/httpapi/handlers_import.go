@@ -19,6 +19,9 @@ import (
 // deadlines differ from every other route's.
 const importRoute = apiPrefix + "/users/import"
 
+// importJobsRoute starts background imports (handlers_console.go).
+const importJobsRoute = apiPrefix + "/users/imports"
+
 // maxPasswordField bounds the multipart default_password field (a password
 // is at most 128 characters, 512 bytes in UTF-8).
 const maxPasswordField = 1024
@@ -31,14 +34,8 @@ func (s *server) ImportUsers(c echo.Context, params ImportUsersParams) error {
 	if err != nil {
 		return err
 	}
-	// An import may upload and run for longer than the server's timeouts
-	// allow an ordinary request; a recorder in tests has no deadlines.
-	rc := http.NewResponseController(c.Response().Writer)
-	deadline := time.Now().Add(s.cfg.ImportTimeout)
-	for _, set := range []func(time.Time) error{rc.SetReadDeadline, rc.SetWriteDeadline} {
-		if err := set(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return fmt.Errorf("httpapi: extend the import's deadline: %w", err)
-		}
+	if err := s.extendImportDeadline(c); err != nil {
+		return err
 	}
 	opts := ports.ImportOptions{
 		OnConflict:      string(deref(params.OnConflict)),
@@ -62,6 +59,26 @@ func (s *server) ImportUsers(c echo.Context, params ImportUsersParams) error {
 		})
 	}
 	return c.JSON(http.StatusOK, body)
+}
+
+// extendImportDeadline lets an import upload (and, when synchronous, run)
+// for longer than the server's timeouts allow an ordinary request; a
+// recorder in tests has no deadlines.
+func (s *server) extendImportDeadline(c echo.Context) error {
+	rc := http.NewResponseController(c.Response().Writer)
+	deadline := time.Now().Add(s.cfg.ImportTimeout)
+	for _, set := range []func(time.Time) error{rc.SetReadDeadline, rc.SetWriteDeadline} {
+		if err := set(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return fmt.Errorf("httpapi: extend the import's deadline: %w", err)
+		}
+	}
+	return nil
+}
+
+// isImportUpload tells the routes that take a CSV upload, whose body limit
+// and deadline are the import's.
+func isImportUpload(c echo.Context) bool {
+	return c.Path() == importRoute || c.Path() == importJobsRoute
 }
 
 // importFile finds the CSV in the request without buffering it: the body

@@ -124,7 +124,7 @@ func (s *server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		limit := s.cfg.BodyLimit
-		if c.Path() == importRoute {
+		if isImportUpload(c) {
 			limit = s.cfg.ImportBodyLimit
 		}
 		if req.ContentLength > limit {
@@ -149,7 +149,7 @@ func (s *server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		timeout := s.cfg.RequestTimeout
-		if c.Path() == importRoute {
+		if isImportUpload(c) {
 			timeout = s.cfg.ImportTimeout
 		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
