@@ -25,20 +25,16 @@ func (s *Users) Permissions(ctx context.Context, actor domain.Actor, id int64) (
 		return ports.UserPermissions{}, err
 	}
 	p := ports.UserPermissions{Read: true, Roles: []domain.Role{}}
-	allowed := func(perm domain.Permission, target *domain.User, newRole domain.Role) (bool, error) {
-		err := authorize(ctx, s.authz, actor, perm, target, newRole)
-		if errors.Is(err, domain.ErrForbidden) {
-			return false, nil
-		}
-		return err == nil, err
+	may := func(perm domain.Permission, target *domain.User, newRole domain.Role) (bool, error) {
+		return allowed(ctx, s.authz, actor, perm, target, newRole)
 	}
 	superadmins := s.superadminCount(ctx)
-	if p.Update, err = allowed(domain.PermUsersUpdate, u, domain.Role{}); err != nil {
+	if p.Update, err = may(domain.PermUsersUpdate, u, domain.Role{}); err != nil {
 		return p, err
 	}
 	// UpdateProfile sets a password under the same decision as the profile.
 	p.Password = p.Update
-	if p.Delete, err = allowed(domain.PermUsersDelete, u, domain.Role{}); err != nil {
+	if p.Delete, err = may(domain.PermUsersDelete, u, domain.Role{}); err != nil {
 		return p, err
 	}
 	if p.Delete {
@@ -46,7 +42,7 @@ func (s *Users) Permissions(ctx context.Context, actor domain.Actor, id int64) (
 	}
 	now := s.clock.Now()
 	for _, r := range domain.Roles() {
-		ok, err := allowed(domain.PermUsersRoleUpdate, u, r)
+		ok, err := may(domain.PermUsersRoleUpdate, u, r)
 		if err != nil {
 			return p, err
 		}
@@ -54,10 +50,48 @@ func (s *Users) Permissions(ctx context.Context, actor domain.Actor, id int64) (
 			p.Roles = append(p.Roles, r)
 		}
 	}
-	if p.Audit, err = allowed(domain.PermAuditRead, nil, domain.Role{}); err != nil {
+	if p.Audit, err = may(domain.PermAuditRead, nil, domain.Role{}); err != nil {
 		return p, err
 	}
 	return p, nil
+}
+
+// Capabilities answers, for each action that has no target user, the
+// question that action asks (List and Search ask users.list and
+// users.search with no target, Create asks users.create with the role).
+func (s *Users) Capabilities(ctx context.Context, actor domain.Actor) (ports.Capabilities, error) {
+	if err := requireNoPasswordChange(actor); err != nil {
+		return ports.Capabilities{}, err
+	}
+	c := ports.Capabilities{Create: []domain.Role{}}
+	var err error
+	for perm, to := range map[domain.Permission]*bool{
+		domain.PermUsersList: &c.List, domain.PermUsersSearch: &c.Search, domain.PermUsersImport: &c.Import,
+		domain.PermAuditRead: &c.Audit, domain.PermPolicyRead: &c.Policy, domain.PermSubscribeSearch: &c.SubscribeSearch,
+	} {
+		if *to, err = allowed(ctx, s.authz, actor, perm, nil, domain.Role{}); err != nil {
+			return c, err
+		}
+	}
+	for _, r := range domain.Roles() {
+		ok, err := allowed(ctx, s.authz, actor, domain.PermUsersCreate, nil, r)
+		if err != nil {
+			return c, err
+		}
+		if ok {
+			c.Create = append(c.Create, r)
+		}
+	}
+	return c, nil
+}
+
+// allowed is authorize as a yes or no; only a failure to decide is an error.
+func allowed(ctx context.Context, az ports.Authorizer, actor domain.Actor, perm domain.Permission, target *domain.User, newRole domain.Role) (bool, error) {
+	err := authorize(ctx, az, actor, perm, target, newRole)
+	if errors.Is(err, domain.ErrForbidden) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // superadminCount counts superadmins for the invariants' checks. Outside

@@ -15,6 +15,9 @@ type AccessService interface {
 	// Permissions answers, for actor and user id, which actions on that
 	// user would be allowed now.
 	Permissions(ctx context.Context, actor domain.Actor, id int64) (UserPermissions, error)
+	// Capabilities answers which actions that have no target user actor
+	// may take now.
+	Capabilities(ctx context.Context, actor domain.Actor) (Capabilities, error)
 	// Policy is the permission matrix in force, for actors holding
 	// domain.PermPolicyRead.
 	Policy(ctx context.Context, actor domain.Actor) (PolicyMatrix, error)
@@ -32,6 +35,13 @@ type UserPermissions struct {
 	Password bool
 	// Audit: the actor may read the user's history (the change log).
 	Audit bool
+}
+
+// Capabilities is what an actor may do with no particular user in view.
+type Capabilities struct {
+	List, Search, Import, Audit, Policy, SubscribeSearch bool
+	// Create lists the roles the actor may create users with.
+	Create []domain.Role
 }
 
 // PolicyMatrix is the policy in force, answered question by question.

@@ -368,6 +368,19 @@ type AuditPage struct {
 	TotalExact bool    `json:"total_exact"`
 }
 
+// Capabilities defines model for Capabilities.
+type Capabilities struct {
+	Audit bool `json:"audit"`
+
+	// Create The roles the caller may create users with (`POST /users/create-admin`); empty when none.
+	Create          []Role `json:"create"`
+	Import          bool   `json:"import"`
+	List            bool   `json:"list"`
+	Policy          bool   `json:"policy"`
+	Search          bool   `json:"search"`
+	SubscribeSearch bool   `json:"subscribe_search"`
+}
+
 // CreateUserRequest defines model for CreateUserRequest.
 type CreateUserRequest struct {
 	Email     string `json:"email"`
@@ -947,6 +960,9 @@ type ServerInterface interface {
 	// AuthToken Log in (OAuth2 password grant)
 	// (POST /api/v1/auth/token)
 	AuthToken(ctx echo.Context) error
+	// GetCapabilities What the signed-in user may do with no particular user in view
+	// (GET /api/v1/permissions)
+	GetCapabilities(ctx echo.Context) error
 	// GetPolicy The permission matrix in force
 	// (GET /api/v1/policy)
 	GetPolicy(ctx echo.Context) error
@@ -1098,6 +1114,15 @@ func (w *ServerInterfaceWrapper) AuthToken(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AuthToken(ctx)
+	return err
+}
+
+// GetCapabilities converts echo context to params.
+func (w *ServerInterfaceWrapper) GetCapabilities(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetCapabilities(ctx)
 	return err
 }
 
@@ -1521,6 +1546,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/v1/users/:id/permissions", wrapper.GetUserPermissions, options.OperationMiddlewares["getUserPermissions"]...)
 	router.PATCH(options.BaseURL+"/api/v1/users/:id/role", wrapper.ChangeUserRole, options.OperationMiddlewares["changeUserRole"]...)
 	router.GET(options.BaseURL+"/api/v1/audit", wrapper.ListAudit, options.OperationMiddlewares["listAudit"]...)
+	router.GET(options.BaseURL+"/api/v1/permissions", wrapper.GetCapabilities, options.OperationMiddlewares["getCapabilities"]...)
 	router.GET(options.BaseURL+"/api/v1/policy", wrapper.GetPolicy, options.OperationMiddlewares["getPolicy"]...)
 	router.GET(options.BaseURL+"/api/v1/stats", wrapper.GetStats, options.OperationMiddlewares["getStats"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.Healthz, options.OperationMiddlewares["healthz"]...)

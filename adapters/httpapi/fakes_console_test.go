@@ -57,3 +57,7 @@ func (f *fakeConsole) ImportJob(ctx context.Context, a domain.Actor, id string) 
 	}
 	return f.ImportJobFn(ctx, a, id)
 }
+
+func (f *fakeConsole) Capabilities(context.Context, domain.Actor) (ports.Capabilities, error) {
+	return ports.Capabilities{}, errUnexpected
+}

@@ -182,3 +182,21 @@ func importJobDTO(j ports.ImportJob) ImportJob {
 	}
 	return out
 }
+
+// GetCapabilities answers what the caller may do with no user in view.
+func (s *server) GetCapabilities(c echo.Context) error {
+	actor, err := actorOf(c)
+	if err != nil {
+		return err
+	}
+	cp, err := s.access.Capabilities(c.Request().Context(), actor)
+	if err != nil {
+		return err
+	}
+	create := make([]Role, len(cp.Create))
+	for i, r := range cp.Create {
+		create[i] = Role(r.String())
+	}
+	return c.JSON(http.StatusOK, Capabilities{List: cp.List, Search: cp.Search, Create: create, Import: cp.Import,
+		Audit: cp.Audit, Policy: cp.Policy, SubscribeSearch: cp.SubscribeSearch})
+}

@@ -11,6 +11,7 @@ var operations = map[string]operation{
 	"changeUserRole":     {path: "/api/v1/users/{id}/role", needsToken: true},
 	"createUser":         {path: "/api/v1/users/create-admin", needsToken: true},
 	"deleteUser":         {path: "/api/v1/users/{id}", needsToken: true},
+	"getCapabilities":    {path: "/api/v1/permissions", needsToken: true},
 	"getImportJob":       {path: "/api/v1/users/imports/{job_id}", needsToken: true},
 	"getMe":              {path: "/api/v1/users/me", needsToken: true},
 	"getPolicy":          {path: "/api/v1/policy", needsToken: true},

@@ -158,6 +158,11 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	})
 	e.GET("/openapi.yaml", serveSpec)
 	registerDocs(e)
+	console, err := newConsoleSite()
+	if err != nil {
+		return nil, err
+	}
+	console.register(e)
 	refuseShadowedMethods(e)
 	return e, nil
 }
