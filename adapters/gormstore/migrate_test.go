@@ -84,11 +84,11 @@ func TestMigrateUpDownStatus(t *testing.T) {
 			t.Parallel()
 			s := open(t, c.url(t))
 			ctx := t.Context()
-			wantStates(t, s, "pending", "pending", "pending")
+			wantStates(t, s, "pending", "pending", "pending", "pending")
 			if err := s.MigrateUp(ctx); err != nil {
 				t.Fatalf("MigrateUp: %v", err)
 			}
-			wantStates(t, s, "applied", "applied", "applied")
+			wantStates(t, s, "applied", "applied", "applied", "applied")
 			if err := s.MigrateUp(ctx); err != nil {
 				t.Fatalf("MigrateUp with nothing pending: %v", err)
 			}
@@ -96,11 +96,22 @@ func TestMigrateUpDownStatus(t *testing.T) {
 				t.Fatalf("Create after MigrateUp: %v", err)
 			}
 
-			// One step down removes the refresh tokens, and only them.
+			// One step down removes the import jobs, and only them.
 			if err := s.MigrateDown(ctx); err != nil {
 				t.Fatalf("MigrateDown: %v", err)
 			}
-			wantStates(t, s, "applied", "applied", "pending")
+			wantStates(t, s, "applied", "applied", "applied", "pending")
+			if _, err := s.ImportJobs().Job(ctx, "any"); domain.KindOf(err) != domain.KindInternal && domain.KindOf(err) != domain.KindUnavailable {
+				t.Errorf("reading import jobs with their migration rolled back: %v, want a failure", err)
+			}
+			if _, err := s.Users().Get(ctx, 1); err != nil {
+				t.Fatalf("reading users with the import jobs rolled back: %v", err)
+			}
+			// The next removes the refresh tokens, and only them.
+			if err := s.MigrateDown(ctx); err != nil {
+				t.Fatalf("MigrateDown: %v", err)
+			}
+			wantStates(t, s, "applied", "applied", "pending", "pending")
 			tok := ports.RefreshToken{Hash: "h", UserID: 1, FamilyID: "f", CreatedAt: time.Now(), ExpiresAt: time.Now()}
 			if err := s.RefreshTokens().Save(ctx, tok); err == nil {
 				t.Error("Save succeeded with the refresh_tokens migration rolled back")
@@ -110,7 +121,7 @@ func TestMigrateUpDownStatus(t *testing.T) {
 					t.Fatalf("MigrateDown: %v", err)
 				}
 			}
-			wantStates(t, s, "pending", "pending", "pending")
+			wantStates(t, s, "pending", "pending", "pending", "pending")
 			if err := s.MigrateDown(ctx); err == nil {
 				t.Error("MigrateDown with nothing applied succeeded")
 			}
@@ -119,7 +130,7 @@ func TestMigrateUpDownStatus(t *testing.T) {
 			if err := s.MigrateUp(ctx); err != nil {
 				t.Fatalf("MigrateUp again: %v", err)
 			}
-			wantStates(t, s, "applied", "applied", "applied")
+			wantStates(t, s, "applied", "applied", "applied", "applied")
 			if err := createUser(t, s); err != nil {
 				t.Fatalf("Create after migrating down and up: %v", err)
 			}
@@ -140,7 +151,7 @@ func TestConcurrentMigrateUpOnPostgres(t *testing.T) {
 	// goose's version table exists before the race, so the instances reach
 	// the migrations themselves at once rather than staggered by goose's
 	// retries around creating that table.
-	wantStates(t, stores[0], "pending", "pending", "pending")
+	wantStates(t, stores[0], "pending", "pending", "pending", "pending")
 	start := make(chan struct{})
 	errs := make([]error, instances)
 	var wg sync.WaitGroup
@@ -157,7 +168,7 @@ func TestConcurrentMigrateUpOnPostgres(t *testing.T) {
 			t.Errorf("instance %d: MigrateUp: %v", i, err)
 		}
 	}
-	wantStates(t, stores[0], "applied", "applied", "applied")
+	wantStates(t, stores[0], "applied", "applied", "applied", "applied")
 	if err := createUser(t, stores[instances-1]); err != nil {
 		t.Errorf("Create after concurrent migrations: %v", err)
 	}
