@@ -30,8 +30,8 @@ const (
 // securityHeaders sets, before anything is written, the headers every
 // answer carries whatever its status: no content sniffing, no framing, no
 // referrer leaking ids or tokens in URLs to other sites, and no caching of
-// anything but the documentation, since every other answer may hold a
-// token or a user's data (a shared proxy or the browser's disk must not
+// anything but the documentation and the console's files, since every
+// other answer may hold a token or a user's data (a shared proxy or the browser's disk must not
 // keep it).
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
