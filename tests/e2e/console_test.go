@@ -3,12 +3,16 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -303,5 +307,100 @@ func TestConsole(t *testing.T) {
 	}
 	if !slices.ContainsFunc(requests.all(), func(u string) bool { return strings.Contains(u, "/console/assets/") && strings.HasSuffix(u, "/app.js") }) {
 		t.Errorf("the request log saw no console module, so it cannot vouch for the page: %v", requests.all())
+	}
+}
+
+// cuttableProxy stands between the browser and the service so the test can
+// cut the console's WebSocket, as a network does, and refuse it for a
+// while: every upgraded connection it carries is closed by cut.
+type cuttableProxy struct {
+	mu      sync.Mutex
+	conns   []net.Conn
+	refuse  bool
+	backend *url.URL
+}
+
+func (p *cuttableProxy) handler() http.Handler {
+	rp := httputil.NewSingleHostReverseProxy(p.backend)
+	rp.Transport = &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			p.mu.Lock()
+			p.conns = append(p.conns, c)
+			p.mu.Unlock()
+		}
+		return c, err
+	}}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		refuse := p.refuse
+		p.mu.Unlock()
+		if refuse && strings.HasSuffix(r.URL.Path, "/ws") {
+			http.Error(w, "cut", http.StatusBadGateway)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})
+}
+
+// cut closes every connection to the service and refuses WebSockets until
+// restore.
+func (p *cuttableProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuse = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *cuttableProxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuse = false
+}
+
+// TestConsoleReconnectsAndMissesNothing cuts the console's WebSocket: the
+// page says the live updates are lost, and once it reconnects (resuming
+// with since_seq) a change made while it was cut off shows in the table.
+func TestConsoleReconnectsAndMissesNothing(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("browser test: skipped in -short mode")
+	}
+	chrome := chromiumPath(t)
+	s := harness.Start(t, harness.SQLite, harness.Options{Quiet: true})
+	root := s.SeedSuperadmin(t)
+	victim := s.Create(t, root, "user")
+	backend, err := url.Parse(s.Base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &cuttableProxy{backend: backend}
+	front := httptest.NewServer(proxy.handler())
+	t.Cleanup(front.Close)
+
+	requests := &requestLog{}
+	ctx := newBrowser(t, chrome, requests)
+	refused := watchCSP(ctx)
+	b := &consoleBrowser{t: t, ctx: ctx, base: front.URL, requests: requests}
+	b.signIn(root.Email, root.Password)
+	b.run("open the users table", chromedp.Navigate(front.URL+"/console#/users"))
+	b.waitFor("the victim's row", fmt.Sprintf(`!!document.querySelector('tr[data-id="%d"]')`, victim.ID), 10*time.Second)
+	b.waitFor("the live connection", `document.querySelector('#live')?.textContent === 'Live'`, 10*time.Second)
+
+	proxy.cut()
+	b.waitFor("the loss shown", `document.querySelector('#live')?.textContent.startsWith('Live updates lost')`, 10*time.Second)
+	// Made while the console cannot hear of it.
+	s.Expect(t, http.StatusOK, http.MethodPut, harness.UserPath(victim.ID), root.Access, map[string]any{"last_name": "Whilecut"})
+	if b.eval("the row while cut off", fmt.Sprintf(`String(document.querySelector('tr[data-id="%d"]').textContent.includes('Whilecut'))`, victim.ID)) != "false" {
+		t.Fatal("the row changed while the WebSocket was cut")
+	}
+	proxy.restore()
+	b.waitFor("the reconnection", `document.querySelector('#live')?.textContent === 'Live'`, 15*time.Second)
+	b.waitFor("the missed change replayed", fmt.Sprintf(`!!document.querySelector('tr[data-id="%d"].mark-changed') && document.querySelector('tr[data-id="%d"]').textContent.includes('Whilecut')`, victim.ID, victim.ID), 5*time.Second)
+	if r := refused.all(); len(r) > 0 {
+		t.Errorf("the Content-Security-Policy of /console refused:\n  %s", strings.Join(r, "\n  "))
 	}
 }
