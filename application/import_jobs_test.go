@@ -163,8 +163,8 @@ type blockingDecoder struct {
 }
 
 func (d *blockingDecoder) Decode(io.Reader, time.Time) (ports.ImportRows, error) { return d, nil }
-func (d *blockingDecoder) Header() []string                                     { return []string{"email"} }
-func (d *blockingDecoder) Unknown() []string                                    { return nil }
+func (d *blockingDecoder) Header() []string                                      { return []string{"email"} }
+func (d *blockingDecoder) Unknown() []string                                     { return nil }
 func (d *blockingDecoder) Next() (ports.ImportRow, error) {
 	close(d.reading)
 	<-d.release
