@@ -96,21 +96,7 @@ func (s *server) GetStats(c echo.Context) error {
 // StartImport uploads the CSV in full to a temporary file, then starts the
 // import job on it and answers 202 with the job.
 func (s *server) StartImport(c echo.Context, params StartImportParams) error {
-	actor, err := actorOf(c)
-	if err != nil {
-		return err
-	}
-	if err := s.extendImportDeadline(c); err != nil {
-		return err
-	}
-	opts := ports.ImportOptions{
-		OnConflict:      string(deref(params.OnConflict)),
-		DryRun:          deref(params.DryRun),
-		DefaultPassword: deref(params.DefaultPassword),
-	}
-	// The multipart default_password comes before the file, so it is read
-	// here, before the use case checks the options.
-	file, err := importFile(c.Request(), &opts)
+	actor, opts, file, err := s.importUpload(c, string(deref(params.OnConflict)), params.DryRun, params.DefaultPassword)
 	if err != nil {
 		return err
 	}

@@ -30,19 +30,7 @@ const maxPasswordField = 1024
 // into the import use case and answers its report: 200, or 409 when a
 // strict import (on_conflict=fail) was rejected and wrote nothing.
 func (s *server) ImportUsers(c echo.Context, params ImportUsersParams) error {
-	actor, err := actorOf(c)
-	if err != nil {
-		return err
-	}
-	if err := s.extendImportDeadline(c); err != nil {
-		return err
-	}
-	opts := ports.ImportOptions{
-		OnConflict:      string(deref(params.OnConflict)),
-		DryRun:          deref(params.DryRun),
-		DefaultPassword: deref(params.DefaultPassword),
-	}
-	file, err := importFile(c.Request(), &opts)
+	actor, opts, file, err := s.importUpload(c, string(deref(params.OnConflict)), params.DryRun, params.DefaultPassword)
 	if err != nil {
 		return err
 	}
@@ -59,6 +47,22 @@ func (s *server) ImportUsers(c echo.Context, params ImportUsersParams) error {
 		})
 	}
 	return c.JSON(http.StatusOK, body)
+}
+
+// importUpload reads what both kinds of import take: the actor, the
+// options (the multipart default_password, which comes before the file,
+// included) and the file, not yet read.
+func (s *server) importUpload(c echo.Context, onConflict string, dryRun *bool, defaultPassword *string) (domain.Actor, ports.ImportOptions, io.Reader, error) {
+	actor, err := actorOf(c)
+	if err != nil {
+		return actor, ports.ImportOptions{}, nil, err
+	}
+	if err := s.extendImportDeadline(c); err != nil {
+		return actor, ports.ImportOptions{}, nil, err
+	}
+	opts := ports.ImportOptions{OnConflict: onConflict, DryRun: deref(dryRun), DefaultPassword: deref(defaultPassword)}
+	file, err := importFile(c.Request(), &opts)
+	return actor, opts, file, err
 }
 
 // extendImportDeadline lets an import upload (and, when synchronous, run)

@@ -132,6 +132,18 @@ func (b *consoleBrowser) shoot(name string) {
 	b.run("back to the desktop size", chromedp.EmulateViewport(1400, 900))
 }
 
+// startConsoleTest finds the browser and starts the service on SQLite with
+// a superadmin, or skips in -short mode.
+func startConsoleTest(t *testing.T) (chrome string, s *harness.Service, root *harness.Account) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test: skipped in -short mode")
+	}
+	chrome = chromiumPath(t)
+	s = harness.Start(t, harness.SQLite, harness.Options{Quiet: true})
+	return chrome, s, s.SeedSuperadmin(t)
+}
+
 // TestConsole signs in to /console as each role and checks what each page
 // offers, that the users table follows changes made through the REST API
 // within a second, that an import runs as a dry run and then for real with
@@ -141,12 +153,7 @@ func (b *consoleBrowser) shoot(name string) {
 // a temporary folder named in the log.
 func TestConsole(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("browser test: skipped in -short mode")
-	}
-	chrome := chromiumPath(t)
-	s := harness.Start(t, harness.SQLite, harness.Options{Quiet: true})
-	root := s.SeedSuperadmin(t)
+	chrome, s, root := startConsoleTest(t)
 	admin := s.Create(t, root, "admin")
 	plain := s.Create(t, root, "user")
 	other := s.Create(t, root, "user")
@@ -366,12 +373,7 @@ func (p *cuttableProxy) restore() {
 // with since_seq) a change made while it was cut off shows in the table.
 func TestConsoleReconnectsAndMissesNothing(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("browser test: skipped in -short mode")
-	}
-	chrome := chromiumPath(t)
-	s := harness.Start(t, harness.SQLite, harness.Options{Quiet: true})
-	root := s.SeedSuperadmin(t)
+	chrome, s, root := startConsoleTest(t)
 	victim := s.Create(t, root, "user")
 	backend, err := url.Parse(s.Base)
 	if err != nil {
