@@ -406,3 +406,44 @@ func TestConsoleReconnectsAndMissesNothing(t *testing.T) {
 		t.Errorf("the Content-Security-Policy of /console refused:\n  %s", strings.Join(r, "\n  "))
 	}
 }
+
+// TestConsoleShowsTheWaitOfA429: under the shipped limits (5 logins a
+// minute per email), the sign-in form says how long to wait and keeps its
+// button disabled meanwhile.
+func TestConsoleShowsTheWaitOfA429(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("browser test: skipped in -short mode")
+	}
+	chrome := chromiumPath(t)
+	s := harness.Start(t, harness.SQLite, harness.Options{Quiet: true, ShippedLimits: true})
+	requests := &requestLog{}
+	ctx := newBrowser(t, chrome, requests)
+	b := &consoleBrowser{t: t, ctx: ctx, base: s.Base, requests: requests}
+	b.run("open the console",
+		chromedp.Navigate(s.Base+"/console"),
+		chromedp.WaitVisible(chromedp.CSS("#signin input[name=username]")),
+		chromedp.SendKeys(chromedp.CSS("#signin input[name=username]"), "nobody@example.com"),
+		chromedp.SendKeys(chromedp.CSS("#signin input[name=password]"), "wrong-password"),
+	)
+	for i := 0; ; i++ {
+		if i == 10 {
+			t.Fatal("ten refused logins and no 429 shown")
+		}
+		b.waitFor("the button", `document.querySelector('#signin button').disabled === false`, 10*time.Second)
+		b.run("submit", chromedp.Click(chromedp.CSS("#signin button[type=submit]")))
+		b.waitFor("an answer", `document.querySelector('#signin .form-error').textContent !== ''`, 10*time.Second)
+		msg := b.eval("the message", `document.querySelector('#signin .form-error').textContent`)
+		if strings.HasPrefix(msg, "Too many attempts: try again in ") {
+			if b.eval("the button", `String(document.querySelector('#signin button').disabled)`) != "true" {
+				t.Error("the button stays enabled during the wait")
+			}
+			return
+		}
+		if !strings.Contains(msg, "Incorrect email or password") {
+			t.Fatalf("login refused with %q", msg)
+		}
+		// Cleared, so the next answer is seen as new.
+		b.eval("clear the message", `document.querySelector('#signin .form-error').textContent = ''`)
+	}
+}
