@@ -42,7 +42,10 @@ function chart(days, kept) {
     g.append(svg('rect', { x: x + 1, y: y(d.changes), width: Math.max(bw - 2, 1), height: H - pad.b - y(d.changes), class: `changes${cls}` },
       svg('title', {}, `${d.day}: ${d.changes} changes, ${d.created} created`)));
     g.append(svg('rect', { x: x + bw * 0.25, y: y(d.created), width: Math.max(bw * 0.5, 1), height: H - pad.b - y(d.created), class: 'created' }));
-    if ((days.length - 1 - i) % 7 === 0) g.append(svg('text', { x: x + bw / 2, y: H - 6, 'text-anchor': 'middle', class: 'axis' }, d.day.slice(5)));
+    if ((days.length - 1 - i) % 7 === 0) {
+      const last = i === days.length - 1;
+      g.append(svg('text', { x: last ? x + bw : x + bw / 2, y: H - 6, 'text-anchor': last ? 'end' : 'middle', class: 'axis' }, d.day.slice(5)));
+    }
   });
   return g;
 }
