@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/userservice/userservice/tests/harness"
@@ -250,6 +251,47 @@ func TestConsole(t *testing.T) {
 		t.Errorf("the import's report says %q, want 1000 imported", got)
 	}
 	b.shoot("import")
+
+	// A file with bad rows: the report lists them, and the rejected rows
+	// download as CSV cut from the file itself, problems in a last column.
+	downloads := t.TempDir()
+	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads}); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.csv")
+	badCSV := "first_name,last_name,email,gender,ip_address\n" +
+		"Good,Row," + harness.Email("good") + ",Female,\n" +
+		"\"Multi\nLine\",Row,not-an-email,Female,\n" +
+		"Third,Row," + harness.Email("third") + ",Unknown,10.0.0.1\n"
+	if err := os.WriteFile(bad, []byte(badCSV), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.run("dry-run a file with bad rows",
+		chromedp.SetUploadFiles(chromedp.CSS(`#import input[type=file]`), []string{bad}),
+		chromedp.Click(chromedp.CSS("#dry-run")),
+	)
+	b.waitFor("the rejected rows offered", `!!document.querySelector('#download-rejected')`, 30*time.Second)
+	if got := b.eval("the report's errors", `[...document.querySelectorAll('#report-errors tbody tr')].map(r => r.cells[0].textContent + ':' + r.cells[1].textContent).join(' ')`); got != "3:first_name 3:email 5:gender" {
+		t.Errorf("the report lists %q, want 3:first_name 3:email 5:gender", got)
+	}
+	b.shoot("import-rejected")
+	b.run("download the rejected rows", chromedp.Click(chromedp.CSS("#download-rejected")))
+	var rejected []byte
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if rejected, err = os.ReadFile(filepath.Join(downloads, "bad-rejected.csv")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no bad-rejected.csv downloaded: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := "first_name,last_name,email,gender,ip_address,problems\r\n" +
+		"\"Multi\nLine\",Row,not-an-email,Female,,\"first_name: "
+	if !strings.HasPrefix(string(rejected), want) || !strings.Contains(string(rejected), "\r\nThird,Row,") || strings.Contains(string(rejected), "Good,Row") {
+		t.Errorf("the rejected rows downloaded as:\n%s", rejected)
+	}
 
 	// Admin: no import, no policy; may manage plain users, not superadmins.
 	b.signIn(admin.Email, admin.Password)
