@@ -252,6 +252,34 @@ func TestConsole(t *testing.T) {
 	}
 	b.shoot("import")
 
+	// Cursor paging through the imported users, sorted by email descending.
+	b.run("open the users table sorted",
+		chromedp.Navigate(s.Base+"/console#/users"),
+		chromedp.WaitVisible(chromedp.CSS(`#filters select[name=sort]`)),
+		chromedp.SetValue(chromedp.CSS(`#filters select[name=sort]`), "-email"),
+		chromedp.SetValue(chromedp.CSS(`#filters input[name=email]`), "@gmail.com"),
+		chromedp.Click(chromedp.CSS(`#filters button[type=submit]`)),
+	)
+	// The table answers the new query once every row is a Gmail user.
+	b.waitFor("page 1", `document.querySelector('#summary').textContent.startsWith('Page 1 of ') && document.querySelectorAll('#users tbody tr').length === 20 && [...document.querySelectorAll('#users tbody tr')].every(r => r.cells[3].textContent.endsWith('@gmail.com'))`, 10*time.Second)
+	first := b.eval("page 1's emails", `[...document.querySelectorAll('#users tbody tr')].map(r => r.cells[3].textContent).join(' ')`)
+	b.run("next page", chromedp.Click(chromedp.CSS("#next")))
+	b.waitFor("page 2", `document.querySelector('#summary').textContent.startsWith('Page 2 of ')`, 10*time.Second)
+	second := b.eval("page 2's emails", `[...document.querySelectorAll('#users tbody tr')].map(r => r.cells[3].textContent).join(' ')`)
+	f, sec := strings.Fields(first), strings.Fields(second)
+	if len(sec) != 20 || sec[0] >= f[len(f)-1] || !slices.IsSortedFunc(append(f, sec...), func(a, b string) int { return strings.Compare(b, a) }) {
+		t.Errorf("pages 1 and 2 are not the next 20 by email descending:\n%s\n%s", first, second)
+	}
+	for _, e := range append(f, sec...) {
+		if !strings.Contains(e, "@gmail.com") {
+			t.Errorf("the email filter let %s through", e)
+		}
+	}
+	b.run("previous page", chromedp.Click(chromedp.CSS("#prev")))
+	b.waitFor("page 1 again", `document.querySelector('#summary').textContent.startsWith('Page 1 of ')`, 10*time.Second)
+	b.run("back to the import", chromedp.Navigate(s.Base+"/console#/import"))
+	b.waitFor("the import form", `!!document.querySelector('#import input[type=file]')`, 10*time.Second)
+
 	// A file with bad rows: the report lists them, and the rejected rows
 	// download as CSV cut from the file itself, problems in a last column.
 	downloads := t.TempDir()
