@@ -174,6 +174,22 @@ func TestConsole(t *testing.T) {
 	// A wrong password is said next to the form.
 	b.signIn(root.Email, "not-the-password")
 	b.waitFor("the refusal", `document.querySelector('#signin .form-error')?.textContent.includes('Incorrect email or password')`, 10*time.Second)
+	// The first load fetched each asset once (the modules preloaded
+	// together, not discovered import by import).
+	seen := map[string]int{}
+	for _, u := range requests.all() {
+		if strings.Contains(u, "/console/assets/") {
+			seen[u]++
+		}
+	}
+	if len(seen) < 9 {
+		t.Errorf("the first load fetched %d assets: %v", len(seen), seen)
+	}
+	for u, n := range seen {
+		if n != 1 {
+			t.Errorf("the first load fetched %s %d times", u, n)
+		}
+	}
 	b.shoot("signin")
 
 	// Superadmin: every page.
