@@ -76,6 +76,17 @@ func parseConflictRule(s string) (conflictRule, error) {
 	return 0, v.Err()
 }
 
+// checkImportOptions validates an import's options, every problem at once.
+func checkImportOptions(opts ports.ImportOptions) (conflictRule, error) {
+	var v domain.ValidationError
+	rule, err := parseConflictRule(opts.OnConflict)
+	v.Check("on_conflict", err)
+	if opts.DefaultPassword != "" {
+		v.Check("default_password", domain.CheckPassword("default_password", opts.DefaultPassword))
+	}
+	return rule, v.Err()
+}
+
 // pendingRow is a row on its way through an import.
 type pendingRow struct {
 	line  int
@@ -120,13 +131,8 @@ func (im *Import) Import(ctx context.Context, actor domain.Actor, file io.Reader
 	if err := authorize(ctx, im.authz, actor, domain.PermUsersImport, nil, domain.Role{}); err != nil {
 		return run.report, err
 	}
-	var v domain.ValidationError
-	rule, err := parseConflictRule(opts.OnConflict)
-	v.Check("on_conflict", err)
-	if opts.DefaultPassword != "" {
-		v.Check("default_password", domain.CheckPassword("default_password", opts.DefaultPassword))
-	}
-	if err := v.Err(); err != nil {
+	rule, err := checkImportOptions(opts)
+	if err != nil {
 		return run.report, err
 	}
 	select {
@@ -393,6 +399,10 @@ func (run *importRun) tally(b []pendingRow, outcomes []ports.ImportOutcome) erro
 	}
 	if run.opts.Progress != nil {
 		run.opts.Progress(run.report.TotalRows)
+	}
+	if run.opts.Tally != nil {
+		r := run.report
+		run.opts.Tally(ports.ImportTally{Rows: r.TotalRows, Imported: r.Imported, Updated: r.Updated, Skipped: r.Skipped, Failed: r.Failed})
 	}
 	return nil
 }

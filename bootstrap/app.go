@@ -44,6 +44,8 @@ type App struct {
 	states  *application.TokenStates
 	audit   *application.Audit
 	imports *application.Import
+	jobs    *application.ImportJobs
+	stats   *application.Stats
 	rt      *application.Realtime
 	ws      *realtime.Server
 	http    *http.Server
@@ -123,6 +125,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, registry *prometh
 	})
 	deps.Repo = states.Repository(deps.Repo)
 	authCfg := application.AuthConfig{AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, States: states}
+	imports := application.NewImport(deps)
+	rt := application.NewRealtime(deps, application.RealtimeConfig{
+		Notifier: store.ChangeNotifier(), Retention: store.ChangeLogRetention(),
+		KeepFor: cfg.ChangeLogRetention, ResumeWindow: cfg.ResumeWindow,
+	})
 	return &App{
 		states:  states,
 		cfg:     cfg,
@@ -134,11 +141,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, registry *prometh
 		users:   application.NewUsers(deps),
 		auth:    application.NewAuth(deps, authCfg),
 		audit:   application.NewAudit(deps),
-		imports: application.NewImport(deps),
-		rt: application.NewRealtime(deps, application.RealtimeConfig{
-			Notifier: store.ChangeNotifier(), Retention: store.ChangeLogRetention(),
-			KeepFor: cfg.ChangeLogRetention, ResumeWindow: cfg.ResumeWindow,
-		}),
+		imports: imports,
+		// Background imports push their progress to the starter's
+		// WebSocket connections through the real-time use case.
+		jobs:  application.NewImportJobs(imports, deps, application.ImportJobsConfig{Store: store.ImportJobs(), Notifier: rt}),
+		stats: application.NewStats(deps),
+		rt:    rt,
 	}, nil
 }
 
@@ -160,6 +168,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Auth:     a.auth,
 		Audit:    a.audit,
 		Import:   a.imports,
+		Access:   a.users,
+		Stats:    a.stats,
+		Jobs:     a.jobs,
 		Ready:    a.store.Users().Ping,
 		ETag:     application.ETag,
 		Log:      log,
@@ -227,6 +238,11 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.states.Start(ctx); err != nil {
 		return err
 	}
+	// Marks failed the import jobs lost with a stopped instance (this one,
+	// before a restart), before anyone can ask about them here.
+	if err := a.jobs.Start(ctx); err != nil {
+		return err
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(a.ln) }()
@@ -247,6 +263,9 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.http.Shutdown(sctx); err != nil {
 		return fmt.Errorf("graceful shutdown: %w", err)
 	}
+	// ctx has ended, so running imports stop at their next batch and mark
+	// themselves failed with the reason; wait for that to be written.
+	a.jobs.Wait()
 	return nil
 }
 

@@ -23,4 +23,18 @@ const (
 	PermAuditRead           Permission = "audit.read"
 	PermSubscribeID         Permission = "users.subscribe_id"
 	PermSubscribeSearch     Permission = "users.subscribe_search"
+	// PermPolicyRead reads the permission matrix in force (the console's
+	// policy page).
+	PermPolicyRead Permission = "policy.read"
 )
+
+// Permissions lists every permission the service asks about, in the order
+// the console shows them.
+func Permissions() []Permission {
+	return []Permission{
+		PermUsersList, PermUsersRead, PermUsersReadSelf, PermUsersSearch,
+		PermUsersUpdate, PermUsersRoleUpdate, PermUsersPasswordUpdate, PermUsersCreate,
+		PermUsersDelete, PermUsersImport, PermAuditRead, PermSubscribeID,
+		PermSubscribeSearch, PermPolicyRead,
+	}
+}

@@ -39,6 +39,8 @@ type ImportOptions struct {
 	// Progress, when set, is called after each batch with the number of
 	// rows handled so far.
 	Progress func(rows int)
+	// Tally, when set, is called after each batch with the counts so far.
+	Tally func(ImportTally)
 	// Rejected, when set, is called for every failed row, in file order,
 	// past MaxReportedRows too: it streams them (the command line writes
 	// them to a file), holding none.

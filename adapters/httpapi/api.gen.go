@@ -76,6 +76,48 @@ func (e Gender) Valid() bool {
 	}
 }
 
+// Defines values for ImportJobOnConflict.
+const (
+	ImportJobOnConflictFail   ImportJobOnConflict = "fail"
+	ImportJobOnConflictSkip   ImportJobOnConflict = "skip"
+	ImportJobOnConflictUpdate ImportJobOnConflict = "update"
+)
+
+// Valid indicates whether the value is a known member of the ImportJobOnConflict enum.
+func (e ImportJobOnConflict) Valid() bool {
+	switch e {
+	case ImportJobOnConflictFail:
+		return true
+	case ImportJobOnConflictSkip:
+		return true
+	case ImportJobOnConflictUpdate:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportJobStatus.
+const (
+	ImportJobStatusFailed    ImportJobStatus = "failed"
+	ImportJobStatusRunning   ImportJobStatus = "running"
+	ImportJobStatusSucceeded ImportJobStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the ImportJobStatus enum.
+func (e ImportJobStatus) Valid() bool {
+	switch e {
+	case ImportJobStatusFailed:
+		return true
+	case ImportJobStatusRunning:
+		return true
+	case ImportJobStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for LoginFormGrantType.
 const (
 	LoginFormGrantTypePassword LoginFormGrantType = "password"
@@ -85,6 +127,27 @@ const (
 func (e LoginFormGrantType) Valid() bool {
 	switch e {
 	case LoginFormGrantTypePassword:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PolicyGrantRelation.
+const (
+	PolicyGrantRelationNone  PolicyGrantRelation = "none"
+	PolicyGrantRelationOther PolicyGrantRelation = "other"
+	PolicyGrantRelationSelf  PolicyGrantRelation = "self"
+)
+
+// Valid indicates whether the value is a known member of the PolicyGrantRelation enum.
+func (e PolicyGrantRelation) Valid() bool {
+	switch e {
+	case PolicyGrantRelationNone:
+		return true
+	case PolicyGrantRelationOther:
+		return true
+	case PolicyGrantRelationSelf:
 		return true
 	default:
 		return false
@@ -121,6 +184,27 @@ const (
 func (e TokenPairTokenType) Valid() bool {
 	switch e {
 	case TokenPairTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OnConflict.
+const (
+	OnConflictFail   OnConflict = "fail"
+	OnConflictSkip   OnConflict = "skip"
+	OnConflictUpdate OnConflict = "update"
+)
+
+// Valid indicates whether the value is a known member of the OnConflict enum.
+func (e OnConflict) Valid() bool {
+	switch e {
+	case OnConflictFail:
+		return true
+	case OnConflictSkip:
+		return true
+	case OnConflictUpdate:
 		return true
 	default:
 		return false
@@ -169,6 +253,27 @@ func (e ImportUsersParamsOnConflict) Valid() bool {
 	case ImportUsersParamsOnConflictSkip:
 		return true
 	case ImportUsersParamsOnConflictUpdate:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StartImportParamsOnConflict.
+const (
+	StartImportParamsOnConflictFail   StartImportParamsOnConflict = "fail"
+	StartImportParamsOnConflictSkip   StartImportParamsOnConflict = "skip"
+	StartImportParamsOnConflictUpdate StartImportParamsOnConflict = "update"
+)
+
+// Valid indicates whether the value is a known member of the StartImportParamsOnConflict enum.
+func (e StartImportParamsOnConflict) Valid() bool {
+	switch e {
+	case StartImportParamsOnConflictFail:
+		return true
+	case StartImportParamsOnConflictSkip:
+		return true
+	case StartImportParamsOnConflictUpdate:
 		return true
 	default:
 		return false
@@ -263,6 +368,19 @@ type AuditPage struct {
 	TotalExact bool    `json:"total_exact"`
 }
 
+// Capabilities defines model for Capabilities.
+type Capabilities struct {
+	Audit bool `json:"audit"`
+
+	// Create The roles the caller may create users with (`POST /users/create-admin`); empty when none.
+	Create          []Role `json:"create"`
+	Import          bool   `json:"import"`
+	List            bool   `json:"list"`
+	Policy          bool   `json:"policy"`
+	Search          bool   `json:"search"`
+	SubscribeSearch bool   `json:"subscribe_search"`
+}
+
 // CreateUserRequest defines model for CreateUserRequest.
 type CreateUserRequest struct {
 	Email     string `json:"email"`
@@ -276,6 +394,16 @@ type CreateUserRequest struct {
 	LastName  string  `json:"last_name"`
 	Password  string  `json:"password"`
 	Role      *Role   `json:"role,omitempty"`
+}
+
+// DayStats defines model for DayStats.
+type DayStats struct {
+	// Changes Every change-log entry of that day, creations included.
+	Changes int64 `json:"changes"`
+
+	// Created Users created that day (sign-ups, creations, imports).
+	Created int64              `json:"created"`
+	Day     openapi_types.Date `json:"day"`
 }
 
 // Error defines model for Error.
@@ -319,6 +447,37 @@ type ImportError struct {
 	// Message Example: is not a valid email address
 	Message string `json:"message"`
 }
+
+// ImportJob A background import. `rows_read`, `imported`, `updated`, `skipped` and
+// `failed` are the counts so far (after each batch of rows). `report` is null
+// while the job runs; once it ends (also when it failed after reading rows) it
+// is the import's report. A failed job says why in `reason`.
+type ImportJob struct {
+	CreatedAt  time.Time  `json:"created_at"`
+	DryRun     bool       `json:"dry_run"`
+	Failed     int        `json:"failed"`
+	FinishedAt *time.Time `json:"finished_at"`
+
+	// HeartbeatAt When the running job last said it was alive.
+	HeartbeatAt time.Time           `json:"heartbeat_at"`
+	Id          string              `json:"id"`
+	Imported    int                 `json:"imported"`
+	OnConflict  ImportJobOnConflict `json:"on_conflict"`
+
+	// Reason Why a failed job failed; absent otherwise.
+	Reason   *string         `json:"reason,omitempty"`
+	Report   *ImportReport   `json:"report"`
+	RowsRead int             `json:"rows_read"`
+	Skipped  int             `json:"skipped"`
+	Status   ImportJobStatus `json:"status"`
+	Updated  int             `json:"updated"`
+}
+
+// ImportJobOnConflict defines model for ImportJob.OnConflict.
+type ImportJobOnConflict string
+
+// ImportJobStatus defines model for ImportJob.Status.
+type ImportJobStatus string
 
 // ImportRejected The report of a strict import that wrote nothing, with the error fields.
 type ImportRejected struct {
@@ -393,6 +552,32 @@ type LogoutRequest struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
+// PolicyGrant defines model for PolicyGrant.
+type PolicyGrant struct {
+	// NewRole The role given (role changes, creations); null when none.
+	NewRole *string `json:"new_role"`
+
+	// Permission Example: users.update
+	Permission string `json:"permission"`
+
+	// Relation The actor's relation to the target user; `none` when the action has no target.
+	Relation PolicyGrantRelation `json:"relation"`
+	Role     Role                `json:"role"`
+
+	// TargetRole The target user's role; null without a target.
+	TargetRole *string `json:"target_role"`
+}
+
+// PolicyGrantRelation The actor's relation to the target user; `none` when the action has no target.
+type PolicyGrantRelation string
+
+// PolicyMatrix defines model for PolicyMatrix.
+type PolicyMatrix struct {
+	Grants      []PolicyGrant `json:"grants"`
+	Permissions []string      `json:"permissions"`
+	Roles       []Role        `json:"roles"`
+}
+
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
@@ -421,6 +606,24 @@ type SignUpRequest struct {
 
 	// Role Ignored.
 	Role *string `json:"role,omitempty"`
+}
+
+// Stats defines model for Stats.
+type Stats struct {
+	ByRole struct {
+		Admin      int64 `json:"admin"`
+		Superadmin int64 `json:"superadmin"`
+		User       int64 `json:"user"`
+	} `json:"by_role"`
+
+	// Days The last 30 UTC days, oldest first.
+	Days []DayStats `json:"days"`
+
+	// KeptSince The time of the oldest change-log entry kept; null when there is none.
+	KeptSince *time.Time `json:"kept_since"`
+
+	// TotalExact False when a count past 10,000 is the database's estimate.
+	TotalExact bool `json:"total_exact"`
 }
 
 // Status defines model for Status.
@@ -516,8 +719,34 @@ type UserPage struct {
 	TotalExact bool `json:"total_exact"`
 }
 
+// UserPermissions defines model for UserPermissions.
+type UserPermissions struct {
+	// Audit May read the user's history (`GET /audit?target_id=`).
+	Audit  bool `json:"audit"`
+	Delete bool `json:"delete"`
+
+	// Password May set the password (`PUT /users/{id}` with `password`; one's own needs `current_password`).
+	Password bool `json:"password"`
+	Read     bool `json:"read"`
+
+	// Role The roles the user may be given (`PATCH /users/{id}/role`); empty when none.
+	Role []Role `json:"role"`
+
+	// Update May change the profile (`PUT /users/{id}`).
+	Update bool `json:"update"`
+}
+
 // Cursor defines model for Cursor.
 type Cursor = string
+
+// DefaultPassword defines model for DefaultPassword.
+type DefaultPassword = string
+
+// DryRun defines model for DryRun.
+type DryRun = bool
+
+// OnConflict defines model for OnConflict.
+type OnConflict string
 
 // Page defines model for Page.
 type Page = int
@@ -606,14 +835,38 @@ type ImportUsersParams struct {
 	OnConflict *ImportUsersParamsOnConflict `form:"on_conflict,omitempty" json:"on_conflict,omitempty"`
 
 	// DryRun Check and report, write nothing.
-	DryRun *bool `form:"dry_run,omitempty" json:"dry_run,omitempty"`
+	DryRun *DryRun `form:"dry_run,omitempty" json:"dry_run,omitempty"`
 
 	// DefaultPassword The password of new users without `password_hash` (8 to 128 characters); prefer the multipart field.
-	DefaultPassword *string `form:"default_password,omitempty" json:"default_password,omitempty"`
+	DefaultPassword *DefaultPassword `form:"default_password,omitempty" json:"default_password,omitempty"`
 }
 
 // ImportUsersParamsOnConflict defines parameters for ImportUsers.
 type ImportUsersParamsOnConflict string
+
+// StartImportMultipartBody defines parameters for StartImport.
+type StartImportMultipartBody struct {
+	// DefaultPassword As the query parameter; must come before `file`.
+	DefaultPassword *string `json:"default_password,omitempty"`
+
+	// File The CSV file.
+	File openapi_types.File `json:"file"`
+}
+
+// StartImportParams defines parameters for StartImport.
+type StartImportParams struct {
+	// OnConflict What a row whose email is already stored does.
+	OnConflict *StartImportParamsOnConflict `form:"on_conflict,omitempty" json:"on_conflict,omitempty"`
+
+	// DryRun Check and report, write nothing.
+	DryRun *DryRun `form:"dry_run,omitempty" json:"dry_run,omitempty"`
+
+	// DefaultPassword The password of new users without `password_hash` (8 to 128 characters); prefer the multipart field.
+	DefaultPassword *DefaultPassword `form:"default_password,omitempty" json:"default_password,omitempty"`
+}
+
+// StartImportParamsOnConflict defines parameters for StartImport.
+type StartImportParamsOnConflict string
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -704,6 +957,9 @@ type CreateUserJSONRequestBody = CreateUserRequest
 // ImportUsersMultipartRequestBody defines body for ImportUsers for multipart/form-data ContentType.
 type ImportUsersMultipartRequestBody ImportUsersMultipartBody
 
+// StartImportMultipartRequestBody defines body for StartImport for multipart/form-data ContentType.
+type StartImportMultipartRequestBody StartImportMultipartBody
+
 // UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
 type UpdateUserJSONRequestBody = UpdateUserRequest
 
@@ -727,12 +983,27 @@ type ServerInterface interface {
 	// AuthToken Log in (OAuth2 password grant)
 	// (POST /api/v1/auth/token)
 	AuthToken(ctx echo.Context) error
+	// GetCapabilities What the signed-in user may do with no particular user in view
+	// (GET /api/v1/permissions)
+	GetCapabilities(ctx echo.Context) error
+	// GetPolicy The permission matrix in force
+	// (GET /api/v1/policy)
+	GetPolicy(ctx echo.Context) error
+	// GetStats Users by role, and changes per day
+	// (GET /api/v1/stats)
+	GetStats(ctx echo.Context) error
 	// CreateUser Create a user with any role
 	// (POST /api/v1/users/create-admin)
 	CreateUser(ctx echo.Context) error
 	// ImportUsers Import users from a CSV file
 	// (POST /api/v1/users/import)
 	ImportUsers(ctx echo.Context, params ImportUsersParams) error
+	// StartImport Start an import that runs in the background
+	// (POST /api/v1/users/imports)
+	StartImport(ctx echo.Context, params StartImportParams) error
+	// GetImportJob An import job's progress and, once ended, its report
+	// (GET /api/v1/users/imports/{job_id})
+	GetImportJob(ctx echo.Context, jobId string) error
 	// ListUsers List users, by id
 	// (GET /api/v1/users/list)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -751,6 +1022,9 @@ type ServerInterface interface {
 	// UpdateUser Update a profile or password
 	// (PUT /api/v1/users/{id})
 	UpdateUser(ctx echo.Context, id UserID, params UpdateUserParams) error
+	// GetUserPermissions What the signed-in user may do to this user
+	// (GET /api/v1/users/{id}/permissions)
+	GetUserPermissions(ctx echo.Context, id UserID) error
 	// ChangeUserRole Change a user's role
 	// (PATCH /api/v1/users/{id}/role)
 	ChangeUserRole(ctx echo.Context, id UserID) error
@@ -866,6 +1140,33 @@ func (w *ServerInterfaceWrapper) AuthToken(ctx echo.Context) error {
 	return err
 }
 
+// GetCapabilities converts echo context to params.
+func (w *ServerInterfaceWrapper) GetCapabilities(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetCapabilities(ctx)
+	return err
+}
+
+// GetPolicy converts echo context to params.
+func (w *ServerInterfaceWrapper) GetPolicy(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetPolicy(ctx)
+	return err
+}
+
+// GetStats converts echo context to params.
+func (w *ServerInterfaceWrapper) GetStats(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetStats(ctx)
+	return err
+}
+
 // CreateUser converts echo context to params.
 func (w *ServerInterfaceWrapper) CreateUser(ctx echo.Context) error {
 	var err error
@@ -904,6 +1205,54 @@ func (w *ServerInterfaceWrapper) ImportUsers(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ImportUsers(ctx, params)
+	return err
+}
+
+// StartImport converts echo context to params.
+func (w *ServerInterfaceWrapper) StartImport(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StartImportParams
+	// ------------- Optional query parameter "on_conflict" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "on_conflict", ctx.QueryParams(), &params.OnConflict, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter on_conflict: %s", err))
+	}
+
+	// ------------- Optional query parameter "dry_run" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "dry_run", ctx.QueryParams(), &params.DryRun, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter dry_run: %s", err))
+	}
+
+	// ------------- Optional query parameter "default_password" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "default_password", ctx.QueryParams(), &params.DefaultPassword, runtime.BindQueryParameterOptions{Type: "string", Format: "password"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter default_password: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StartImport(ctx, params)
+	return err
+}
+
+// GetImportJob converts echo context to params.
+func (w *ServerInterfaceWrapper) GetImportJob(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "job_id" -------------
+	var jobId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "job_id", ctx.Param("job_id"), &jobId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter job_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetImportJob(ctx, jobId)
 	return err
 }
 
@@ -1104,6 +1453,22 @@ func (w *ServerInterfaceWrapper) UpdateUser(ctx echo.Context) error {
 	return err
 }
 
+// GetUserPermissions converts echo context to params.
+func (w *ServerInterfaceWrapper) GetUserPermissions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetUserPermissions(ctx, id)
+	return err
+}
+
 // ChangeUserRole converts echo context to params.
 func (w *ServerInterfaceWrapper) ChangeUserRole(ctx echo.Context) error {
 	var err error
@@ -1203,11 +1568,17 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/v1/users/search", wrapper.SearchUsers, options.OperationMiddlewares["searchUsers"]...)
 	router.POST(options.BaseURL+"/api/v1/users/create-admin", wrapper.CreateUser, options.OperationMiddlewares["createUser"]...)
 	router.POST(options.BaseURL+"/api/v1/users/import", wrapper.ImportUsers, options.OperationMiddlewares["importUsers"]...)
+	router.POST(options.BaseURL+"/api/v1/users/imports", wrapper.StartImport, options.OperationMiddlewares["startImport"]...)
+	router.GET(options.BaseURL+"/api/v1/users/imports/:job_id", wrapper.GetImportJob, options.OperationMiddlewares["getImportJob"]...)
 	router.DELETE(options.BaseURL+"/api/v1/users/:id", wrapper.DeleteUser, options.OperationMiddlewares["deleteUser"]...)
 	router.GET(options.BaseURL+"/api/v1/users/:id", wrapper.GetUser, options.OperationMiddlewares["getUser"]...)
 	router.PUT(options.BaseURL+"/api/v1/users/:id", wrapper.UpdateUser, options.OperationMiddlewares["updateUser"]...)
+	router.GET(options.BaseURL+"/api/v1/users/:id/permissions", wrapper.GetUserPermissions, options.OperationMiddlewares["getUserPermissions"]...)
 	router.PATCH(options.BaseURL+"/api/v1/users/:id/role", wrapper.ChangeUserRole, options.OperationMiddlewares["changeUserRole"]...)
 	router.GET(options.BaseURL+"/api/v1/audit", wrapper.ListAudit, options.OperationMiddlewares["listAudit"]...)
+	router.GET(options.BaseURL+"/api/v1/permissions", wrapper.GetCapabilities, options.OperationMiddlewares["getCapabilities"]...)
+	router.GET(options.BaseURL+"/api/v1/policy", wrapper.GetPolicy, options.OperationMiddlewares["getPolicy"]...)
+	router.GET(options.BaseURL+"/api/v1/stats", wrapper.GetStats, options.OperationMiddlewares["getStats"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.Healthz, options.OperationMiddlewares["healthz"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.Readyz, options.OperationMiddlewares["readyz"]...)
 	router.GET(options.BaseURL+"/metrics", wrapper.Metrics, options.OperationMiddlewares["metrics"]...)

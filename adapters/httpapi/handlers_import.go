@@ -19,6 +19,9 @@ import (
 // deadlines differ from every other route's.
 const importRoute = apiPrefix + "/users/import"
 
+// importJobsRoute starts background imports (handlers_console.go).
+const importJobsRoute = apiPrefix + "/users/imports"
+
 // maxPasswordField bounds the multipart default_password field (a password
 // is at most 128 characters, 512 bytes in UTF-8).
 const maxPasswordField = 1024
@@ -27,25 +30,7 @@ const maxPasswordField = 1024
 // into the import use case and answers its report: 200, or 409 when a
 // strict import (on_conflict=fail) was rejected and wrote nothing.
 func (s *server) ImportUsers(c echo.Context, params ImportUsersParams) error {
-	actor, err := actorOf(c)
-	if err != nil {
-		return err
-	}
-	// An import may upload and run for longer than the server's timeouts
-	// allow an ordinary request; a recorder in tests has no deadlines.
-	rc := http.NewResponseController(c.Response().Writer)
-	deadline := time.Now().Add(s.cfg.ImportTimeout)
-	for _, set := range []func(time.Time) error{rc.SetReadDeadline, rc.SetWriteDeadline} {
-		if err := set(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return fmt.Errorf("httpapi: extend the import's deadline: %w", err)
-		}
-	}
-	opts := ports.ImportOptions{
-		OnConflict:      string(deref(params.OnConflict)),
-		DryRun:          deref(params.DryRun),
-		DefaultPassword: deref(params.DefaultPassword),
-	}
-	file, err := importFile(c.Request(), &opts)
+	actor, opts, file, err := s.importUpload(c, string(deref(params.OnConflict)), params.DryRun, params.DefaultPassword)
 	if err != nil {
 		return err
 	}
@@ -62,6 +47,42 @@ func (s *server) ImportUsers(c echo.Context, params ImportUsersParams) error {
 		})
 	}
 	return c.JSON(http.StatusOK, body)
+}
+
+// importUpload reads what both kinds of import take: the actor, the
+// options (the multipart default_password, which comes before the file,
+// included) and the file, not yet read.
+func (s *server) importUpload(c echo.Context, onConflict string, dryRun *bool, defaultPassword *string) (domain.Actor, ports.ImportOptions, io.Reader, error) {
+	actor, err := actorOf(c)
+	if err != nil {
+		return actor, ports.ImportOptions{}, nil, err
+	}
+	if err := s.extendImportDeadline(c); err != nil {
+		return actor, ports.ImportOptions{}, nil, err
+	}
+	opts := ports.ImportOptions{OnConflict: onConflict, DryRun: deref(dryRun), DefaultPassword: deref(defaultPassword)}
+	file, err := importFile(c.Request(), &opts)
+	return actor, opts, file, err
+}
+
+// extendImportDeadline lets an import upload (and, when synchronous, run)
+// for longer than the server's timeouts allow an ordinary request; a
+// recorder in tests has no deadlines.
+func (s *server) extendImportDeadline(c echo.Context) error {
+	rc := http.NewResponseController(c.Response().Writer)
+	deadline := time.Now().Add(s.cfg.ImportTimeout)
+	for _, set := range []func(time.Time) error{rc.SetReadDeadline, rc.SetWriteDeadline} {
+		if err := set(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return fmt.Errorf("httpapi: extend the import's deadline: %w", err)
+		}
+	}
+	return nil
+}
+
+// isImportUpload tells the routes that take a CSV upload, whose body limit
+// and deadline are the import's.
+func isImportUpload(c echo.Context) bool {
+	return c.Path() == importRoute || c.Path() == importJobsRoute
 }
 
 // importFile finds the CSV in the request without buffering it: the body

@@ -202,6 +202,7 @@ type harness struct {
 	auth  *fakeAuth
 	audit *fakeAudit
 	imp   *fakeImport
+	cons  *fakeConsole
 	ready func(context.Context) error
 	reg   *prometheus.Registry
 	logs  *syncBuffer
@@ -210,10 +211,11 @@ type harness struct {
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	h := &harness{t: t, users: &fakeUsers{}, auth: &fakeAuth{}, audit: &fakeAudit{}, imp: &fakeImport{},
-		reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+		cons: &fakeConsole{}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	h.ready = func(context.Context) error { return nil }
 	e, err := New(Deps{
 		Users: h.users, Auth: h.auth, Audit: h.audit, Import: h.imp,
+		Access: h.cons, Stats: h.cons, Jobs: h.cons,
 		Ready:    func(ctx context.Context) error { return h.ready(ctx) },
 		ETag:     testETag,
 		Log:      slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

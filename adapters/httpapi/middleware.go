@@ -136,7 +136,7 @@ func (s *server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		limit := s.cfg.BodyLimit
 		auth := strings.HasPrefix(c.Path(), authPrefix)
 		switch {
-		case c.Path() == importRoute:
+		case isImportUpload(c):
 			limit = s.cfg.ImportBodyLimit
 		case auth:
 			limit = min(limit, authBodyLimit)
@@ -171,7 +171,7 @@ func (s *server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		timeout := s.cfg.RequestTimeout
-		if c.Path() == importRoute {
+		if isImportUpload(c) {
 			timeout = s.cfg.ImportTimeout
 		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)

@@ -169,7 +169,7 @@ func TestEverySpecOperationIsRouted(t *testing.T) {
 	spec := testSpec(t)
 	for path, item := range spec.Paths.Map() {
 		for method := range item.Operations() {
-			key := method + " " + strings.ReplaceAll(path, "{id}", ":id")
+			key := method + " " + strings.NewReplacer("{id}", ":id", "{job_id}", ":job_id").Replace(path)
 			if !routes[key] {
 				t.Errorf("%s is not routed", key)
 			}
@@ -191,7 +191,7 @@ func testSpec(t *testing.T) *openapi3.T {
 func TestNewRefusesMissingDependencies(t *testing.T) {
 	t.Parallel()
 	_, err := New(Deps{Users: &fakeUsers{}, Log: slog.New(slog.DiscardHandler)}, Config{})
-	if err == nil || !strings.Contains(err.Error(), "Audit, Auth, ETag, Import, Ready, Registry") {
+	if err == nil || !strings.Contains(err.Error(), "Access, Audit, Auth, ETag, Import, Jobs, Ready, Registry, Stats") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -200,6 +200,7 @@ func TestNewRefusesARegistryInUse(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	deps := Deps{Users: &fakeUsers{}, Auth: &fakeAuth{}, Audit: &fakeAudit{}, Import: &fakeImport{},
+		Access: &fakeConsole{}, Stats: &fakeConsole{}, Jobs: &fakeConsole{},
 		Ready: func(context.Context) error { return nil }, ETag: testETag,
 		Log: slog.New(slog.DiscardHandler), Registry: reg}
 	if _, err := New(deps, Config{}); err != nil {

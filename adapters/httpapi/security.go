@@ -19,13 +19,19 @@ const (
 	apiCSP  = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 	docsCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 		"font-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+	// The console (console.go) runs its own modules and style sheet, draws
+	// its chart as SVG elements, and talks to the API and the WebSocket of
+	// its own origin ('self' covers ws: and wss: to it). Nothing inline:
+	// no script, no style attribute, no form posted anywhere.
+	consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 
 // securityHeaders sets, before anything is written, the headers every
 // answer carries whatever its status: no content sniffing, no framing, no
 // referrer leaking ids or tokens in URLs to other sites, and no caching of
-// anything but the documentation, since every other answer may hold a
-// token or a user's data (a shared proxy or the browser's disk must not
+// anything but the documentation and the console's files, since every
+// other answer may hold a token or a user's data (a shared proxy or the browser's disk must not
 // keep it).
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -34,9 +40,13 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set(echo.HeaderXFrameOptions, "DENY")
 		h.Set(echo.HeaderReferrerPolicy, "no-referrer")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		if p := c.Request().URL.Path; p == "/docs" || strings.HasPrefix(p, "/docs/") || p == "/openapi.yaml" {
+		switch p := c.Request().URL.Path; {
+		case p == "/docs" || strings.HasPrefix(p, "/docs/") || p == "/openapi.yaml":
 			h.Set(echo.HeaderContentSecurityPolicy, docsCSP)
-		} else {
+		case p == consolePath || strings.HasPrefix(p, consolePath+"/"):
+			// The console's handlers say how long each file may be kept.
+			h.Set(echo.HeaderContentSecurityPolicy, consoleCSP)
+		default:
 			h.Set(echo.HeaderContentSecurityPolicy, apiCSP)
 			h.Set(echo.HeaderCacheControl, "no-store")
 		}

@@ -32,6 +32,11 @@ type Deps struct {
 	Audit ports.AuditService
 	// Import serves POST /api/v1/users/import.
 	Import ports.ImportService
+	// Access, Stats and Jobs serve what the console needs: permissions and
+	// the policy, the overview, and background imports.
+	Access ports.AccessService
+	Stats  ports.StatsService
+	Jobs   ports.ImportJobService
 	// Ready reports whether the service can serve (the database answers).
 	Ready func(context.Context) error
 	// ETag is the user's version tag (application.ETag), compared by the
@@ -89,6 +94,9 @@ type server struct {
 	auth    ports.AuthService
 	audit   ports.AuditService
 	imports ports.ImportService
+	access  ports.AccessService
+	stats   ports.StatsService
+	jobs    ports.ImportJobService
 	ready   func(context.Context) error
 	etag    func(*domain.User) string
 	log     *slog.Logger
@@ -131,6 +139,7 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	}
 	s := &server{
 		users: deps.Users, auth: deps.Auth, audit: deps.Audit, imports: deps.Import, ready: deps.Ready,
+		access: deps.Access, stats: deps.Stats, jobs: deps.Jobs,
 		etag: deps.ETag, log: deps.Log, metrics: m, cfg: cfg,
 		metricsHandler: promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{}),
 	}
@@ -152,6 +161,11 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	})
 	e.GET("/openapi.yaml", serveSpec)
 	registerDocs(e)
+	console, err := newConsoleSite()
+	if err != nil {
+		return nil, err
+	}
+	console.register(e)
 	refuseShadowedMethods(e)
 	return e, nil
 }
@@ -211,6 +225,7 @@ func (d Deps) check() error {
 	var missing []string
 	for name, ok := range map[string]bool{
 		"Users": d.Users != nil, "Auth": d.Auth != nil, "Audit": d.Audit != nil, "Import": d.Import != nil,
+		"Access": d.Access != nil, "Stats": d.Stats != nil, "Jobs": d.Jobs != nil,
 		"Ready": d.Ready != nil, "ETag": d.ETag != nil, "Log": d.Log != nil,
 		"Registry": d.Registry != nil,
 	} {

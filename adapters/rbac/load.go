@@ -255,12 +255,7 @@ func checkValue(column, v string) error {
 // loaded with a warning rather than rejected, so a policy written for a newer
 // version of the service still loads into an older one.
 func knownPermission(pattern string) bool {
-	for _, p := range []domain.Permission{
-		domain.PermUsersList, domain.PermUsersRead, domain.PermUsersReadSelf,
-		domain.PermUsersSearch, domain.PermUsersUpdate, domain.PermUsersRoleUpdate,
-		domain.PermUsersPasswordUpdate, domain.PermUsersCreate, domain.PermUsersDelete, domain.PermUsersImport,
-		domain.PermAuditRead, domain.PermSubscribeID, domain.PermSubscribeSearch,
-	} {
+	for _, p := range domain.Permissions() {
 		if util.KeyMatch(string(p), pattern) {
 			return true
 		}

@@ -1,0 +1,22 @@
+package application
+
+import "github.com/userservice/userservice/ports"
+
+var _ ports.ImportProgressNotifier = (*Realtime)(nil)
+
+// ImportProgress hands an import job's progress to every live connection of
+// userID on this instance whose sink can carry it. A connection of that
+// user's on another instance gets nothing pushed: GET on the job answers
+// from any instance.
+func (rt *Realtime) ImportProgress(userID int64, job ports.ImportJob) {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	for c := range rt.byUser[userID] {
+		if c.dead.Load() {
+			continue
+		}
+		if s, ok := c.sink.(ports.ImportProgressSink); ok {
+			s.ImportProgress(job)
+		}
+	}
+}
