@@ -28,6 +28,7 @@ type Auth struct {
 	tokens     ports.TokenIssuer
 	verifier   ports.TokenVerifier
 	refresh    ports.RefreshTokenStore
+	authz      ports.Authorizer
 	log        *slog.Logger
 	accessTTL  time.Duration
 	refreshTTL time.Duration
@@ -61,6 +62,7 @@ func NewAuth(deps Deps, cfg AuthConfig) *Auth {
 		tokens:     deps.Tokens,
 		verifier:   deps.Verifier,
 		refresh:    deps.Refresh,
+		authz:      deps.Authz,
 		log:        log,
 		accessTTL:  cfg.AccessTTL,
 		refreshTTL: cfg.RefreshTTL,

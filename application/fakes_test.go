@@ -268,7 +268,8 @@ func contractPolicy(req ports.AuthzRequest) error {
 		ok = rel == "self" || (rel == "other" && (super || admin && req.Target.Role() == domain.RoleUser))
 	case domain.PermUsersRoleUpdate:
 		ok = rel == "other" && (super || admin && plain(req.Target.Role()) && plain(req.NewRole))
-	case domain.PermUsersCreate, domain.PermUsersDelete, domain.PermAuditRead, domain.PermUsersImport:
+	case domain.PermUsersCreate, domain.PermUsersDelete, domain.PermAuditRead, domain.PermUsersImport,
+		domain.PermTokensIntrospect:
 		ok = super
 	}
 	if !ok {
@@ -391,6 +392,15 @@ func (s *memRefresh) RevokeFamily(_ context.Context, hash string, userID int64, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.tokens[hash]; ok && e.UserID == userID {
+		s.revoke(e.FamilyID)
+	}
+	return nil
+}
+
+func (s *memRefresh) RevokeFamilyOf(_ context.Context, hash string, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.tokens[hash]; ok {
 		s.revoke(e.FamilyID)
 	}
 	return nil

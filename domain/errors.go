@@ -145,6 +145,10 @@ var (
 	ErrUnavailable       = &Error{Kind: KindUnavailable, Code: "unavailable", Message: "the database is unreachable"}
 	ErrPasswordRequired  = &Error{Kind: KindInvalid, Code: "current_password_required", Message: "current_password is required to change your own email or password"}
 	ErrPasswordIncorrect = &Error{Kind: KindInvalid, Code: "current_password_incorrect", Message: "current_password is incorrect"}
+	// ErrUnsupportedTokenType answers a revocation of an access token, which
+	// cannot be revoked alone (RFC 7009 §2.2.1).
+	ErrUnsupportedTokenType = &Error{Kind: KindMalformed, Code: "unsupported_token_type",
+		Message: "access tokens cannot be revoked one by one; they expire (ACCESS_TOKEN_TTL). Revoke the refresh token"}
 )
 
 // ValidationError collects field problems and reports them all at once.

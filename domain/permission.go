@@ -18,4 +18,7 @@ const (
 	PermAuditRead       Permission = "audit.read"
 	PermSubscribeID     Permission = "users.subscribe_id"
 	PermSubscribeSearch Permission = "users.subscribe_search"
+	// PermTokensIntrospect lets a resource server's account ask whether
+	// a token is in force (RFC 7662).
+	PermTokensIntrospect Permission = "tokens.introspect"
 )

@@ -128,6 +128,7 @@ type requestKeys struct {
 
 	ip, email, user    string
 	haveIP, haveEmail  bool
+	isLogin            bool
 	haveUser, userSeen bool
 }
 
@@ -143,9 +144,12 @@ func (k *requestKeys) key(kind keyKind) (key string, ok bool) {
 		return k.ip, true
 	case keyEmail:
 		if !k.haveEmail {
-			k.email, k.haveEmail = loginEmail(k.req), true
+			k.email, k.isLogin = loginEmail(k.req)
+			k.haveEmail = true
 		}
-		return k.email, true
+		// A refresh_token grant names no email: an email rule does not
+		// apply to it, rather than counting every refresh under one key.
+		return k.email, k.isLogin
 	case keyUser:
 		if !k.userSeen {
 			k.user, k.haveUser = k.l.userKey(k.req)
@@ -177,9 +181,11 @@ func (l *Limiter) userKey(req *http.Request) (string, bool) {
 // body is put back for the handler, unread bytes and read error included.
 // The email is folded as the service stores it, and hashed, so the store
 // never holds addresses. A body whose email cannot be read gets noEmail.
-func loginEmail(req *http.Request) string {
+// A token request of another grant than password (grant_type=refresh_token)
+// is no login: isLogin is false.
+func loginEmail(req *http.Request) (key string, isLogin bool) {
 	if req.Body == nil || req.Body == http.NoBody {
-		return noEmail
+		return noEmail, true
 	}
 	orig := req.Body
 	data, err := io.ReadAll(io.LimitReader(orig, maxLoginBody+1))
@@ -189,7 +195,7 @@ func loginEmail(req *http.Request) string {
 	}
 	req.Body = readCloser{io.MultiReader(bytes.NewReader(data), rest), orig}
 	if err != nil || len(data) > maxLoginBody {
-		return noEmail
+		return noEmail, true
 	}
 
 	var raw string
@@ -197,7 +203,10 @@ func loginEmail(req *http.Request) string {
 	if mt == echo.MIMEApplicationForm {
 		form, err := url.ParseQuery(string(data))
 		if err != nil {
-			return noEmail // the handler refuses the form too
+			return noEmail, true // the handler refuses the form too
+		}
+		if gt := form["grant_type"]; len(gt) == 1 && gt[0] != "" && gt[0] != "password" {
+			return "", false
 		}
 		raw = form.Get("username")
 	} else {
@@ -206,18 +215,18 @@ func loginEmail(req *http.Request) string {
 		// counted under B while the handler logs in as A.
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(data, &obj) != nil || json.Unmarshal(obj["email"], &raw) != nil {
-			return noEmail
+			return noEmail, true
 		}
 	}
 	if strings.TrimSpace(raw) == "" {
-		return noEmail
+		return noEmail, true
 	}
 	folded := domain.Fold(strings.TrimSpace(raw))
 	if e, err := domain.ParseEmail(raw); err == nil {
 		folded = e.String()
 	}
 	sum := sha256.Sum256([]byte(folded))
-	return hex.EncodeToString(sum[:16])
+	return hex.EncodeToString(sum[:16]), true
 }
 
 type readCloser struct {

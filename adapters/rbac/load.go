@@ -260,6 +260,7 @@ func knownPermission(pattern string) bool {
 		domain.PermUsersSearch, domain.PermUsersUpdate, domain.PermUsersRoleUpdate,
 		domain.PermUsersCreate, domain.PermUsersDelete, domain.PermUsersImport,
 		domain.PermAuditRead, domain.PermSubscribeID, domain.PermSubscribeSearch,
+		domain.PermTokensIntrospect,
 	} {
 		if util.KeyMatch(string(p), pattern) {
 			return true
