@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
@@ -51,13 +52,7 @@ func readForm(c echo.Context) (url.Values, error) {
 		return nil, &domain.Error{Kind: domain.KindMalformed, Code: "malformed_form",
 			Message: "request body is not a valid form", Err: err}
 	}
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range r.PostForm {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(r.PostForm)) {
 		if len(r.PostForm[name]) > 1 {
 			return nil, &domain.Error{Kind: domain.KindMalformed, Code: "repeated_parameter",
 				Message: "parameter " + strconv.Quote(clipName(name)) + " is given more than once"}
@@ -75,6 +70,19 @@ func requireFields(form url.Values, names ...string) error {
 		}
 	}
 	return v.Err()
+}
+
+// readTokenForm reads the token of an introspection or revocation request
+// (RFC 7662, RFC 7009); token_type_hint is accepted and not needed.
+func readTokenForm(c echo.Context) (string, error) {
+	form, err := readForm(c)
+	if err != nil {
+		return "", err
+	}
+	if err := requireFields(form, "token"); err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(form.Get("token")), nil
 }
 
 // refreshGrant is the token endpoint's grant_type=refresh_token: the code of
@@ -99,14 +107,11 @@ func (s *server) AuthIntrospect(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	form, err := readForm(c)
+	token, err := readTokenForm(c)
 	if err != nil {
 		return err
 	}
-	if err := requireFields(form, "token"); err != nil {
-		return err
-	}
-	in, err := s.auth.Introspect(c.Request().Context(), actor, strings.TrimSpace(form.Get("token")))
+	in, err := s.auth.Introspect(c.Request().Context(), actor, token)
 	if err != nil {
 		return err
 	}
@@ -131,14 +136,11 @@ func introspectionDTO(in ports.Introspection) Introspection {
 // AuthRevoke answers RFC 7009 revocation: 200 with no body whether or not
 // the token was known.
 func (s *server) AuthRevoke(c echo.Context) error {
-	form, err := readForm(c)
+	token, err := readTokenForm(c)
 	if err != nil {
 		return err
 	}
-	if err := requireFields(form, "token"); err != nil {
-		return err
-	}
-	if err := s.auth.Revoke(c.Request().Context(), strings.TrimSpace(form.Get("token"))); err != nil {
+	if err := s.auth.Revoke(c.Request().Context(), token); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusOK)

@@ -369,8 +369,6 @@ func (j *JWT) SigningKeyID() string {
 	return ""
 }
 
-// VerifiesHS256 reports whether tokens signed with the secret are accepted.
-func (j *JWT) VerifiesHS256() bool { return j.secret != nil }
 
 // reason maps a golang-jwt error to the most specific of its sentinels,
 // dropping the rest of the text.
