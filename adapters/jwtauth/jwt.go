@@ -369,7 +369,6 @@ func (j *JWT) SigningKeyID() string {
 	return ""
 }
 
-
 // reason maps a golang-jwt error to the most specific of its sentinels,
 // dropping the rest of the text.
 func reason(err error) error {
