@@ -118,7 +118,7 @@ func TestInstancesShareOneBudgetThroughRedis(t *testing.T) {
 	t.Parallel()
 	redis := testdb.RedisURL(t)
 	a := harness.Start(t, harness.Backends()[1], harness.Options{ShippedLimits: true, TrustedProxies: loopback, RedisURL: redis})
-	b := harness.Start(t, harness.Backends()[1], harness.Options{TrustedProxies: loopback, RedisURL: redis, DBURL: a.DBURL, PolicyDir: a.PolicyDir, JWTSecret: a.JWTSecret})
+	b := harness.Start(t, harness.Backends()[1], harness.Options{TrustedProxies: loopback, RedisURL: redis, DBURL: a.DBURL, PolicyDir: a.PolicyDir, JWTSecret: a.JWTSecret, KeysDir: a.KeysDir})
 	root := a.SeedSuperadmin(t)
 	for i := range searchBudget {
 		s := a
