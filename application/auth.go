@@ -33,6 +33,7 @@ type Auth struct {
 	refresh    ports.RefreshTokenStore
 	states     *TokenStates
 	throttle   ports.LoginThrottle
+	authz      ports.Authorizer
 	log        *slog.Logger
 	accessTTL  time.Duration
 	refreshTTL time.Duration
@@ -71,6 +72,7 @@ func NewAuth(deps Deps, cfg AuthConfig) *Auth {
 		refresh:    deps.Refresh,
 		states:     cfg.States,
 		throttle:   throttleOf(deps),
+		authz:      deps.Authz,
 		log:        log,
 		accessTTL:  cfg.AccessTTL,
 		refreshTTL: cfg.RefreshTTL,

@@ -291,7 +291,8 @@ func contractPolicy(req ports.AuthzRequest) error {
 		ok = rel == "other" && (super || admin && plain(req.Target.Role()) && plain(req.NewRole))
 	case domain.PermUsersPasswordUpdate:
 		ok = rel == "other" && super
-	case domain.PermUsersCreate, domain.PermUsersDelete, domain.PermAuditRead, domain.PermUsersImport:
+	case domain.PermUsersCreate, domain.PermUsersDelete, domain.PermAuditRead, domain.PermUsersImport,
+		domain.PermTokensIntrospect:
 		ok = super
 	}
 	if !ok {
@@ -425,6 +426,15 @@ func (s *memRefresh) RevokeFamily(_ context.Context, hash string, userID int64, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.tokens[hash]; ok && e.UserID == userID {
+		s.revoke(e.FamilyID)
+	}
+	return nil
+}
+
+func (s *memRefresh) RevokeFamilyOf(_ context.Context, hash string, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.tokens[hash]; ok {
 		s.revoke(e.FamilyID)
 	}
 	return nil

@@ -12,7 +12,7 @@ import (
 
 // Deps are the driven ports the use cases work with. Users needs Repo, Authz,
 // Hasher, Clock and CursorKey; Auth needs Repo, Hasher, Clock, Tokens,
-// Verifier, Refresh and Log; Import needs Importer, Decoder, HashFormats,
+// Verifier, Refresh, Log and Authz (for introspection); Import needs Importer, Decoder, HashFormats,
 // Hasher, Authz and Clock.
 type Deps struct {
 	Repo     ports.UserRepository

@@ -76,10 +76,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, registry *prometh
 		store.Close()
 		return nil, fmt.Errorf("loading the policy from POLICY_DIR=%s: %w", cfg.PolicyDir, err)
 	}
-	tokens, err := jwtauth.New(jwtauth.Config{Secret: cfg.JWTSecret, TTL: cfg.AccessTTL})
+	tokens, err := newTokens(cfg, log)
 	if err != nil {
 		store.Close()
-		return nil, fmt.Errorf("JWT_SECRET: %w", err)
+		return nil, err
 	}
 	var limit *ratelimit.Limiter
 	if registry != nil {
@@ -112,7 +112,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, registry *prometh
 		Verifier:    tokens,
 		Clock:       systemClock{},
 		Log:         log,
-		CursorKey:   deriveKey(cfg.JWTSecret, "userservice cursor v1"),
+		CursorKey:   tokens.DeriveKey("userservice cursor v1"),
 	}
 	if limit != nil {
 		deps.Throttle = limit
@@ -150,6 +150,62 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, registry *prometh
 	}, nil
 }
 
+// newTokens makes the access-token issuer and verifier from the keys the
+// configuration names (README, Signing keys), making the key kept beside a
+// SQLite database on first start.
+func newTokens(cfg Config, log *slog.Logger) (*jwtauth.JWT, error) {
+	if cfg.JWTKeyFile != "" {
+		created, err := jwtauth.LoadOrCreateKeyFile(cfg.JWTKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("the signing key beside the SQLite database: %w", err)
+		}
+		if created {
+			log.Info("generated a signing key for access tokens beside the database; keep it with the database's backups", "file", cfg.JWTKeyFile)
+		}
+	}
+	tokens, err := jwtauth.New(jwtauth.Config{
+		Secret: cfg.JWTSecret, KeysDir: cfg.JWTKeysDir, KeyFile: cfg.JWTKeyFile,
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTTL, Log: log,
+	})
+	switch {
+	case err != nil && cfg.JWTKeysDir != "":
+		return nil, fmt.Errorf("JWT_KEYS_DIR: %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("JWT_SECRET: %w", err)
+	}
+	return tokens, nil
+}
+
+// keysPollInterval is how often the keys directory is read even without a
+// change notice: a shared volume (NFS) tells one host nothing of another's
+// writes, and a removed key must stop verifying within a minute.
+const keysPollInterval = 30 * time.Second
+
+// watchKeys reloads the JWT keys when JWT_KEYS_DIR changes, and every
+// keysPollInterval, until ctx ends.
+func (a *App) watchKeys(ctx context.Context) {
+	if a.cfg.JWTKeysDir == "" {
+		return
+	}
+	go func() {
+		if err := policywatch.WatchDir(ctx, "the JWT keys directory", a.cfg.JWTKeysDir, a.log, a.tokens.Reload); err != nil {
+			a.log.Warn("JWT keys directory watcher stopped; keys are still re-read every 30 s", "err", err)
+		}
+	}()
+	go func() {
+		tick := time.NewTicker(keysPollInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				_ = a.tokens.Reload() // Reload logs what it rejects
+			}
+		}
+	}()
+}
+
 // New builds the service ready to Run: storage opened and migrated, the
 // policy loaded, the listener bound (so Addr is known before Run).
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
@@ -166,6 +222,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	e, err := httpapi.New(httpapi.Deps{
 		Users:    a.users,
 		Auth:     a.auth,
+		Keys:     a.tokens,
 		Audit:    a.audit,
 		Import:   a.imports,
 		Access:   a.users,
@@ -176,7 +233,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Log:      log,
 		Registry: registry,
 		Version:  Version,
-	}, httpapi.Config{TrustedProxies: cfg.TrustedProxies, AllowedOrigins: cfg.AllowedOrigins})
+	}, httpapi.Config{TrustedProxies: cfg.TrustedProxies, AllowedOrigins: cfg.AllowedOrigins,
+		Issuer: cfg.JWTIssuer, PublicURL: cfg.PublicURL})
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("building the HTTP API: %w", err)
@@ -215,6 +273,7 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Error("policy directory watcher stopped; edits need SIGHUP now", "err", err)
 		}
 	}()
+	a.watchKeys(ctx)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -228,6 +287,7 @@ func (a *App) Run(ctx context.Context) error {
 				// A bad file is logged by Reload; what was in force stays.
 				_ = a.authz.Reload()
 				_ = a.limit.Reload()
+				_ = a.tokens.Reload()
 			}
 		}
 	}()
@@ -296,8 +356,15 @@ func serve(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	log := newLogger(cfg, env.Stderr)
-	if cfg.JWTSecretRandom {
-		log.Warn("JWT_SECRET is unset: using a random secret, so tokens do not survive a restart; set JWT_SECRET (32+ bytes) to keep them")
+	switch {
+	case cfg.JWTSecretRandom:
+		log.Warn("the database is in memory: access tokens are signed with a random secret and end with the process")
+	case len(cfg.JWTSecret) > 0 && cfg.JWTKeysDir == "" && cfg.JWTKeyFile == "":
+		log.Warn("JWT_SECRET is deprecated: access tokens are signed with it (HS256), so every service that can verify them " +
+			"can also forge them; set JWT_KEYS_DIR to sign with Ed25519 keys (README, Moving from JWT_SECRET to keys)")
+	case len(cfg.JWTSecret) > 0:
+		log.Warn("JWT_SECRET is deprecated: tokens are signed with Ed25519 keys, and HS256 tokens signed with JWT_SECRET are " +
+			"still accepted; unset it once ACCESS_TOKEN_TTL has passed since the move (README, Moving from JWT_SECRET to keys)")
 	}
 	app, err := New(ctx, cfg, log)
 	if err != nil {

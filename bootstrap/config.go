@@ -21,9 +21,19 @@ type Config struct {
 	DatabaseURL     string
 	HTTPAddr        string
 	JWTSecret       []byte
-	JWTSecretRandom bool // JWT_SECRET was unset and a random one was made (SQLite only)
-	AccessTTL       time.Duration
-	RefreshTTL      time.Duration
+	JWTSecretRandom bool // no key nor JWT_SECRET: a random secret was made (administration commands, in-memory SQLite)
+	// JWTKeysDir (JWT_KEYS_DIR) holds the Ed25519 signing keys; JWTKeyFile
+	// is the key kept beside a SQLite database when there is no such
+	// directory (made on first start).
+	JWTKeysDir  string
+	JWTKeyFile  string
+	JWTIssuer   string // JWT_ISSUER, the tokens' iss
+	JWTAudience string // JWT_AUDIENCE, the tokens' aud
+	// PublicURL (PUBLIC_URL) is the service's external base URL, which the
+	// OAuth metadata names endpoints under; empty: worked out per request.
+	PublicURL  string
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration
 	// ChangeLogRetention is how long change-log entries (the audit trail and
 	// WebSocket resume) are kept; zero means the default.
 	ChangeLogRetention time.Duration
@@ -51,6 +61,10 @@ type Config struct {
 
 // minSecretLen is the shortest JWT_SECRET accepted: 256 bits for HS256.
 const minSecretLen = 32
+
+// KeyFileSuffix ends the name of the signing key kept beside a SQLite
+// database: userservice.db.jwt-key.pem.
+const KeyFileSuffix = ".jwt-key.pem"
 
 // The change log is the audit trail as well as the WebSocket resume buffer:
 // it is kept 90 days by default, and never less than the day of resume
@@ -94,20 +108,37 @@ func LoadConfig(getenv func(string) string, forServe bool) (Config, error) {
 		bad("HTTP_ADDR", "must be host:port or :port (got %q)", c.HTTPAddr)
 	}
 
-	switch secret := getenv("JWT_SECRET"); {
-	case secret == "" && postgres && forServe:
-		bad("JWT_SECRET", "is required with PostgreSQL (at least %d bytes)", minSecretLen)
+	c.JWTKeysDir = strings.TrimSpace(getenv("JWT_KEYS_DIR"))
+	c.JWTIssuer = orDefault(getenv("JWT_ISSUER"), "userservice")
+	c.JWTAudience = orDefault(getenv("JWT_AUDIENCE"), "userservice")
+	secret := getenv("JWT_SECRET")
+	if secret != "" && len(secret) < minSecretLen {
+		bad("JWT_SECRET", "must be at least %d bytes (got %d)", minSecretLen, len(secret))
+	} else if secret != "" {
+		c.JWTSecret = []byte(secret)
+	}
+	// Where the signing key comes from (README, Signing keys): JWT_KEYS_DIR
+	// when set; else, serving on SQLite, a key made once beside the database
+	// file; else JWT_SECRET signs (HS256). PostgreSQL serves several
+	// instances, which must share their keys: one of the two is required.
+	sqlitePath := sqliteFile(c.DatabaseURL)
+	switch {
+	case c.JWTKeysDir != "" || secret != "" && postgres:
+	case postgres && forServe:
+		bad("JWT_KEYS_DIR", "is required with PostgreSQL: a directory of Ed25519 PEM keys shared by every instance "+
+			"(README, Signing keys); JWT_SECRET (HS256, at least %d bytes) is still accepted instead", minSecretLen)
+	case forServe && sqlitePath != "" && sqlitePath != ":memory:":
+		c.JWTKeyFile = sqlitePath + KeyFileSuffix
 	case secret == "":
+		// Administration commands issue no tokens, and an in-memory
+		// database forgets its users at exit anyway.
 		c.JWTSecret = make([]byte, 32)
 		if _, err := rand.Read(c.JWTSecret); err != nil {
 			bad("JWT_SECRET", "unset and no random secret could be made: %v", err)
 		}
 		c.JWTSecretRandom = true
-	case len(secret) < minSecretLen:
-		bad("JWT_SECRET", "must be at least %d bytes (got %d)", minSecretLen, len(secret))
-	default:
-		c.JWTSecret = []byte(secret)
 	}
+	c.PublicURL = publicURL(getenv("PUBLIC_URL"), bad)
 
 	c.AccessTTL = duration(getenv("ACCESS_TOKEN_TTL"), 15*time.Minute, "ACCESS_TOKEN_TTL", bad)
 	c.RefreshTTL = duration(getenv("REFRESH_TOKEN_TTL"), 720*time.Hour, "REFRESH_TOKEN_TTL", bad)
@@ -168,6 +199,36 @@ func (c Config) setTimeouts(s *http.Server) {
 			*t.dst = t.v
 		}
 	}
+}
+
+// sqliteFile is the SQLite database file of a DATABASE_URL, as the store
+// opens it; empty for PostgreSQL.
+func sqliteFile(databaseURL string) string {
+	switch {
+	case databaseURL == "":
+		return "userservice.db"
+	case strings.HasPrefix(databaseURL, "sqlite:"):
+		return strings.TrimPrefix(databaseURL, "sqlite:")
+	case strings.HasPrefix(databaseURL, "file:"):
+		return strings.TrimPrefix(databaseURL, "file:")
+	}
+	return ""
+}
+
+// publicURL reads PUBLIC_URL: an absolute http(s) URL, optionally with a
+// path prefix, without query or fragment; a trailing slash is dropped.
+func publicURL(s string, bad func(string, string, ...any)) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || u.Opaque != "" {
+		bad("PUBLIC_URL", "must be an absolute http or https URL such as https://users.example.com, with no query or fragment (got %q)", s)
+		return ""
+	}
+	return strings.TrimSuffix(u.String(), "/")
 }
 
 // Postgres reports whether the configuration points at PostgreSQL.

@@ -21,8 +21,60 @@ func TestLoadConfigDefaults(t *testing.T) {
 		c.RefreshTTL != 720*time.Hour || c.ChangeLogRetention != 90*24*time.Hour || c.ResumeWindow != 24*time.Hour || c.LogFormat != "text" || c.Postgres() {
 		t.Fatalf("defaults %+v", c)
 	}
-	if !c.JWTSecretRandom || len(c.JWTSecret) != 32 {
-		t.Fatalf("SQLite without JWT_SECRET must get a random 32-byte secret")
+	// Serving on SQLite with nothing configured: a key kept beside the
+	// database, so tokens survive a restart; no secret.
+	if c.JWTKeyFile != "userservice.db.jwt-key.pem" || c.JWTSecret != nil || c.JWTSecretRandom ||
+		c.JWTIssuer != "userservice" || c.JWTAudience != "userservice" || c.PublicURL != "" {
+		t.Fatalf("token defaults: key file %q, secret %d bytes, random %v, iss %q, aud %q, public URL %q",
+			c.JWTKeyFile, len(c.JWTSecret), c.JWTSecretRandom, c.JWTIssuer, c.JWTAudience, c.PublicURL)
+	}
+}
+
+func TestLoadConfigSigningKeys(t *testing.T) {
+	t.Parallel()
+	secret := strings.Repeat("s", 32)
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		forServe bool
+		keyFile  string
+		secret   bool
+		random   bool
+	}{
+		{"SQLite file with JWT_SECRET: a key beside it, the secret verifies old tokens",
+			map[string]string{"DATABASE_URL": "sqlite:/data/u.db", "JWT_SECRET": secret}, true, "/data/u.db.jwt-key.pem", true, false},
+		{"SQLite with JWT_KEYS_DIR: no key beside the database",
+			map[string]string{"DATABASE_URL": "file:u.db", "JWT_KEYS_DIR": "/keys"}, true, "", false, false},
+		{"in-memory SQLite: a random secret",
+			map[string]string{"DATABASE_URL": "sqlite::memory:"}, true, "", true, true},
+		{"PostgreSQL with JWT_KEYS_DIR",
+			map[string]string{"DATABASE_URL": "postgres://h/db", "JWT_KEYS_DIR": "/keys"}, true, "", false, false},
+		{"PostgreSQL with JWT_SECRET only: HS256",
+			map[string]string{"DATABASE_URL": "postgres://h/db", "JWT_SECRET": secret}, true, "", true, false},
+		{"an administration command on SQLite makes no key file",
+			map[string]string{}, false, "", true, true},
+	} {
+		c, err := LoadConfig(envOf(tc.env), tc.forServe)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if c.JWTKeyFile != tc.keyFile || (c.JWTSecret != nil) != tc.secret || c.JWTSecretRandom != tc.random ||
+			c.JWTKeysDir != tc.env["JWT_KEYS_DIR"] {
+			t.Errorf("%s: key file %q, secret %v, random %v, keys dir %q", tc.name, c.JWTKeyFile, c.JWTSecret != nil,
+				c.JWTSecretRandom, c.JWTKeysDir)
+		}
+	}
+	c, err := LoadConfig(envOf(map[string]string{"JWT_ISSUER": "https://id.example.com", "JWT_AUDIENCE": "api",
+		"PUBLIC_URL": "https://id.example.com/users/"}), true)
+	if err != nil || c.JWTIssuer != "https://id.example.com" || c.JWTAudience != "api" || c.PublicURL != "https://id.example.com/users" {
+		t.Errorf("JWT_ISSUER, JWT_AUDIENCE, PUBLIC_URL: %+v %v", c, err)
+	}
+	for _, bad := range []string{"id.example.com", "ftp://x", "https://x?y=1", "https://x#f", "https://u:p@x", "https://"} {
+		_, err := LoadConfig(envOf(map[string]string{"PUBLIC_URL": bad}), true)
+		if err == nil || !strings.HasPrefix(err.Error(), "PUBLIC_URL: ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("PUBLIC_URL %q: %v", bad, err)
+		}
 	}
 }
 
@@ -62,11 +114,12 @@ func TestLoadConfigReportsEveryProblemOnce(t *testing.T) {
 	}
 }
 
-func TestLoadConfigPostgresNeedsASecretOnlyToServe(t *testing.T) {
+func TestLoadConfigPostgresNeedsKeysOrASecretOnlyToServe(t *testing.T) {
 	t.Parallel()
 	env := envOf(map[string]string{"DATABASE_URL": "postgres://u:p@localhost/db"})
-	if _, err := LoadConfig(env, true); err == nil || !strings.HasPrefix(err.Error(), "JWT_SECRET: ") {
-		t.Fatalf("serve with PostgreSQL and no JWT_SECRET: %v", err)
+	if _, err := LoadConfig(env, true); err == nil || !strings.HasPrefix(err.Error(), "JWT_KEYS_DIR: ") ||
+		!strings.Contains(err.Error(), "JWT_SECRET") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("serve with PostgreSQL and neither JWT_KEYS_DIR nor JWT_SECRET: %v, want one line naming both", err)
 	}
 	c, err := LoadConfig(env, false)
 	if err != nil || !c.Postgres() {

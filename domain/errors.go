@@ -152,6 +152,10 @@ var (
 	// ErrTooManyFailures refuses a password check after too many failed ones
 	// for the account (from the client's network, or from everywhere).
 	ErrTooManyFailures = &Error{Kind: KindRateLimited, Code: "rate_limited", Message: "too many failed password attempts; try again later"}
+	// ErrUnsupportedTokenType answers a revocation of an access token, which
+	// cannot be revoked alone (RFC 7009 §2.2.1).
+	ErrUnsupportedTokenType = &Error{Kind: KindMalformed, Code: "unsupported_token_type",
+		Message: "access tokens cannot be revoked one by one; they expire (ACCESS_TOKEN_TTL). Revoke the refresh token"}
 )
 
 // ValidationError collects field problems and reports them all at once.

@@ -18,6 +18,7 @@ func sentinels() map[string]*domain.Error {
 		"ErrBadCredentials": domain.ErrBadCredentials, "ErrPasswordChange": domain.ErrPasswordChange,
 		"ErrStale": domain.ErrStale, "ErrUnavailable": domain.ErrUnavailable,
 		"ErrPasswordRequired": domain.ErrPasswordRequired, "ErrPasswordIncorrect": domain.ErrPasswordIncorrect,
+		"ErrUnsupportedTokenType": domain.ErrUnsupportedTokenType,
 	}
 }
 

@@ -26,6 +26,9 @@ const (
 	// PermPolicyRead reads the permission matrix in force (the console's
 	// policy page).
 	PermPolicyRead Permission = "policy.read"
+	// PermTokensIntrospect lets a resource server's account ask whether
+	// a token is in force (RFC 7662).
+	PermTokensIntrospect Permission = "tokens.introspect"
 )
 
 // Permissions lists every permission the service asks about, in the order
@@ -35,6 +38,6 @@ func Permissions() []Permission {
 		PermUsersList, PermUsersRead, PermUsersReadSelf, PermUsersSearch,
 		PermUsersUpdate, PermUsersRoleUpdate, PermUsersPasswordUpdate, PermUsersCreate,
 		PermUsersDelete, PermUsersImport, PermAuditRead, PermSubscribeID,
-		PermSubscribeSearch, PermPolicyRead,
+		PermSubscribeSearch, PermPolicyRead, PermTokensIntrospect,
 	}
 }

@@ -127,6 +127,8 @@ type AccessClaims struct {
 	ID           string
 	IssuedAt     time.Time
 	ExpiresAt    time.Time
+	Issuer       string // iss
+	Audience     string // aud
 }
 
 // TokenIssuer signs short-lived access tokens.
@@ -138,6 +140,25 @@ type TokenIssuer interface {
 // audience and expiry. Any failure is domain.ErrUnauthenticated.
 type TokenVerifier interface {
 	VerifyAccess(token string, now time.Time) (AccessClaims, error)
+}
+
+// KeySet publishes the public keys that verify access tokens, so other
+// services can check them without a shared secret.
+type KeySet interface {
+	// PublicKeys lists the keys that verify, the signing key first; empty
+	// when tokens are signed with a shared secret.
+	PublicKeys() []JWK
+}
+
+// JWK is a public key in the members of RFC 7517 (kty, crv, x, kid, alg,
+// use). It never holds a private part.
+type JWK struct {
+	KeyType   string // kty: "OKP"
+	Curve     string // crv: "Ed25519"
+	X         string // x: the public key, base64url
+	KeyID     string // kid: the RFC 7638 thumbprint
+	Algorithm string // alg: "EdDSA"
+	Use       string // use: "sig"
 }
 
 // RefreshToken is a stored refresh token: only the SHA-256 hash of the random
@@ -162,6 +183,10 @@ type RefreshTokenStore interface {
 	Rotate(ctx context.Context, oldHash string, next RefreshToken, now time.Time) (userID int64, reused bool, err error)
 	// RevokeFamily revokes the family of the token with hash, if userID owns it.
 	RevokeFamily(ctx context.Context, hash string, userID int64, now time.Time) error
+	// RevokeFamilyOf revokes the family of the token with hash whoever owns
+	// it: holding the token is the proof (RFC 7009). An unknown hash changes
+	// nothing and is no error.
+	RevokeFamilyOf(ctx context.Context, hash string, now time.Time) error
 }
 
 // LoginThrottle limits guesses at passwords without letting anyone lock an

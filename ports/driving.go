@@ -88,6 +88,24 @@ type AuthService interface {
 	// Authenticate verifies an access token against the user's current state
 	// (existence, token version) and returns the actor it stands for.
 	Authenticate(ctx context.Context, accessToken string) (domain.Actor, error)
+	// Introspect tells actor, who needs the tokens.introspect permission,
+	// whether token is an access token in force now (RFC 7662): valid,
+	// unexpired and not revoked. Anything else is Active false, not an error.
+	Introspect(ctx context.Context, actor domain.Actor, token string) (Introspection, error)
+	// Revoke revokes the family of a refresh token (RFC 7009): holding it is
+	// the proof. An unknown token is no error; an access token is
+	// domain.ErrUnsupportedTokenType, as access tokens cannot be revoked one
+	// by one (they expire).
+	Revoke(ctx context.Context, token string) error
+}
+
+// Introspection is what Introspect reports of an active token; the zero
+// value is an inactive one.
+type Introspection struct {
+	Active  bool
+	Claims  AccessClaims
+	Role    domain.Role
+	Subject int64
 }
 
 // TokenPair is what a login or refresh returns.

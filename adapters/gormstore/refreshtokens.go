@@ -93,9 +93,20 @@ func (r *RefreshTokens) Rotate(ctx context.Context, oldHash string, next ports.R
 // RevokeFamily revokes the family of the token with hash, if userID owns
 // it; otherwise it does nothing.
 func (r *RefreshTokens) RevokeFamily(ctx context.Context, hash string, userID int64, now time.Time) error {
+	return r.revokeFamilyWhere(ctx, now, "hash = ? AND user_id = ?", hash, userID)
+}
+
+// RevokeFamilyOf revokes the family of the token with hash whoever owns it;
+// an unknown hash does nothing.
+func (r *RefreshTokens) RevokeFamilyOf(ctx context.Context, hash string, now time.Time) error {
+	return r.revokeFamilyWhere(ctx, now, "hash = ?", hash)
+}
+
+// revokeFamilyWhere revokes the family of the token the condition finds.
+func (r *RefreshTokens) revokeFamilyWhere(ctx context.Context, now time.Time, cond string, args ...any) error {
 	err := r.s.write(ctx, func(tx *gorm.DB) error {
 		var old refreshRecord
-		err := tx.Where("hash = ? AND user_id = ?", hash, userID).Take(&old).Error
+		err := tx.Where(cond, args...).Take(&old).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil
 		}

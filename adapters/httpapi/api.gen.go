@@ -118,15 +118,129 @@ func (e ImportJobStatus) Valid() bool {
 	}
 }
 
+// Defines values for IntrospectionTokenType.
+const (
+	IntrospectionTokenTypeBearer IntrospectionTokenType = "Bearer"
+)
+
+// Valid indicates whether the value is a known member of the IntrospectionTokenType enum.
+func (e IntrospectionTokenType) Valid() bool {
+	switch e {
+	case IntrospectionTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKAlg.
+const (
+	JWKAlgEdDSA JWKAlg = "EdDSA"
+)
+
+// Valid indicates whether the value is a known member of the JWKAlg enum.
+func (e JWKAlg) Valid() bool {
+	switch e {
+	case JWKAlgEdDSA:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKCrv.
+const (
+	JWKCrvEd25519 JWKCrv = "Ed25519"
+)
+
+// Valid indicates whether the value is a known member of the JWKCrv enum.
+func (e JWKCrv) Valid() bool {
+	switch e {
+	case JWKCrvEd25519:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKKty.
+const (
+	JWKKtyOKP JWKKty = "OKP"
+)
+
+// Valid indicates whether the value is a known member of the JWKKty enum.
+func (e JWKKty) Valid() bool {
+	switch e {
+	case JWKKtyOKP:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKUse.
+const (
+	JWKUseSig JWKUse = "sig"
+)
+
+// Valid indicates whether the value is a known member of the JWKUse enum.
+func (e JWKUse) Valid() bool {
+	switch e {
+	case JWKUseSig:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for LoginFormGrantType.
 const (
-	LoginFormGrantTypePassword LoginFormGrantType = "password"
+	LoginFormGrantTypePassword     LoginFormGrantType = "password"
+	LoginFormGrantTypeRefreshToken LoginFormGrantType = "refresh_token"
 )
 
 // Valid indicates whether the value is a known member of the LoginFormGrantType enum.
 func (e LoginFormGrantType) Valid() bool {
 	switch e {
 	case LoginFormGrantTypePassword:
+		return true
+	case LoginFormGrantTypeRefreshToken:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthErrorError.
+const (
+	OAuthErrorErrorInsufficientScope      OAuthErrorError = "insufficient_scope"
+	OAuthErrorErrorInvalidClient          OAuthErrorError = "invalid_client"
+	OAuthErrorErrorInvalidGrant           OAuthErrorError = "invalid_grant"
+	OAuthErrorErrorInvalidRequest         OAuthErrorError = "invalid_request"
+	OAuthErrorErrorServerError            OAuthErrorError = "server_error"
+	OAuthErrorErrorTemporarilyUnavailable OAuthErrorError = "temporarily_unavailable"
+	OAuthErrorErrorUnsupportedGrantType   OAuthErrorError = "unsupported_grant_type"
+	OAuthErrorErrorUnsupportedTokenType   OAuthErrorError = "unsupported_token_type"
+)
+
+// Valid indicates whether the value is a known member of the OAuthErrorError enum.
+func (e OAuthErrorError) Valid() bool {
+	switch e {
+	case OAuthErrorErrorInsufficientScope:
+		return true
+	case OAuthErrorErrorInvalidClient:
+		return true
+	case OAuthErrorErrorInvalidGrant:
+		return true
+	case OAuthErrorErrorInvalidRequest:
+		return true
+	case OAuthErrorErrorServerError:
+		return true
+	case OAuthErrorErrorTemporarilyUnavailable:
+		return true
+	case OAuthErrorErrorUnsupportedGrantType:
+		return true
+	case OAuthErrorErrorUnsupportedTokenType:
 		return true
 	default:
 		return false
@@ -368,6 +482,27 @@ type AuditPage struct {
 	TotalExact bool    `json:"total_exact"`
 }
 
+// AuthorizationServerMetadata RFC 8414 authorization server metadata.
+type AuthorizationServerMetadata struct {
+	// GrantTypesSupported Example: ["password","refresh_token"]
+	GrantTypesSupported   []string `json:"grant_types_supported"`
+	IntrospectionEndpoint string   `json:"introspection_endpoint"`
+
+	// Issuer The `iss` of every access token (`JWT_ISSUER`).
+	Issuer  string `json:"issuer"`
+	JwksUri string `json:"jwks_uri"`
+
+	// ResponseTypesSupported Empty; there is no authorization endpoint.
+	ResponseTypesSupported                 []string `json:"response_types_supported"`
+	RevocationEndpoint                     string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported"`
+	ServiceDocumentation                   string   `json:"service_documentation"`
+	TokenEndpoint                          string   `json:"token_endpoint"`
+
+	// TokenEndpointAuthMethodsSupported `none`: clients are public and send no secret.
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+}
+
 // Capabilities defines model for Capabilities.
 type Capabilities struct {
 	Audit bool `json:"audit"`
@@ -521,7 +656,65 @@ type ImportReport struct {
 	Updated         int  `json:"updated"`
 }
 
-// LoginForm defines model for LoginForm.
+// Introspection RFC 7662. `active` alone (`false`) for a token that is not in force;
+// otherwise the token's claims and its owner's current role.
+type Introspection struct {
+	Active bool    `json:"active"`
+	Aud    *string `json:"aud,omitempty"`
+
+	// Exp Expiry, seconds since 1970.
+	Exp *int64 `json:"exp,omitempty"`
+
+	// Iat Issue time, seconds since 1970.
+	Iat  *int64  `json:"iat,omitempty"`
+	Iss  *string `json:"iss,omitempty"`
+	Jti  *string `json:"jti,omitempty"`
+	Role *Role   `json:"role,omitempty"`
+
+	// Sub The user's id.
+	//
+	// Example: 42
+	Sub       *string                 `json:"sub,omitempty"`
+	TokenType *IntrospectionTokenType `json:"token_type,omitempty"`
+}
+
+// IntrospectionTokenType defines model for Introspection.TokenType.
+type IntrospectionTokenType string
+
+// JWK An Ed25519 public key (RFC 8037). Never holds a private part.
+type JWK struct {
+	Alg JWKAlg `json:"alg"`
+	Crv JWKCrv `json:"crv"`
+
+	// Kid The key's RFC 7638 thumbprint; tokens signed with it carry it in their `kid` header.
+	Kid string `json:"kid"`
+	Kty JWKKty `json:"kty"`
+	Use JWKUse `json:"use"`
+
+	// X The public key, base64url.
+	X string `json:"x"`
+}
+
+// JWKAlg defines model for JWK.Alg.
+type JWKAlg string
+
+// JWKCrv defines model for JWK.Crv.
+type JWKCrv string
+
+// JWKKty defines model for JWK.Kty.
+type JWKKty string
+
+// JWKUse defines model for JWK.Use.
+type JWKUse string
+
+// JWKSet defines model for JWKSet.
+type JWKSet struct {
+	Keys []JWK `json:"keys"`
+}
+
+// LoginForm An RFC 6749 token request. `grant_type=password` (the default) needs
+// `username` and `password`; `grant_type=refresh_token` needs `refresh_token`.
+// No parameter may be given twice.
 type LoginForm struct {
 	// ClientId Accepted and ignored.
 	ClientId *string `json:"client_id,omitempty"`
@@ -529,13 +722,18 @@ type LoginForm struct {
 	// ClientSecret Accepted and ignored.
 	ClientSecret *string             `json:"client_secret,omitempty"`
 	GrantType    *LoginFormGrantType `json:"grant_type,omitempty"`
-	Password     string              `json:"password"`
+
+	// Password The password (password grant).
+	Password *string `json:"password,omitempty"`
+
+	// RefreshToken The refresh token to spend (refresh_token grant).
+	RefreshToken *string `json:"refresh_token,omitempty"`
 
 	// Scope Accepted and ignored.
 	Scope *string `json:"scope,omitempty"`
 
-	// Username The email address.
-	Username string `json:"username"`
+	// Username The email address (password grant).
+	Username *string `json:"username,omitempty"`
 }
 
 // LoginFormGrantType defines model for LoginForm.GrantType.
@@ -551,6 +749,27 @@ type LoginRequest struct {
 type LogoutRequest struct {
 	RefreshToken string `json:"refresh_token"`
 }
+
+// OAuthError An RFC 6749 §5.2 error, with the service's own `detail` and `code` for older clients.
+type OAuthError struct {
+	// Code The service's stable machine-readable code.
+	Code string `json:"code"`
+
+	// Detail A human-readable sentence.
+	Detail string `json:"detail"`
+
+	// Error The RFC 6749 / 7009 error code.
+	Error OAuthErrorError `json:"error"`
+
+	// ErrorDescription A human-readable sentence (the same as `detail`).
+	ErrorDescription string `json:"error_description"`
+
+	// Errors Every bad field, when there are several.
+	Errors *[]FieldError `json:"errors,omitempty"`
+}
+
+// OAuthErrorError The RFC 6749 / 7009 error code.
+type OAuthErrorError string
 
 // PolicyGrant defines model for PolicyGrant.
 type PolicyGrant struct {
@@ -649,6 +868,15 @@ type TokenPair struct {
 
 // TokenPairTokenType defines model for TokenPair.TokenType.
 type TokenPairTokenType string
+
+// TokenRequest defines model for TokenRequest.
+type TokenRequest struct {
+	// Token The token to introspect or revoke.
+	Token string `json:"token"`
+
+	// TokenTypeHint `access_token` or `refresh_token`; accepted and not needed.
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
+}
 
 // UpdateUserRequest Every key is optional. `role` and unknown keys are rejected with `422`.
 type UpdateUserRequest struct {
@@ -771,6 +999,12 @@ type Internal = Error
 
 // NotFound defines model for NotFound.
 type NotFound = Error
+
+// OAuthBadRequest An RFC 6749 §5.2 error, with the service's own `detail` and `code` for older clients.
+type OAuthBadRequest = OAuthError
+
+// OAuthUnauthorized An RFC 6749 §5.2 error, with the service's own `detail` and `code` for older clients.
+type OAuthUnauthorized = OAuthError
 
 // PreconditionFailed defines model for PreconditionFailed.
 type PreconditionFailed = Error
@@ -936,11 +1170,17 @@ type UpdateUserParams struct {
 	IfMatch *string `json:"If-Match,omitempty"`
 }
 
+// AuthIntrospectFormdataRequestBody defines body for AuthIntrospect for application/x-www-form-urlencoded ContentType.
+type AuthIntrospectFormdataRequestBody = TokenRequest
+
 // AuthLogoutJSONRequestBody defines body for AuthLogout for application/json ContentType.
 type AuthLogoutJSONRequestBody = LogoutRequest
 
 // AuthRefreshJSONRequestBody defines body for AuthRefresh for application/json ContentType.
 type AuthRefreshJSONRequestBody = RefreshRequest
+
+// AuthRevokeFormdataRequestBody defines body for AuthRevoke for application/x-www-form-urlencoded ContentType.
+type AuthRevokeFormdataRequestBody = TokenRequest
 
 // AuthSignUpJSONRequestBody defines body for AuthSignUp for application/json ContentType.
 type AuthSignUpJSONRequestBody = SignUpRequest
@@ -968,19 +1208,31 @@ type ChangeUserRoleJSONRequestBody = RoleChangeRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// Jwks The public keys that verify access tokens (RFC 7517 JWK Set)
+	// (GET /.well-known/jwks.json)
+	Jwks(ctx echo.Context) error
+	// AuthorizationServerMetadata Authorization server metadata (RFC 8414)
+	// (GET /.well-known/oauth-authorization-server)
+	AuthorizationServerMetadata(ctx echo.Context) error
 	// ListAudit Read the change log
 	// (GET /api/v1/audit)
 	ListAudit(ctx echo.Context, params ListAuditParams) error
+	// AuthIntrospect Token introspection (RFC 7662)
+	// (POST /api/v1/auth/introspect)
+	AuthIntrospect(ctx echo.Context) error
 	// AuthLogout Revoke a refresh token's family
 	// (POST /api/v1/auth/logout)
 	AuthLogout(ctx echo.Context) error
 	// AuthRefresh Exchange a refresh token for a new token pair
 	// (POST /api/v1/auth/refresh)
 	AuthRefresh(ctx echo.Context) error
+	// AuthRevoke Token revocation (RFC 7009)
+	// (POST /api/v1/auth/revoke)
+	AuthRevoke(ctx echo.Context) error
 	// AuthSignUp Create one's own account
 	// (POST /api/v1/auth/sign-up)
 	AuthSignUp(ctx echo.Context) error
-	// AuthToken Log in (OAuth2 password grant)
+	// AuthToken Token endpoint (RFC 6749) - log in or refresh
 	// (POST /api/v1/auth/token)
 	AuthToken(ctx echo.Context) error
 	// GetCapabilities What the signed-in user may do with no particular user in view
@@ -1044,6 +1296,24 @@ type ServerInterfaceWrapper struct {
 	Handler ServerInterface
 }
 
+// Jwks converts echo context to params.
+func (w *ServerInterfaceWrapper) Jwks(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Jwks(ctx)
+	return err
+}
+
+// AuthorizationServerMetadata converts echo context to params.
+func (w *ServerInterfaceWrapper) AuthorizationServerMetadata(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AuthorizationServerMetadata(ctx)
+	return err
+}
+
 // ListAudit converts echo context to params.
 func (w *ServerInterfaceWrapper) ListAudit(ctx echo.Context) error {
 	var err error
@@ -1104,6 +1374,15 @@ func (w *ServerInterfaceWrapper) ListAudit(ctx echo.Context) error {
 	return err
 }
 
+// AuthIntrospect converts echo context to params.
+func (w *ServerInterfaceWrapper) AuthIntrospect(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AuthIntrospect(ctx)
+	return err
+}
+
 // AuthLogout converts echo context to params.
 func (w *ServerInterfaceWrapper) AuthLogout(ctx echo.Context) error {
 	var err error
@@ -1119,6 +1398,15 @@ func (w *ServerInterfaceWrapper) AuthRefresh(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AuthRefresh(ctx)
+	return err
+}
+
+// AuthRevoke converts echo context to params.
+func (w *ServerInterfaceWrapper) AuthRevoke(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AuthRevoke(ctx)
 	return err
 }
 
@@ -1562,6 +1850,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/api/v1/auth/token", wrapper.AuthToken, options.OperationMiddlewares["authToken"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/refresh", wrapper.AuthRefresh, options.OperationMiddlewares["authRefresh"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/logout", wrapper.AuthLogout, options.OperationMiddlewares["authLogout"]...)
+	router.POST(options.BaseURL+"/api/v1/auth/introspect", wrapper.AuthIntrospect, options.OperationMiddlewares["authIntrospect"]...)
+	router.POST(options.BaseURL+"/api/v1/auth/revoke", wrapper.AuthRevoke, options.OperationMiddlewares["authRevoke"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/sign-up", wrapper.AuthSignUp, options.OperationMiddlewares["authSignUp"]...)
 	router.GET(options.BaseURL+"/api/v1/users/me", wrapper.GetMe, options.OperationMiddlewares["getMe"]...)
 	router.GET(options.BaseURL+"/api/v1/users/list", wrapper.ListUsers, options.OperationMiddlewares["listUsers"]...)
@@ -1579,6 +1869,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/v1/permissions", wrapper.GetCapabilities, options.OperationMiddlewares["getCapabilities"]...)
 	router.GET(options.BaseURL+"/api/v1/policy", wrapper.GetPolicy, options.OperationMiddlewares["getPolicy"]...)
 	router.GET(options.BaseURL+"/api/v1/stats", wrapper.GetStats, options.OperationMiddlewares["getStats"]...)
+	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.Jwks, options.OperationMiddlewares["jwks"]...)
+	router.GET(options.BaseURL+"/.well-known/oauth-authorization-server", wrapper.AuthorizationServerMetadata, options.OperationMiddlewares["authorizationServerMetadata"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.Healthz, options.OperationMiddlewares["healthz"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.Readyz, options.OperationMiddlewares["readyz"]...)
 	router.GET(options.BaseURL+"/metrics", wrapper.Metrics, options.OperationMiddlewares["metrics"]...)

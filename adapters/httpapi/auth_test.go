@@ -76,52 +76,65 @@ func TestAuthTokenWrongPassword(t *testing.T) {
 	h, _ := loginHarness(t, ports.TokenPair{})
 	rec := h.do(request{method: http.MethodPost, path: "/api/v1/auth/token",
 		body: "username=zoe%40example.com&password=nope", contentType: "application/x-www-form-urlencoded"})
-	body := wantError(t, rec, http.StatusUnauthorized, "bad_credentials")
-	if body.Detail != "Incorrect email or password" {
-		t.Errorf("detail = %q", body.Detail)
-	}
-	if got := rec.Header().Get("WWW-Authenticate"); got != "Bearer" {
-		t.Errorf("WWW-Authenticate = %q, want Bearer", got)
+	// RFC 6749 §5.2: a refused grant is 400 invalid_grant, which OAuth2
+	// clients and Swagger UI show; detail and code stay for older clients.
+	body := wantOAuthError(t, rec, http.StatusBadRequest, "invalid_grant", "bad_credentials")
+	if body.Detail != "Incorrect email or password" || body.ErrorDescription != body.Detail {
+		t.Errorf("detail = %q, error_description = %q", body.Detail, body.ErrorDescription)
 	}
 }
 
 func TestAuthTokenRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	const formCT = "application/x-www-form-urlencoded"
+	// RFC 6749 §5.2: everything wrong with the request is 400
+	// invalid_request (a 413 or 415 keeps its status), with the fields named.
 	tests := []struct {
 		name       string
 		r          request
 		status     int
+		oauth      string
 		code       string
 		badFields  []string
 		noDecoding bool
 	}{
 		{name: "other grant type", r: request{body: "grant_type=client_credentials&username=a&password=b", contentType: formCT},
-			status: http.StatusBadRequest, code: "unsupported_grant_type"},
+			status: http.StatusBadRequest, oauth: "unsupported_grant_type", code: "unsupported_grant_type"},
 		{name: "form without username", r: request{body: "password=b", contentType: formCT},
-			status: http.StatusUnprocessableEntity, code: "validation_failed", badFields: []string{"username"}},
+			status: http.StatusBadRequest, oauth: "invalid_request", code: "validation_failed", badFields: []string{"username"}},
 		{name: "form without anything", r: request{body: "x=1", contentType: formCT},
-			status: http.StatusUnprocessableEntity, code: "validation_failed", badFields: []string{"username", "password"}},
+			status: http.StatusBadRequest, oauth: "invalid_request", code: "validation_failed", badFields: []string{"username", "password"}},
+		{name: "refresh grant without refresh_token", r: request{body: "grant_type=refresh_token", contentType: formCT},
+			status: http.StatusBadRequest, oauth: "invalid_request", code: "validation_failed", badFields: []string{"refresh_token"}},
+		{name: "a parameter twice", r: request{body: "username=a&username=b&password=c", contentType: formCT},
+			status: http.StatusBadRequest, oauth: "invalid_request", code: "repeated_parameter"},
 		{name: "malformed form", r: request{body: "username=%zz", contentType: formCT},
-			status: http.StatusBadRequest, code: "malformed_form"},
+			status: http.StatusBadRequest, oauth: "invalid_request", code: "malformed_form"},
 		{name: "json without password", r: request{body: `{"email":"a@b.c"}`},
-			status: http.StatusUnprocessableEntity, code: "validation_failed", badFields: []string{"password"}},
+			status: http.StatusBadRequest, oauth: "invalid_request", code: "validation_failed", badFields: []string{"password"}},
 		{name: "json with unknown key", r: request{body: `{"email":"a@b.c","password":"x","username":"a"}`},
-			status: http.StatusUnprocessableEntity, code: "validation_failed", badFields: []string{"username"}},
+			status: http.StatusBadRequest, oauth: "invalid_request", code: "validation_failed", badFields: []string{"username"}},
 		{name: "json number password", r: request{body: `{"email":"a@b.c","password":12345678}`},
-			status: http.StatusUnprocessableEntity, code: "validation_failed", badFields: []string{"password"}},
+			status: http.StatusBadRequest, oauth: "invalid_request", code: "validation_failed", badFields: []string{"password"}},
 		{name: "plain text", r: request{body: "hello", contentType: "text/plain"},
-			status: http.StatusUnsupportedMediaType, code: "unsupported_media_type"},
+			status: http.StatusUnsupportedMediaType, oauth: "invalid_request", code: "unsupported_media_type"},
 		{name: "malformed json", r: request{body: `{"email":`},
-			status: http.StatusBadRequest, code: "malformed_json"},
+			status: http.StatusBadRequest, oauth: "invalid_request", code: "malformed_json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, Config{}) // Login not set: reaching it fails the test with a 500
 			tt.r.method, tt.r.path = http.MethodPost, "/api/v1/auth/token"
-			body := wantError(t, h.do(tt.r), tt.status, tt.code)
+			rec := h.do(tt.r)
+			ob := wantOAuthError(t, rec, tt.status, tt.oauth, tt.code)
+			body := Error{Detail: ob.Detail, Code: ob.Code, Errors: ob.Errors}
 			fields := fieldErrors(body)
+			for _, f := range tt.badFields {
+				if !strings.Contains(ob.ErrorDescription, f+" ") {
+					t.Errorf("error_description %q does not name %q", ob.ErrorDescription, f)
+				}
+			}
 			for _, f := range tt.badFields {
 				if fields[f] == "" {
 					t.Errorf("no error for field %q: %+v", f, fields)

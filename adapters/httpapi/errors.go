@@ -60,6 +60,14 @@ func (s *server) handleError(err error, c echo.Context) {
 		return
 	}
 	status, body := s.render(ctx, err, c)
+	var out any = body
+	if isOAuthRoute(c.Path()) {
+		// RFC 6749 §5.2, with detail and code kept for older clients.
+		var code string
+		status, code = oauthError(c.Path(), status, body.Code)
+		out = OAuthError{Error: OAuthErrorError(code), ErrorDescription: oauthDescription(body),
+			Detail: body.Detail, Code: body.Code, Errors: body.Errors}
+	}
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, "Bearer")
 	}
@@ -72,7 +80,7 @@ func (s *server) handleError(err error, c echo.Context) {
 	if c.Request().Method == http.MethodHead {
 		werr = c.NoContent(status)
 	} else {
-		werr = c.JSON(status, body)
+		werr = c.JSON(status, out)
 	}
 	if werr != nil {
 		s.log.DebugContext(ctx, "writing the error response failed",
@@ -168,4 +176,17 @@ func echoErrorBody(he *echo.HTTPError) Error {
 		code = "error"
 	}
 	return Error{Detail: detail, Code: code}
+}
+
+// oauthDescription is an error's one sentence for OAuth clients, which show
+// error_description and nothing else: the detail, and the bad fields.
+func oauthDescription(body Error) string {
+	if body.Errors == nil || len(*body.Errors) == 0 {
+		return body.Detail
+	}
+	parts := make([]string, len(*body.Errors))
+	for i, f := range *body.Errors {
+		parts[i] = f.Field + " " + f.Message
+	}
+	return body.Detail + ": " + strings.Join(parts, ", ")
 }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"mime"
 	"net/http"
 	"net/netip"
@@ -13,11 +12,36 @@ import (
 	"github.com/userservice/userservice/ports"
 )
 
-// AuthToken logs in with an OAuth2 password-grant form or a JSON body.
+// AuthToken is the RFC 6749 token endpoint: the password grant (an OAuth2
+// form, or a JSON body) and the refresh_token grant (a form).
 func (s *server) AuthToken(c echo.Context) error {
-	email, password, err := readCredentials(c)
-	if err != nil {
-		return err
+	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	var email, password string
+	if mt == echo.MIMEApplicationForm {
+		form, err := readForm(c)
+		if err != nil {
+			return err
+		}
+		// Other OAuth2 fields a client may send (scope, client_id,
+		// client_secret) are accepted and ignored: Swagger UI's "Authorize"
+		// sends them. A missing grant_type is a login, as it always was.
+		switch gt := form.Get("grant_type"); LoginFormGrantType(gt) {
+		case "", LoginFormGrantTypePassword:
+		case LoginFormGrantTypeRefreshToken:
+			return s.refreshGrant(c, form)
+		default:
+			return &domain.Error{Kind: domain.KindMalformed, Code: "unsupported_grant_type",
+				Message: `grant_type must be "password" or "refresh_token"`}
+		}
+		if err := requireFields(form, "username", "password"); err != nil {
+			return err
+		}
+		email, password = form.Get("username"), form.Get("password")
+	} else {
+		var err error
+		if email, password, err = readJSONCredentials(c); err != nil {
+			return err
+		}
 	}
 	pair, err := s.auth.Login(c.Request().Context(), email, password, clientAddr(c))
 	if err != nil {
@@ -26,11 +50,7 @@ func (s *server) AuthToken(c echo.Context) error {
 	return sendTokens(c, pair)
 }
 
-func readCredentials(c echo.Context) (email, password string, err error) {
-	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
-	if mt == echo.MIMEApplicationForm {
-		return readLoginForm(c.Request())
-	}
+func readJSONCredentials(c echo.Context) (email, password string, err error) {
 	if err := requireJSON(c.Request()); err != nil {
 		return "", "", errUnsupportedMediaType(echo.MIMEApplicationForm, echo.MIMEApplicationJSON)
 	}
@@ -41,34 +61,6 @@ func readCredentials(c echo.Context) (email, password string, err error) {
 	o.allow("email", "password")
 	email, password = o.required("email"), o.required("password")
 	return email, password, o.err()
-}
-
-// readLoginForm reads the OAuth2 password grant (RFC 6749 §4.3.2). Other
-// OAuth2 fields a client may send (scope, client_id, client_secret) are
-// accepted and ignored: Swagger UI's "Authorize" sends them.
-func readLoginForm(r *http.Request) (email, password string, err error) {
-	if err := r.ParseForm(); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return "", "", errBodyTooLarge(tooLarge.Limit)
-		}
-		return "", "", &domain.Error{Kind: domain.KindMalformed, Code: "malformed_form",
-			Message: "request body is not a valid form", Err: err}
-	}
-	form := r.PostForm
-	if gt := form.Get("grant_type"); gt != "" && gt != string(LoginFormGrantTypePassword) {
-		return "", "", &domain.Error{Kind: domain.KindMalformed, Code: "unsupported_grant_type",
-			Message: `grant_type must be "password"`}
-	}
-	var v domain.ValidationError
-	email, password = form.Get("username"), form.Get("password")
-	if email == "" {
-		v.Add("username", "is required")
-	}
-	if password == "" {
-		v.Add("password", "is required")
-	}
-	return email, password, v.Err()
 }
 
 // sendTokens answers a token pair; RFC 6749 §5.1 forbids caching it.

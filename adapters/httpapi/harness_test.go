@@ -107,6 +107,8 @@ type fakeAuth struct {
 	RefreshFn      func(ctx context.Context, token string) (ports.TokenPair, error)
 	LogoutFn       func(ctx context.Context, actor domain.Actor, token string) error
 	AuthenticateFn func(ctx context.Context, token string) (domain.Actor, error)
+	IntrospectFn   func(ctx context.Context, actor domain.Actor, token string) (ports.Introspection, error)
+	RevokeFn       func(ctx context.Context, token string) error
 }
 
 var _ ports.AuthService = (*fakeAuth)(nil)
@@ -162,6 +164,25 @@ func (f *fakeAuth) Authenticate(ctx context.Context, token string) (domain.Actor
 	return domain.Actor{}, domain.ErrUnauthenticated
 }
 
+func (f *fakeAuth) Introspect(ctx context.Context, a domain.Actor, token string) (ports.Introspection, error) {
+	if f.IntrospectFn == nil {
+		return ports.Introspection{}, errUnexpected
+	}
+	return f.IntrospectFn(ctx, a, token)
+}
+
+func (f *fakeAuth) Revoke(ctx context.Context, token string) error {
+	if f.RevokeFn == nil {
+		return errUnexpected
+	}
+	return f.RevokeFn(ctx, token)
+}
+
+// fakeKeys is a fixed ports.KeySet.
+type fakeKeys []ports.JWK
+
+func (k fakeKeys) PublicKeys() []ports.JWK { return k }
+
 // fakeAudit is a func-field fake of ports.AuditService.
 type fakeAudit struct {
 	AuditFn func(ctx context.Context, actor domain.Actor, req ports.AuditRequest) (ports.AuditPage, error)
@@ -214,7 +235,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		cons: &fakeConsole{}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	h.ready = func(context.Context) error { return nil }
 	e, err := New(Deps{
-		Users: h.users, Auth: h.auth, Audit: h.audit, Import: h.imp,
+		Users: h.users, Auth: h.auth, Audit: h.audit, Import: h.imp, Keys: testKeys,
 		Access: h.cons, Stats: h.cons, Jobs: h.cons,
 		Ready:    func(ctx context.Context) error { return h.ready(ctx) },
 		ETag:     testETag,
@@ -229,6 +250,10 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	return h
 }
 
+// testKeys is what the harness's server publishes as its JWK Set.
+var testKeys = fakeKeys{{KeyType: "OKP", Curve: "Ed25519", X: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+	KeyID: "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", Algorithm: "EdDSA", Use: "sig"}}
+
 func testETag(u *domain.User) string {
 	return `"` + u.UpdatedAt().UTC().Format(time.RFC3339Nano) + `"`
 }
@@ -240,6 +265,7 @@ type request struct {
 	contentType  string // default application/json when body is set
 	token        string
 	header       http.Header
+	remote, host string // the peer's address and the Host header, when set
 }
 
 func (h *harness) do(r request) *httptest.ResponseRecorder {
@@ -263,6 +289,12 @@ func (h *harness) do(r request) *httptest.ResponseRecorder {
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
+	}
+	if r.remote != "" {
+		req.RemoteAddr = r.remote
+	}
+	if r.host != "" {
+		req.Host = r.host
 	}
 	rec := httptest.NewRecorder()
 	h.e.ServeHTTP(rec, req)
@@ -308,6 +340,21 @@ func wantError(t *testing.T, rec *httptest.ResponseRecorder, status int, code st
 	}
 	if body.Code != code {
 		t.Errorf("code = %q, want %q (body %s)", body.Code, code, rec.Body.String())
+	}
+	return body
+}
+
+// wantOAuthError checks an RFC 6749 §5.2 error: the status, the error
+// code, a description, and the service's detail and code beside them.
+func wantOAuthError(t *testing.T, rec *httptest.ResponseRecorder, status int, oauthCode, code string) OAuthError {
+	t.Helper()
+	wantStatus(t, rec, status)
+	body := decode[OAuthError](t, rec)
+	if string(body.Error) != oauthCode || body.Code != code {
+		t.Errorf("error, code = %q, %q; want %q, %q (body %s)", body.Error, body.Code, oauthCode, code, rec.Body.String())
+	}
+	if body.ErrorDescription == "" || body.Detail == "" || !strings.HasPrefix(body.ErrorDescription, body.Detail) {
+		t.Errorf("error_description %q, detail %q: want both, the description starting with the detail", body.ErrorDescription, body.Detail)
 	}
 	return body
 }

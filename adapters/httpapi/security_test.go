@@ -22,7 +22,7 @@ func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 		status      int
 		docs, store bool // the docs policy; Cache-Control: no-store
 	}{
-		{"a token answer", request{method: http.MethodPost, path: "/api/v1/auth/token", body: "{}"}, http.StatusUnprocessableEntity, false, true},
+		{"a token answer", request{method: http.MethodPost, path: "/api/v1/auth/token", body: "{}"}, http.StatusBadRequest, false, true},
 		{"a refused token", request{method: http.MethodGet, path: "/api/v1/users/me", token: "x"}, http.StatusUnauthorized, false, true},
 		{"an unknown route", request{method: http.MethodGet, path: "/nowhere"}, http.StatusNotFound, false, true},
 		{"a probe", request{method: http.MethodGet, path: "/healthz"}, http.StatusOK, false, true},

@@ -29,6 +29,8 @@ const authPrefix = apiPrefix + "/auth/"
 type Deps struct {
 	Users ports.UserService
 	Auth  ports.AuthService
+	// Keys publishes the public keys at /.well-known/jwks.json.
+	Keys  ports.KeySet
 	Audit ports.AuditService
 	// Import serves POST /api/v1/users/import.
 	Import ports.ImportService
@@ -75,6 +77,13 @@ type Config struct {
 	// pages may call the API from a browser (CORS). Empty: none, and no
 	// CORS headers are sent.
 	AllowedOrigins []string
+	// Issuer is the iss of the access tokens, named by the OAuth metadata.
+	Issuer string
+	// PublicURL is the external base URL the OAuth metadata names its
+	// endpoints under (scheme://host[/prefix], no trailing slash). Empty:
+	// built from each request, believing X-Forwarded-Proto and
+	// X-Forwarded-Host only from TrustedProxies.
+	PublicURL string
 }
 
 const (
@@ -92,6 +101,7 @@ const (
 type server struct {
 	users   ports.UserService
 	auth    ports.AuthService
+	keys    ports.KeySet
 	audit   ports.AuditService
 	imports ports.ImportService
 	access  ports.AccessService
@@ -109,7 +119,7 @@ type server struct {
 var _ ServerInterface = (*server)(nil)
 
 // New builds the Echo instance serving the REST API, /healthz, /readyz,
-// /metrics, /openapi.yaml and /docs. The caller may mount more routes on it
+// /metrics, the well-known OAuth documents, /openapi.yaml and /docs. The caller may mount more routes on it
 // (for example the WebSocket endpoint under /api/v1): they pass through the
 // same request id, logging, metrics, recovery, body limit and error handler,
 // but not through authentication or the strict query check, which apply to
@@ -138,7 +148,7 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 		return nil, err
 	}
 	s := &server{
-		users: deps.Users, auth: deps.Auth, audit: deps.Audit, imports: deps.Import, ready: deps.Ready,
+		users: deps.Users, auth: deps.Auth, keys: deps.Keys, audit: deps.Audit, imports: deps.Import, ready: deps.Ready,
 		access: deps.Access, stats: deps.Stats, jobs: deps.Jobs,
 		etag: deps.ETag, log: deps.Log, metrics: m, cfg: cfg,
 		metricsHandler: promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{}),
@@ -224,7 +234,7 @@ func shadows(pattern, fixed string) bool {
 func (d Deps) check() error {
 	var missing []string
 	for name, ok := range map[string]bool{
-		"Users": d.Users != nil, "Auth": d.Auth != nil, "Audit": d.Audit != nil, "Import": d.Import != nil,
+		"Users": d.Users != nil, "Auth": d.Auth != nil, "Keys": d.Keys != nil, "Audit": d.Audit != nil, "Import": d.Import != nil,
 		"Access": d.Access != nil, "Stats": d.Stats != nil, "Jobs": d.Jobs != nil,
 		"Ready": d.Ready != nil, "ETag": d.ETag != nil, "Log": d.Log != nil,
 		"Registry": d.Registry != nil,

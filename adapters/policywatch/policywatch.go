@@ -1,5 +1,5 @@
-// Package policywatch turns changes in the policy directory (POLICY_DIR) into
-// reloads, so an edited policy or rate-limit file takes effect without a
+// Package policywatch turns changes in the policy directory (POLICY_DIR), or
+// in the JWT keys directory (JWT_KEYS_DIR), into reloads, so an edited policy or rate-limit file takes effect without a
 // restart or a SIGHUP. fsnotify is its library. It knows nothing of what the
 // files mean: the adapters that own them hand it their Reload functions, and
 // one watcher serves them all.
@@ -31,6 +31,12 @@ const debounce = 150 * time.Millisecond
 // rejected and keeps what was in force, and one rejected file must not stop
 // the others from reloading or the watch from going on. A nil log discards.
 func Watch(ctx context.Context, dir string, log *slog.Logger, reload ...func() error) error {
+	return WatchDir(ctx, "the policy directory", dir, log, reload...)
+}
+
+// WatchDir is Watch for any directory whose files are reloaded as a whole
+// (the JWT keys directory too); what names it in log lines and errors.
+func WatchDir(ctx context.Context, what, dir string, log *slog.Logger, reload ...func() error) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -42,7 +48,7 @@ func Watch(ctx context.Context, dir string, log *slog.Logger, reload ...func() e
 	if err := w.Add(dir); err != nil {
 		return fmt.Errorf("policywatch: watching %s: %w", dir, err)
 	}
-	log.Info("watching the policy directory for changes", "dir", dir)
+	log.Info("watching "+what+" for changes", "dir", dir)
 
 	timer := time.NewTimer(debounce)
 	timer.Stop()
@@ -53,7 +59,7 @@ func Watch(ctx context.Context, dir string, log *slog.Logger, reload ...func() e
 			return nil
 		case ev, ok := <-w.Events:
 			if !ok {
-				return errors.New("policywatch: the policy directory watcher stopped")
+				return errors.New("policywatch: the watcher of " + what + " stopped")
 			}
 			if ev.Op == fsnotify.Chmod {
 				continue // permissions or timestamps only: the contents are the same
@@ -61,10 +67,10 @@ func Watch(ctx context.Context, dir string, log *slog.Logger, reload ...func() e
 			timer.Reset(debounce)
 		case err, ok := <-w.Errors:
 			if !ok {
-				return errors.New("policywatch: the policy directory watcher stopped")
+				return errors.New("policywatch: the watcher of " + what + " stopped")
 			}
 			// An overflow loses events, not the watch: reload to be sure.
-			log.Warn("watching the policy directory", "dir", dir, "error", err)
+			log.Warn("watching "+what, "dir", dir, "error", err)
 			timer.Reset(debounce)
 		case <-timer.C:
 			for _, r := range reload {

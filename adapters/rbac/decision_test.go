@@ -110,6 +110,7 @@ func TestShippedPolicy(t *testing.T) {
 		{"read the audit log", domain.PermAuditRead, noTarget, no, no, yes},
 		{"subscribe by id", domain.PermSubscribeID, maybeTarget, yes, yes, yes},
 		{"subscribe by search filter", domain.PermSubscribeSearch, noTarget, no, yes, yes},
+		{"introspect a token", domain.PermTokensIntrospect, noTarget, no, no, yes},
 	}
 
 	covered := map[domain.Permission]bool{}
@@ -135,6 +136,7 @@ func TestShippedPolicy(t *testing.T) {
 		domain.PermUsersSearch, domain.PermUsersUpdate, domain.PermUsersRoleUpdate,
 		domain.PermUsersPasswordUpdate, domain.PermUsersCreate, domain.PermUsersDelete, domain.PermUsersImport,
 		domain.PermAuditRead, domain.PermSubscribeID, domain.PermSubscribeSearch,
+		domain.PermTokensIntrospect,
 	} {
 		if !covered[p] {
 			t.Errorf("permission %s is not in the matrix", p)

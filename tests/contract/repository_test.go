@@ -997,6 +997,17 @@ func testRefreshTokens(t *testing.T, r repos) {
 	}
 	rotate("revoked token", owned.Hash, at, false, domain.ErrUnauthenticated)
 
+	// RFC 7009: whoever holds the token revokes its family, whole.
+	held := save(token(tag()))
+	heldNext := rotate("token before a revocation by its holder", held.Hash, at, false, nil)
+	if err := r.tokens.RevokeFamilyOf(ctx, held.Hash, at); err != nil {
+		t.Fatalf("RevokeFamilyOf: %v", err)
+	}
+	rotate("the family's live token after RevokeFamilyOf", heldNext.Hash, at, false, domain.ErrUnauthenticated)
+	if err := r.tokens.RevokeFamilyOf(ctx, "no-such-hash-"+tag(), at); err != nil {
+		t.Fatalf("RevokeFamilyOf(unknown): %v", err)
+	}
+
 	// Two presentations of one token at once: one rotates, one is a reuse.
 	raced := save(token(tag()))
 	var wg sync.WaitGroup

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/userservice/userservice/bootstrap"
 )
@@ -82,17 +84,36 @@ func TestSwaggerUIAuthorizesAndCallsUsersMe(t *testing.T) {
 		chromedp.Click(chromedp.CSS(".auth-wrapper button.authorize")),
 		chromedp.WaitVisible(chromedp.CSS("#oauth_username")),
 	)
-	step("log in with the OAuth2 password flow",
+	// A wrong password first: the token endpoint answers RFC 6749's
+	// invalid_grant with an error_description, and Swagger UI shows that
+	// sentence (it showed only "Unauthorized" before).
+	const wrong = "not-the-password-1"
+	step("try a wrong password",
 		chromedp.SendKeys(chromedp.CSS("#oauth_username"), email),
-		chromedp.SendKeys(chromedp.CSS("#oauth_password"), password),
+		chromedp.SendKeys(chromedp.CSS("#oauth_password"), wrong),
+		chromedp.Click(chromedp.CSS(oauth+" .auth-btn-wrapper button.authorize")),
+	)
+	refusal, err := chromedp.Run(flow, chromedp.Poll[string](`(() => {
+		const e = document.querySelector('.auth-container .errors');
+		return e ? e.innerText : "";
+	})()`, chromedp.WithPollingMutation()))
+	if err != nil {
+		failWithScreenshot(t, ctx, requests, "waiting for the wrong password's error: %v", err)
+	}
+	if !strings.Contains(refusal, "Incorrect email or password") || !strings.Contains(refusal, "invalid_grant") {
+		failWithScreenshot(t, ctx, requests, "Swagger UI shows %q for a wrong password, want the server's invalid_grant and its description", refusal)
+	}
+	step("log in with the OAuth2 password flow",
+		chromedp.SendKeys(chromedp.CSS("#oauth_password"), strings.Repeat(kb.Backspace, len(wrong))+password),
 		chromedp.Click(chromedp.CSS(oauth+" .auth-btn-wrapper button.authorize")),
 	)
 	// Once the token is in, the scheme offers "Logout"; a refused login
-	// shows Swagger UI's error box instead, which fails at once with its text.
+	// shows Swagger UI's error box instead, which fails at once with its
+	// text (the wrong password's box is cleared by the new attempt).
 	login, err := chromedp.Run(flow, chromedp.Poll[string](`(() => {
 		if (document.querySelector('.auth-container button[aria-label="Remove authorization"]')) return "authorized";
 		const e = document.querySelector('.auth-container .errors');
-		return e ? e.innerText : "";
+		return e && e.innerText !== `+strconv.Quote(refusal)+` ? e.innerText : "";
 	})()`, chromedp.WithPollingMutation()))
 	if err != nil {
 		failWithScreenshot(t, ctx, requests, "waiting for the login to finish: %v", err)
@@ -206,7 +227,11 @@ func startBrowserTestService(t *testing.T, email, password string) string {
 	cfg := bootstrap.Config{
 		DatabaseURL: dbURL,
 		HTTPAddr:    "127.0.0.1:0",
-		JWTSecret:   []byte("browser-test-secret-of-at-least-32-bytes"),
+		// Signed as a SQLite deployment with nothing configured signs:
+		// with the key made beside the database.
+		JWTKeyFile:  strings.TrimPrefix(dbURL, "sqlite:") + bootstrap.KeyFileSuffix,
+		JWTIssuer:   "userservice",
+		JWTAudience: "userservice",
 		AccessTTL:   15 * time.Minute,
 		RefreshTTL:  time.Hour,
 		PolicyDir:   policyDir,

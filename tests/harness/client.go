@@ -47,7 +47,11 @@ func (r Response) User(t testing.TB) UserDTO {
 type ErrorBody struct {
 	Detail string `json:"detail"`
 	Code   string `json:"code"`
-	Errors []struct {
+	// Error and ErrorDescription are RFC 6749 §5.2's, on the OAuth
+	// endpoints (/auth/token, /auth/revoke, /auth/introspect).
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description"`
+	Errors           []struct {
 		Field   string `json:"field"`
 		Message string `json:"message"`
 	} `json:"errors"`

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -49,6 +50,17 @@ func (l *LeakScan) SecretJWT(key []byte) {
 	l.add("the JWT secret (hex)", hex.EncodeToString(key))
 	l.add("the JWT secret (base64)", base64.StdEncoding.EncodeToString(key))
 	l.add("the JWT secret (base64url)", base64.RawURLEncoding.EncodeToString(key))
+}
+
+// SecretSigningKey registers an Ed25519 private key: its seed in the
+// encodings a careless log line would use, and the base64 of its PKCS#8
+// form, which is what a PEM file's body holds.
+func (l *LeakScan) SecretSigningKey(priv ed25519.PrivateKey, pkcs8 []byte) {
+	seed := priv.Seed()
+	l.add("a signing key's seed (hex)", hex.EncodeToString(seed))
+	l.add("a signing key's seed (base64)", base64.StdEncoding.EncodeToString(seed))
+	l.add("a signing key's seed (base64url)", base64.RawURLEncoding.EncodeToString(seed))
+	l.add("a signing key's PKCS#8 body", base64.StdEncoding.EncodeToString(pkcs8))
 }
 
 func (l *LeakScan) SecretPassword(p string) { l.add("a password", p) }

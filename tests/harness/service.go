@@ -3,7 +3,12 @@ package harness
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -57,10 +62,15 @@ type Options struct {
 	// TrustedProxies and RedisURL are TRUSTED_PROXIES and REDIS_URL.
 	TrustedProxies []netip.Prefix
 	RedisURL       string
-	// DBURL, PolicyDir and JWTSecret, when set, are shared with another instance.
+	// DBURL, PolicyDir, JWTSecret and KeysDir, when set, are shared with
+	// another instance.
 	DBURL     string
 	PolicyDir string
 	JWTSecret []byte
+	// KeysDir is JWT_KEYS_DIR; unset, the test gets a directory of its own
+	// with one Ed25519 key (Configure may clear cfg.JWTKeysDir to test
+	// the other ways of signing).
+	KeysDir string
 	// Configure, when set, adjusts the configuration last (server
 	// timeouts, allowed origins, token lifetimes).
 	Configure func(*bootstrap.Config)
@@ -89,7 +99,10 @@ type Service struct {
 	Base      string
 	DBURL     string
 	PolicyDir string
+	// JWTSecret is JWT_SECRET, which still verifies HS256 tokens beside the
+	// keys of KeysDir (JWT_KEYS_DIR), which sign.
 	JWTSecret []byte
+	KeysDir   string
 	// Client sends the suites' requests; it follows no redirect.
 	Client *http.Client
 	Logs   *SyncBuffer
@@ -108,6 +121,7 @@ func Start(t testing.TB, b Backend, opts Options) *Service {
 		DBURL:     opts.DBURL,
 		PolicyDir: opts.PolicyDir,
 		JWTSecret: opts.JWTSecret,
+		KeysDir:   opts.KeysDir,
 		Logs:      &SyncBuffer{},
 		Leaks:     &LeakScan{},
 	}
@@ -121,6 +135,10 @@ func Start(t testing.TB, b Backend, opts Options) *Service {
 		s.PolicyDir = CopyPolicies(t, opts.PolicyRows, !opts.ShippedLimits)
 	}
 	s.Leaks.SecretJWT(s.JWTSecret)
+	if s.KeysDir == "" {
+		s.KeysDir = t.TempDir()
+		s.AddKey(t, "2026-01-01.pem")
+	}
 	level := slog.LevelDebug
 	if opts.Quiet {
 		level = slog.LevelWarn
@@ -130,6 +148,9 @@ func Start(t testing.TB, b Backend, opts Options) *Service {
 		DatabaseURL:    s.DBURL,
 		HTTPAddr:       "127.0.0.1:0",
 		JWTSecret:      s.JWTSecret,
+		JWTKeysDir:     s.KeysDir,
+		JWTIssuer:      "userservice",
+		JWTAudience:    "userservice",
 		AccessTTL:      15 * time.Minute,
 		RefreshTTL:     720 * time.Hour,
 		PolicyDir:      s.PolicyDir,
@@ -182,6 +203,68 @@ func Start(t testing.TB, b Backend, opts Options) *Service {
 	// Run starts the change fan-out before it serves; connections wait in
 	// the listener's backlog meanwhile, so only the first answer is slow.
 	return s
+}
+
+// SigningKey is a key the test wrote to the keys directory.
+type SigningKey struct {
+	KID     string // the RFC 7638 thumbprint
+	Private ed25519.PrivateKey
+}
+
+// AddKey writes a new Ed25519 key to the keys directory under name (the
+// name that sorts last signs) and registers it with the leak scan. The
+// file is written aside and renamed into place, so the service never reads
+// half a key.
+func (s *Service) AddKey(t testing.TB, name string) SigningKey {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Leaks.SecretSigningKey(priv, der)
+	tmp := filepath.Join(s.KeysDir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(s.KeysDir, name)); err != nil {
+		t.Fatal(err)
+	}
+	return SigningKey{KID: Thumbprint(pub), Private: priv}
+}
+
+// JWKSKids reads the key ids the service publishes at /.well-known/jwks.json.
+func (s *Service) JWKSKids(t testing.TB) []string {
+	t.Helper()
+	var set struct {
+		Keys []struct {
+			KID string `json:"kid"`
+		} `json:"keys"`
+	}
+	s.Expect(t, http.StatusOK, http.MethodGet, "/.well-known/jwks.json", "", nil).Decode(t, &set)
+	var kids []string
+	for _, k := range set.Keys {
+		kids = append(kids, k.KID)
+	}
+	return kids
+}
+
+// RemoveKey deletes a key file of the keys directory.
+func (s *Service) RemoveKey(t testing.TB, name string) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(s.KeysDir, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Thumbprint is the RFC 7638 thumbprint of an Ed25519 public key, computed
+// here from the RFC rather than by the service's code.
+func Thumbprint(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256([]byte(`{"crv":"Ed25519","kty":"OKP","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // Stop shuts the service down as SIGTERM does (in-flight requests drain,

@@ -31,13 +31,11 @@ func TestWrongLoginLooksTheSame(t *testing.T) {
 			map[string]any{"email": unknown, "password": u.Password},
 			map[string]any{"email": u.Email, "password": wrong},
 		} {
-			r := s.Expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", body)
+			// RFC 6749 §5.2: a refused grant is 400 invalid_grant.
+			r := s.Expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/auth/token", "", body)
 			e := r.Error(t)
-			if e.Detail != "Incorrect email or password" {
-				t.Errorf("%s: want the detail %q", r, "Incorrect email or password")
-			}
-			if r.Header.Get("WWW-Authenticate") != "Bearer" {
-				t.Errorf("%s: WWW-Authenticate %q, want Bearer", r, r.Header.Get("WWW-Authenticate"))
+			if e.Detail != "Incorrect email or password" || e.Error != "invalid_grant" || e.ErrorDescription != e.Detail {
+				t.Errorf("%s: want invalid_grant with the detail %q", r, "Incorrect email or password")
 			}
 			bodies = append(bodies, e)
 		}

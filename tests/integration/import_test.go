@@ -116,7 +116,7 @@ func TestImportOverHTTP(t *testing.T) {
 		if !rep.DryRun || rep.Imported != 3 {
 			t.Errorf("dry run: %s", rep.counts())
 		}
-		loginAs(t, s, fromBcrypt, bcryptPw, http.StatusUnauthorized)
+		loginAs(t, s, fromBcrypt, bcryptPw, http.StatusBadRequest)
 
 		r = s.Expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import", root.Access,
 			multipartImport(t, [2]string{"default_password", defaultPw}, [2]string{"file", file}))
@@ -151,7 +151,7 @@ func TestImportOverHTTP(t *testing.T) {
 		s.Expect(t, http.StatusForbidden, http.MethodPut, harness.UserPath(987654), p.AccessToken, map[string]any{"first_name": "Sneaky"})
 		newPw := s.Password()
 		s.Expect(t, http.StatusOK, http.MethodPut, harness.UserPath(987654), p.AccessToken, map[string]any{"password": newPw, "current_password": defaultPw})
-		loginAs(t, s, withDefault, defaultPw, http.StatusUnauthorized)
+		loginAs(t, s, withDefault, defaultPw, http.StatusBadRequest)
 		p = loginAs(t, s, withDefault, newPw, http.StatusOK)
 		if p.PasswordChangeRequired {
 			t.Error("still required to change the password after changing it")
@@ -178,7 +178,7 @@ func TestImportOverHTTP(t *testing.T) {
 		noPw := harness.Email("nopw")
 		s.Expect(t, http.StatusOK, http.MethodPost, "/api/v1/users/import", root.Access,
 			harness.RawBody{ContentType: "text/csv", Data: "first_name,last_name,email,gender,ip_address\nAna,Bo," + noPw + ",Female,\n"})
-		loginAs(t, s, noPw, "any password at all", http.StatusUnauthorized)
+		loginAs(t, s, noPw, "any password at all", http.StatusBadRequest)
 
 		// on_conflict: skip leaves the stored user, update changes it, fail is all or nothing.
 		again := "first_name,last_name,email,gender,ip_address\nRenamed,Person," + fromArgon + ",Male,\nNew,Person," + harness.Email("new") + ",Male,\n"

@@ -84,12 +84,33 @@ func TestLoginIsLimitedPerEmail(t *testing.T) {
 	form := url.Values{"username": {"Victim@Example.com"}, "password": {"wrong-password"}}
 	for i := range 5 {
 		r := s.Do(t, http.MethodPost, "/api/v1/auth/token", "", form, "X-Forwarded-For", "198.51.100."+strconv.Itoa(i+1))
-		if r.Status != http.StatusUnauthorized {
-			t.Fatalf("attempt %d: %s, want 401", i+1, r)
+		if r.Status != http.StatusBadRequest {
+			t.Fatalf("attempt %d: %s, want 400 invalid_grant", i+1, r)
 		}
 	}
 	form.Set("username", "victim@example.com")
 	s.Expect(t, http.StatusTooManyRequests, http.MethodPost, "/api/v1/auth/token", "", form, "X-Forwarded-For", "198.51.100.99")
+}
+
+// TestRefreshGrantsAreNotCountedAsLogins: a refresh_token grant names no
+// email, so the per-email login rule does not apply to it; before, every
+// refresh of every client fell into one shared "no email" bucket, and the
+// sixth refresh in a minute anywhere was refused.
+func TestRefreshGrantsAreNotCountedAsLogins(t *testing.T) {
+	t.Parallel()
+	s := harness.Start(t, harness.Backends()[0], harness.Options{ShippedLimits: true, TrustedProxies: loopback})
+	root := s.SeedSuperadmin(t)
+	refresh := root.Refresh
+	for i := range 8 {
+		var pair struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		s.Expect(t, http.StatusOK, http.MethodPost, "/api/v1/auth/token", "",
+			url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}},
+			"X-Forwarded-For", "203.0.113."+strconv.Itoa(i+1)).Decode(t, &pair)
+		refresh = pair.RefreshToken
+		s.Leaks.SecretRefreshToken(refresh)
+	}
 }
 
 // TestInstancesShareOneBudgetThroughRedis: two instances on one database and
@@ -98,7 +119,7 @@ func TestInstancesShareOneBudgetThroughRedis(t *testing.T) {
 	t.Parallel()
 	redis := testdb.RedisURL(t)
 	a := harness.Start(t, harness.Backends()[1], harness.Options{ShippedLimits: true, TrustedProxies: loopback, RedisURL: redis})
-	b := harness.Start(t, harness.Backends()[1], harness.Options{TrustedProxies: loopback, RedisURL: redis, DBURL: a.DBURL, PolicyDir: a.PolicyDir, JWTSecret: a.JWTSecret})
+	b := harness.Start(t, harness.Backends()[1], harness.Options{TrustedProxies: loopback, RedisURL: redis, DBURL: a.DBURL, PolicyDir: a.PolicyDir, JWTSecret: a.JWTSecret, KeysDir: a.KeysDir})
 	root := a.SeedSuperadmin(t)
 	for i := range searchBudget {
 		s := a

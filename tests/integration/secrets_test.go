@@ -23,8 +23,8 @@ func TestSecretsStayOutOfAnswersAndLogs(t *testing.T) {
 		u := s.CreateAndLogin(t, root, user)
 
 		// Credentials in the wrong fields or places.
-		s.Expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", url.Values{"username": {u.Password}, "password": {u.Email}})
-		s.Expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/token", "", map[string]any{"email": u.Password, "password": u.Password})
+		s.Expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/auth/token", "", url.Values{"username": {u.Password}, "password": {u.Email}})
+		s.Expect(t, http.StatusBadRequest, http.MethodPost, "/api/v1/auth/token", "", map[string]any{"email": u.Password, "password": u.Password})
 		s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, u.Refresh, nil)
 		s.Expect(t, http.StatusUnauthorized, http.MethodPost, "/api/v1/auth/refresh", "", map[string]any{"refresh_token": u.Access})
 		s.Expect(t, http.StatusBadRequest, http.MethodGet, "/api/v1/users/list?cursor="+url.QueryEscape(u.Refresh), u.Access, nil)

@@ -608,7 +608,7 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 	t.Parallel()
 	a := harness.Start(t, harness.Postgres, options())
 	shared := options()
-	shared.DBURL, shared.PolicyDir, shared.JWTSecret = a.DBURL, a.PolicyDir, a.JWTSecret
+	shared.DBURL, shared.PolicyDir, shared.JWTSecret, shared.KeysDir = a.DBURL, a.PolicyDir, a.JWTSecret, a.KeysDir
 	b := harness.Start(t, harness.Postgres, shared)
 	root := a.SeedSuperadmin(t)
 	target := a.CreateNamed(t, root, "user", "target")

@@ -2,6 +2,7 @@ package security
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -134,6 +135,100 @@ func TestAPI2_BrokenAuthentication_ForgedTokens(t *testing.T) {
 	})
 }
 
+// TestAPI2_BrokenAuthentication_ForgedAsymmetricTokens is API2:2023 for
+// the Ed25519 keys: a token signed by a key the service does not hold, by a
+// key it held until it was removed from JWT_KEYS_DIR, or with HS256 keyed by
+// the public key (the algorithm-confusion attack: the public key is public)
+// is 401, while the controls signed with the service's keys pass.
+func TestAPI2_BrokenAuthentication_ForgedAsymmetricTokens(t *testing.T) {
+	t.Parallel()
+	harness.OnEachBackend(t, harness.Options{}, func(t *testing.T, s *harness.Service) {
+		c := newCast(t, s)
+		u := c.byRole[user]
+		claims := claimsOf(t, u.Access)
+		header := jwt.NewParser()
+		tok, _, err := header.ParseUnverified(u.Access, jwt.MapClaims{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kid, _ := tok.Header["kid"].(string)
+		if tok.Method.Alg() != "EdDSA" || kid == "" {
+			t.Fatalf("the service signs %s with kid %q, want EdDSA with a kid", tok.Method.Alg(), kid)
+		}
+		now := time.Now()
+		asRoot := map[string]any{"sub": strconv.FormatInt(c.root.ID, 10), "ver": claims["ver"],
+			"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}
+		edSigned := func(key ed25519.PrivateKey, kid string, changes map[string]any) string {
+			t.Helper()
+			c := merge(claims, changes)
+			tk := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+			tk.Header["kid"] = kid
+			signed, err := tk.SignedString(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Leaks.SecretAccessToken(signed)
+			return signed
+		}
+
+		// A key the service held: accepted while its file is there, then not.
+		retired := s.AddKey(t, "2025-12-01.pem") // sorts first: verifies, never signs
+		harness.Poll(t, "the added key in the JWK Set", func() bool { return slices.Contains(s.JWKSKids(t), retired.KID) })
+		byRetired := edSigned(retired.Private, retired.KID, nil)
+		s.Expect(t, http.StatusOK, http.MethodGet, me, byRetired, nil)
+		s.RemoveKey(t, "2025-12-01.pem")
+		harness.Poll(t, "the removed key to leave the JWK Set", func() bool { return !slices.Contains(s.JWKSKids(t), retired.KID) })
+
+		var x string
+		var set struct {
+			Keys []struct{ Kid, X string } `json:"keys"`
+		}
+		s.Expect(t, http.StatusOK, http.MethodGet, "/.well-known/jwks.json", "", nil).Decode(t, &set)
+		for _, k := range set.Keys {
+			if k.Kid == kid {
+				x = k.X
+			}
+		}
+		pub, err := base64.RawURLEncoding.DecodeString(x)
+		if err != nil || len(pub) != ed25519.PublicKeySize {
+			t.Fatalf("the JWK Set has no usable key %q: %q", kid, x)
+		}
+		_, stranger, _ := ed25519.GenerateKey(nil)
+		hsWith := func(key []byte) string {
+			tk := jwt.NewWithClaims(jwt.SigningMethodHS256, merge(claims, asRoot))
+			tk.Header["kid"] = kid
+			signed, err := tk.SignedString(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Leaks.SecretAccessToken(signed)
+			return signed
+		}
+		for _, tc := range []struct{ name, token string }{
+			{"signed by an unknown Ed25519 key under the service's kid", edSigned(stranger, kid, asRoot)},
+			{"signed by an unknown Ed25519 key and kid", edSigned(stranger, harness.Thumbprint(stranger.Public().(ed25519.PublicKey)), asRoot)},
+			{"signed by a removed key, with its kid", byRetired},
+			{"a removed key's token, kid swapped to the current key", withHeader(t, byRetired, map[string]any{"kid": kid})},
+			{"EdDSA without kid", withHeader(t, edSigned(stranger, kid, asRoot), map[string]any{"kid": nil})},
+			{"HS256 keyed by the public key's bytes", hsWith(pub)},
+			{"HS256 keyed by the JWK's x", hsWith([]byte(x))},
+			{"the service's token, header says HS256", withHeader(t, u.Access, map[string]any{"alg": "HS256"})},
+			{"the service's token, header says none", withHeader(t, u.Access, map[string]any{"alg": "none"})},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if r := s.Do(t, http.MethodGet, me, "", nil, "Authorization", "Bearer "+tc.token); r.Status != http.StatusUnauthorized {
+					t.Errorf("%s: want 401", r)
+				}
+			})
+		}
+		// The control: the service's own token still passes.
+		s.Expect(t, http.StatusOK, http.MethodGet, me, u.Access, nil)
+		if acts := auditActions(t, s, c.root, c.root.ID); slices.Contains(acts, "updated") {
+			t.Errorf("the superadmin was changed: %q", acts)
+		}
+	})
+}
+
 func merge(a jwt.MapClaims, b map[string]any) jwt.MapClaims {
 	out := jwt.MapClaims{}
 	for k, v := range a {
@@ -210,8 +305,8 @@ func TestAPI2_BrokenAuthentication_BruteForceIsLimited(t *testing.T) {
 			return s.Do(t, http.MethodPost, tokenPath, "", url.Values{"username": {email}, "password": {password}})
 		}
 		for i := range 5 {
-			if r := try(victim.Email, "guess-"+strconv.Itoa(i)); r.Status != http.StatusUnauthorized {
-				t.Fatalf("guess %d: %s, want 401", i+1, r)
+			if r := try(victim.Email, "guess-"+strconv.Itoa(i)); r.Status != http.StatusBadRequest {
+				t.Fatalf("guess %d: %s, want 400 invalid_grant", i+1, r)
 			}
 		}
 		r := try(victim.Email, victim.Password)
@@ -248,8 +343,8 @@ func TestAPI2_BrokenAuthentication_NoUserEnumerationByAnswer(t *testing.T) {
 			func(email string) any { return url.Values{"username": {email}, "password": {"wrong-password-1"}} },
 			func(email string) any { return map[string]any{"email": email, "password": "wrong-password-1"} },
 		} {
-			a := s.Expect(t, http.StatusUnauthorized, http.MethodPost, tokenPath, "", body(known.Email))
-			b := s.Expect(t, http.StatusUnauthorized, http.MethodPost, tokenPath, "", body(unknown))
+			a := s.Expect(t, http.StatusBadRequest, http.MethodPost, tokenPath, "", body(known.Email))
+			b := s.Expect(t, http.StatusBadRequest, http.MethodPost, tokenPath, "", body(unknown))
 			if !bytes.Equal(a.Body, b.Body) {
 				t.Errorf("bodies differ:\n known:   %s\n unknown: %s", a.Body, b.Body)
 			}
@@ -281,7 +376,7 @@ func TestAPI2_BrokenAuthentication_NoUserEnumerationByTiming(t *testing.T) {
 		var wrong, unknown []time.Duration
 		timed := func(email string) time.Duration {
 			start := time.Now()
-			s.Expect(t, http.StatusUnauthorized, http.MethodPost, tokenPath, "", url.Values{"username": {email}, "password": {"wrong-password-1"}})
+			s.Expect(t, http.StatusBadRequest, http.MethodPost, tokenPath, "", url.Values{"username": {email}, "password": {"wrong-password-1"}})
 			return time.Since(start)
 		}
 		for range samples {
@@ -329,7 +424,7 @@ func TestAPI2_BrokenAuthentication_CredentialRules(t *testing.T) {
 		s.Expect(t, http.StatusNoContent, http.MethodDelete, harness.UserPath(u.ID), c.root.Access, nil)
 		s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, u.Access, nil)
 		s.Expect(t, http.StatusUnauthorized, http.MethodPost, refresh, "", map[string]any{"refresh_token": u.Refresh})
-		if got := loginStatus(t, s, u); got != http.StatusUnauthorized {
+		if got := loginStatus(t, s, u); got != http.StatusBadRequest {
 			t.Errorf("a deleted user logs in: %d", got)
 		}
 	})

@@ -25,7 +25,7 @@ func TestAPI8_Misconfiguration_SecurityHeaders(t *testing.T) {
 			s.Expect(t, http.StatusOK, http.MethodGet, me, root.Access, nil),
 			s.Expect(t, http.StatusOK, http.MethodGet, list, root.Access, nil),
 			s.Expect(t, http.StatusUnauthorized, http.MethodGet, me, "", nil),
-			s.Expect(t, http.StatusUnauthorized, http.MethodPost, tokenPath, "", url.Values{"username": {root.Email}, "password": {"wrong-password"}}),
+			s.Expect(t, http.StatusBadRequest, http.MethodPost, tokenPath, "", url.Values{"username": {root.Email}, "password": {"wrong-password"}}),
 			s.Expect(t, http.StatusNotFound, http.MethodGet, "/api/v1/nothing", "", nil),
 			s.Expect(t, http.StatusMethodNotAllowed, http.MethodDelete, tokenPath, "", nil),
 			s.Expect(t, http.StatusBadRequest, http.MethodPost, signUp, "", harness.RawBody{ContentType: "application/json", Data: "{"}),

@@ -862,7 +862,7 @@ func (r *run) shutdownUnderLoad(b harness.Backend) {
 	}
 
 	// The same database, started again: every acknowledged user is there.
-	again := harness.Start(t, b, harness.Options{Quiet: true, DBURL: r.s.DBURL, PolicyDir: r.s.PolicyDir, JWTSecret: r.s.JWTSecret})
+	again := harness.Start(t, b, harness.Options{Quiet: true, DBURL: r.s.DBURL, PolicyDir: r.s.PolicyDir, JWTSecret: r.s.JWTSecret, KeysDir: r.s.KeysDir})
 	stored := map[string]bool{}
 	cursor := ""
 	for {
