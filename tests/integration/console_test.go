@@ -362,7 +362,7 @@ func TestImportJobLostWithItsInstanceIsFailedOnRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			second := harness.Start(t, b, harness.Options{Quiet: true, DBURL: first.DBURL, PolicyDir: first.PolicyDir, JWTSecret: first.JWTSecret})
+			second := harness.Start(t, b, harness.Options{Quiet: true, DBURL: first.DBURL, PolicyDir: first.PolicyDir, JWTSecret: first.JWTSecret, KeysDir: first.KeysDir})
 			second.Login(t, root)
 			var j importJobDTO
 			second.Expect(t, http.StatusOK, http.MethodGet, "/api/v1/users/imports/"+job.ID, root.Access, nil).Decode(t, &j)

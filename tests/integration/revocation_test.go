@@ -59,7 +59,7 @@ func killListeners(t *testing.T, db *pgx.Conn, want int) {
 // second.
 func TestRevocationAcrossInstances(t *testing.T) {
 	a := harness.Start(t, harness.Postgres, harness.Options{Quiet: true})
-	b := harness.Start(t, harness.Postgres, harness.Options{Quiet: true, DBURL: a.DBURL, PolicyDir: a.PolicyDir, JWTSecret: a.JWTSecret})
+	b := harness.Start(t, harness.Postgres, harness.Options{Quiet: true, DBURL: a.DBURL, PolicyDir: a.PolicyDir, JWTSecret: a.JWTSecret, KeysDir: a.KeysDir})
 	db, err := pgx.Connect(t.Context(), a.DBURL)
 	if err != nil {
 		t.Fatal(err)

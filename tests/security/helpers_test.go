@@ -88,3 +88,7 @@ func csvBody(data string) harness.RawBody {
 
 // csvHeader is the import's required columns.
 const csvHeader = "first_name,last_name,email,gender,ip_address\n"
+
+// wrongLogin is the token endpoint's answer to a wrong email or password:
+// RFC 6749's invalid_grant, a 400.
+const wrongLogin = http.StatusBadRequest

@@ -40,11 +40,11 @@ func TestSeams_5_LoginLimitsDoNotLockTheOwnerOut(t *testing.T) {
 		nobody := harness.Email("nobody")
 		for i := range 5 {
 			attacker := "203.0.113." + strconv.Itoa(i+1) // one /24, many addresses
-			if r := loginFrom(t, s, attacker, root.Email, "guess-"+strconv.Itoa(i)); r.Status != http.StatusUnauthorized {
-				t.Fatalf("wrong login %d from the attacker's network: %s, want 401", i+1, r)
+			if r := loginFrom(t, s, attacker, root.Email, "guess-"+strconv.Itoa(i)); r.Status != wrongLogin {
+				t.Fatalf("wrong login %d from the attacker's network: %s, want %d", i+1, r, wrongLogin)
 			}
-			if r := loginFrom(t, s, attacker, nobody, "guess-"+strconv.Itoa(i)); r.Status != http.StatusUnauthorized {
-				t.Fatalf("wrong login %d for an unknown email: %s, want 401", i+1, r)
+			if r := loginFrom(t, s, attacker, nobody, "guess-"+strconv.Itoa(i)); r.Status != wrongLogin {
+				t.Fatalf("wrong login %d for an unknown email: %s, want %d", i+1, r, wrongLogin)
 			}
 		}
 		for _, email := range []string{root.Email, strings.ToUpper(root.Email), nobody} {
@@ -62,9 +62,9 @@ func TestSeams_5_LoginLimitsDoNotLockTheOwnerOut(t *testing.T) {
 				t.Fatalf("the attacker's network after the owner logged in elsewhere: %s, want 429", r)
 			}
 		}
-		// A wrong password of the owner's is an ordinary 401 there.
-		if r := loginFrom(t, s, "198.51.100.8", root.Email, "typo"); r.Status != http.StatusUnauthorized {
-			t.Fatalf("the owner's typo from a clean network: %s, want 401", r)
+		// A wrong password of the owner's is an ordinary invalid_grant there.
+		if r := loginFrom(t, s, "198.51.100.8", root.Email, "typo"); r.Status != wrongLogin {
+			t.Fatalf("the owner's typo from a clean network: %s, want %d", r, wrongLogin)
 		}
 
 		// The ceiling: failures from every network together, 50 a minute.
@@ -74,7 +74,7 @@ func TestSeams_5_LoginLimitsDoNotLockTheOwnerOut(t *testing.T) {
 			for i := range 5 {
 				r := loginFrom(t, s, "10."+strconv.Itoa(network)+".0."+strconv.Itoa(i+1), victim.Email, "spray")
 				switch r.Status {
-				case http.StatusUnauthorized:
+				case wrongLogin:
 					failures++
 				case http.StatusTooManyRequests:
 				default:
@@ -164,12 +164,12 @@ func TestSeams_10_AuthBodiesOver8KiBAreRefusedFirst(t *testing.T) {
 		for _, path := range []string{refresh, signUp, logout} {
 			s.Expect(t, http.StatusRequestEntityTooLarge, http.MethodPost, path, root.Access, harness.RawBody{ContentType: "application/json", Data: padded})
 		}
-		// 8 KiB is still read (and refused for its unknown key).
+		// 8 KiB is still read (and refused for its unknown key: invalid_request).
 		exact := `{"email":"` + victim.Email + `","password":"x","p":"` + strings.Repeat("a", 8<<10-len(victim.Email)-34) + `"}`
 		if len(exact) != 8<<10 {
 			t.Fatalf("the test's body is %d bytes, want 8192", len(exact))
 		}
-		s.Expect(t, http.StatusUnprocessableEntity, http.MethodPost, tokenPath, "", harness.RawBody{ContentType: "application/json", Data: exact}, "X-Forwarded-For", client)
+		s.Expect(t, http.StatusBadRequest, http.MethodPost, tokenPath, "", harness.RawBody{ContentType: "application/json", Data: exact}, "X-Forwarded-For", client)
 		// 18 oversized logins from this address spent nothing: the right
 		// password is let in.
 		if r := loginFrom(t, s, client, victim.Email, victim.Password); r.Status != http.StatusOK {
@@ -319,7 +319,7 @@ func TestSeams_13_ImportedHashesDoNotTellUnknownEmails(t *testing.T) {
 		var wrong, unknown []time.Duration
 		timed := func(email string) time.Duration {
 			start := time.Now()
-			s.Expect(t, http.StatusUnauthorized, http.MethodPost, tokenPath, "", url.Values{"username": {email}, "password": {"wrong-password-1"}})
+			s.Expect(t, wrongLogin, http.MethodPost, tokenPath, "", url.Values{"username": {email}, "password": {"wrong-password-1"}})
 			return time.Since(start)
 		}
 		for i := range samples {
