@@ -11,29 +11,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/userservice/userservice/domain"
-	"github.com/userservice/userservice/tests/testdb"
 )
-
-// openPostgres opens a migrated store on a database of its own.
-func openPostgres(t *testing.T) (*Store, string) {
-	t.Helper()
-	url := testdb.PostgresURL(t)
-	s, err := Open(t.Context(), url, discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.MigrateUp(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	return s, url
-}
 
 // The hand-written read by id is logged as GORM's statements are: slow
 // ones with their SQL and never a value, a missing user not at all.
 func TestGetPostgresIsTracedWithoutValues(t *testing.T) {
 	t.Parallel()
-	s, _ := openPostgres(t)
+	s := openPostgresForPlans(t)
 	created, err := s.Users().Create(t.Context(), testUser(t, "traced.person@example.com"), domain.Operator())
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +53,7 @@ func TestGetPostgresIsTracedWithoutValues(t *testing.T) {
 // deadline reports the deadline.
 func TestGetPostgresSurvivesEndedConnections(t *testing.T) {
 	t.Parallel()
-	s, url := openPostgres(t)
+	s := openPostgresForPlans(t)
 	created, err := s.Users().Create(t.Context(), testUser(t, "survivor@example.com"), domain.Operator())
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +61,7 @@ func TestGetPostgresSurvivesEndedConnections(t *testing.T) {
 	if _, err := s.Users().Get(t.Context(), created.ID()); err != nil {
 		t.Fatal(err)
 	}
-	admin, err := pgx.Connect(t.Context(), url)
+	admin, err := pgx.Connect(t.Context(), s.pgConfig.ConnString())
 	if err != nil {
 		t.Fatal(err)
 	}
