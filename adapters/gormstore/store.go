@@ -47,6 +47,9 @@ type Store struct {
 	changes  *ChangeLog
 	tokens   *RefreshTokens
 	notifier *Notifier
+	// pg is PostgreSQL's pool (nil on SQLite), which the hand-written read
+	// of pgread.go borrows connections from.
+	pg *sql.DB
 	// pgConfig opens the notifier's LISTEN connections (PostgreSQL only).
 	pgConfig *pgx.ConnConfig
 	// searchTimeout bounds each statement of a user search (searching).
@@ -209,6 +212,7 @@ func (s *Store) openPostgres(databaseURL string, gcfg *gorm.Config) error {
 	s.pgConfig = cfg.Copy()
 	pool := stdlib.OpenDB(*cfg)
 	s.pools = append(s.pools, pool)
+	s.pg = pool
 	pool.SetMaxOpenConns(pgMaxConns)
 	pool.SetMaxIdleConns(pgMaxConns)
 	pool.SetConnMaxIdleTime(5 * time.Minute)

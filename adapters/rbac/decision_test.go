@@ -195,3 +195,65 @@ func TestActorWithoutRoleIsForbidden(t *testing.T) {
 		t.Fatalf("got %v, want ErrForbidden", err)
 	}
 }
+
+// Answers are remembered per loaded policy: asking every question of the
+// matrix again, in the opposite order, gets the same answers as the first
+// time, when each came from Casbin.
+func TestRememberedDecisionsAgree(t *testing.T) {
+	t.Parallel()
+	a, err := rbac.New(shipped, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perms := []domain.Permission{domain.PermUsersList, domain.PermUsersRead, domain.PermUsersReadSelf,
+		domain.PermUsersSearch, domain.PermUsersUpdate, domain.PermUsersRoleUpdate, domain.PermUsersPasswordUpdate,
+		domain.PermUsersCreate, domain.PermUsersDelete, domain.PermUsersImport, domain.PermAuditRead,
+		domain.PermSubscribeID, domain.PermSubscribeSearch}
+	type asked struct {
+		perm domain.Permission
+		c    authzCase
+	}
+	var questions []asked
+	for _, r := range domain.Roles() {
+		for _, p := range perms {
+			for _, c := range withNewRoles(maybeTarget(r)) {
+				questions = append(questions, asked{p, c})
+			}
+			for _, c := range maybeTarget(r) {
+				questions = append(questions, asked{p, c})
+			}
+		}
+	}
+	first := make([]bool, len(questions))
+	allowedSome := false
+	for i, q := range questions {
+		first[i] = decide(t, a, q.perm, q.c)
+		allowedSome = allowedSome || first[i]
+	}
+	if !allowedSome {
+		t.Fatal("the shipped policy allowed nothing")
+	}
+	for i := len(questions) - 1; i >= 0; i-- {
+		if got := decide(t, a, questions[i].perm, questions[i].c); got != first[i] {
+			t.Errorf("%s: %v: allowed=%v when asked again, %v the first time", questions[i].perm, questions[i].c, got, first[i])
+		}
+	}
+}
+
+func BenchmarkAuthorize(b *testing.B) {
+	a, err := rbac.New(shipped, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	u, err := domain.RestoreUser(domain.StoredUser{ID: 8, Role: domain.RoleUser.String()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := ports.AuthzRequest{Actor: domain.Actor{ID: 7, Role: domain.RoleAdmin}, Permission: domain.PermUsersRead, Target: u}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := a.Authorize(b.Context(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

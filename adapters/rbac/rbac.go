@@ -70,7 +70,7 @@ func (a *Authorizer) Authorize(_ context.Context, req ports.AuthzRequest) error 
 	if !req.NewRole.IsZero() {
 		newRole = req.NewRole.String()
 	}
-	ok, err := a.current.Load().enforcer.Enforce(req.Actor.Role.String(), string(req.Permission), rel, targetRole, newRole)
+	ok, err := a.current.Load().decide(question{req.Actor.Role.String(), string(req.Permission), rel, targetRole, newRole})
 	if err != nil {
 		return fmt.Errorf("rbac: deciding %s: %w", req.Permission, err)
 	}

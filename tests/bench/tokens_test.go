@@ -22,10 +22,11 @@ const tokenConns = getConns
 
 // BenchmarkTokenOnly measures a request decided by its token alone: GET
 // /audit as an admin, whom the shipped policy refuses audit.read, so the
-// answer (403) comes from the token check (signature, then the caller's
-// token version and role from memory) and one policy decision, with no row
-// read; beside a bare Echo handler that verifies the same token with the
-// same verifier and answers the same status.
+// answer (403) comes from the token check (signature, checked once a second
+// per token, then the caller's token version and role from memory) and one
+// policy decision, with no row read; beside a bare Echo handler that
+// verifies the same token with the same verifier on every request and
+// answers the same status.
 func BenchmarkTokenOnly(b *testing.B) {
 	e := setup(b)
 	ctx := b.Context()
