@@ -68,7 +68,7 @@ func NewAuth(deps Deps, cfg AuthConfig) *Auth {
 		hasher:     deps.Hasher,
 		clock:      deps.Clock,
 		tokens:     deps.Tokens,
-		verifier:   rememberVerified(deps.Verifier),
+		verifier:   deps.Verifier,
 		refresh:    deps.Refresh,
 		states:     cfg.States,
 		throttle:   throttleOf(deps),

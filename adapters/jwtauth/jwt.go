@@ -85,6 +85,7 @@ type JWT struct {
 	issuer   string
 	audience string
 	ttl      time.Duration
+	verified verifiedTokens
 }
 
 var (
@@ -217,8 +218,12 @@ func (j *JWT) VerifyAccess(token string, now time.Time) (ports.AccessClaims, err
 	if len(token) > maxTokenLen {
 		return ports.AccessClaims{}, unauthenticated(fmt.Errorf("%w: longer than %d bytes", jwt.ErrTokenMalformed, maxTokenLen))
 	}
+	ring := j.ring.Load()
+	if c, ok := j.verified.lookup(token, ring, now); ok {
+		return c, nil
+	}
 	var methods []string
-	if j.ring.Load() != nil {
+	if ring != nil {
 		methods = append(methods, algEdDSA)
 	}
 	if j.secret != nil {
@@ -244,6 +249,7 @@ func (j *JWT) VerifyAccess(token string, now time.Time) (ports.AccessClaims, err
 	if err != nil {
 		return ports.AccessClaims{}, unauthenticated(err)
 	}
+	j.verified.remember(token, ring, out, now)
 	return out, nil
 }
 
