@@ -81,6 +81,9 @@ func (s *Users) parsePage(req ports.PageRequest, filter domain.Filter, filterErr
 // fetchPage reads one page: the total (exact up to exactCountLimit), then
 // size+1 rows, the extra one only telling whether a next page exists.
 func (s *Users) fetchPage(ctx context.Context, q pageQuery) (ports.Page, error) {
+	if q.filter.AtMostOne() {
+		return s.fetchOne(ctx, q)
+	}
 	total, exact, err := s.repo.Count(ctx, q.filter, exactCountLimit)
 	if err != nil {
 		return ports.Page{}, fmt.Errorf("count users: %w", err)
@@ -114,6 +117,23 @@ func (s *Users) fetchPage(ctx context.Context, q pageQuery) (ports.Page, error) 
 	}
 	if len(items) > 0 {
 		p.Items = items
+	}
+	return p, nil
+}
+
+// fetchOne reads the page of a filter at most one user matches (an exact
+// email) with one query, not two: the match is the total. It is on the first
+// page only; a later page, or a cursor (never issued for a single match),
+// is empty, as fetchPage would answer.
+func (s *Users) fetchOne(ctx context.Context, q pageQuery) (ports.Page, error) {
+	match, err := s.repo.Search(ctx, ports.SearchQuery{Filter: q.filter, Sort: q.sort, Limit: 1})
+	if err != nil {
+		return ports.Page{}, fmt.Errorf("search users: %w", err)
+	}
+	total := int64(len(match))
+	p := ports.Page{Items: []*domain.User{}, Total: total, TotalExact: true, Page: q.page, Size: q.size, Pages: total}
+	if q.after == nil && q.page == 1 && len(match) == 1 {
+		p.Items = match
 	}
 	return p, nil
 }

@@ -280,3 +280,39 @@ func FuzzDecodeCursor(f *testing.F) {
 		}
 	})
 }
+
+// TestExactEmailPageIsOneQuery: at most one user has an address, so a search
+// by email_exact reads that user alone, with no count, and the envelope is
+// the one a count would give (page 1 holds the match, later pages nothing).
+func TestExactEmailPageIsOneQuery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f, actor := pagingFixture(t, 3)
+	for _, tc := range []struct {
+		email, gender string
+		page          int
+		wantIDs       []int64
+		wantTotal     int64
+	}{
+		{"USER2@example.com", "", 1, []int64{2}, 1},
+		{"user2@example.com", "", 2, nil, 1},
+		{"user2@example.com", "male", 1, nil, 0}, // the other filters still apply
+		{"nobody@example.com", "", 1, nil, 0},
+	} {
+		f.repo.mu.Lock()
+		f.repo.countLimit = -1
+		f.repo.mu.Unlock()
+		p, err := f.users.Search(ctx, actor, ports.PageRequest{Page: tc.page, Size: 10,
+			Filter: domain.FilterParams{EmailExact: tc.email, Gender: tc.gender}})
+		if err != nil {
+			t.Fatalf("%+v: %v", tc, err)
+		}
+		if !slices.Equal(ids(p), tc.wantIDs) || p.Total != tc.wantTotal || p.Pages != tc.wantTotal || !p.TotalExact ||
+			p.NextCursor != "" || p.Items == nil || p.Page != tc.page {
+			t.Errorf("%+v: ids %v total %d pages %d exact %v cursor %q", tc, ids(p), p.Total, p.Pages, p.TotalExact, p.NextCursor)
+		}
+		if f.repo.countLimit != -1 {
+			t.Errorf("%+v: the search counted, for a filter one user at most matches", tc)
+		}
+	}
+}

@@ -92,6 +92,10 @@ func (f Filter) Params() FilterParams {
 	return p
 }
 
+// AtMostOne reports whether at most one user can match f: an exact email
+// names one account at most, whatever the other filters say.
+func (f Filter) AtMostOne() bool { return !f.EmailExact.IsZero() }
+
 // Matches decides in memory what the repository's search decides in SQL.
 // A property test holds the two equal.
 func (f Filter) Matches(u *User) bool {
