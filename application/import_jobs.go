@@ -178,16 +178,29 @@ func (j *ImportJobs) StartImport(ctx context.Context, actor domain.Actor, opts p
 // heartbeat. Each change is saved under the lock, so saves land in the
 // order the changes were made and a heartbeat never writes older counts.
 type jobState struct {
-	mu   sync.Mutex
-	job  ports.ImportJob
-	save func(ports.ImportJob)
+	mu  sync.Mutex
+	job ports.ImportJob
+	// dirty says the job changed since it was last saved (buffered: one
+	// pending save stands for any number of changes).
+	dirty chan struct{}
 }
 
-func (s *jobState) update(fn func(*ports.ImportJob)) {
+// set changes the job in memory and marks it for saving; it never waits
+// for the store, so the import calling it is never held up by it.
+func (s *jobState) set(fn func(*ports.ImportJob)) {
+	s.mu.Lock()
+	fn(&s.job)
+	s.mu.Unlock()
+	select {
+	case s.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (s *jobState) snapshot() ports.ImportJob {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fn(&s.job)
-	s.save(s.job)
+	return s.job
 }
 
 // run imports file and keeps the job's record current: counts after each
@@ -204,9 +217,13 @@ func (j *ImportJobs) run(ctx context.Context, actor domain.Actor, job ports.Impo
 			j.cfg.Notifier.ImportProgress(job.ActorID, job)
 		}
 	}
-	state := &jobState{job: job, save: save}
+	// The import only sets the counts in memory; this goroutine saves them
+	// (and beats the heart) on its own. Saving from the import's own
+	// goroutine would wait for the store while the import holds it: on
+	// SQLite, the one writer connection the import's batch is using.
+	state := &jobState{job: job, dirty: make(chan struct{}, 1)}
 	opts.Tally = func(t ports.ImportTally) {
-		state.update(func(jb *ports.ImportJob) {
+		state.set(func(jb *ports.ImportJob) {
 			jb.RowsRead, jb.Imported, jb.Updated, jb.Skipped, jb.Failed = t.Rows, t.Imported, t.Updated, t.Skipped, t.Failed
 			jb.HeartbeatAt = j.clock.Now()
 		})
@@ -222,8 +239,10 @@ func (j *ImportJobs) run(ctx context.Context, actor domain.Actor, job ports.Impo
 			select {
 			case <-beat:
 				return
+			case <-state.dirty:
+				save(state.snapshot())
 			case <-t.C:
-				state.update(func(jb *ports.ImportJob) { jb.HeartbeatAt = j.clock.Now() })
+				state.set(func(jb *ports.ImportJob) { jb.HeartbeatAt = j.clock.Now() })
 			}
 		}
 	}()
@@ -231,7 +250,7 @@ func (j *ImportJobs) run(ctx context.Context, actor domain.Actor, job ports.Impo
 	close(beat)
 	beating.Wait()
 
-	state.update(func(jb *ports.ImportJob) {
+	state.set(func(jb *ports.ImportJob) {
 		now := j.clock.Now()
 		jb.HeartbeatAt, jb.FinishedAt = now, now
 		jb.RowsRead, jb.Imported, jb.Updated, jb.Skipped, jb.Failed = report.TotalRows, report.Imported, report.Updated, report.Skipped, report.Failed
@@ -251,6 +270,7 @@ func (j *ImportJobs) run(ctx context.Context, actor domain.Actor, job ports.Impo
 			jb.Status = ports.ImportJobSucceeded
 		}
 	})
+	save(state.snapshot())
 }
 
 // failureReason is what a client may read of an import's error: a domain
