@@ -23,8 +23,8 @@ var (
 	outside = regexp.MustCompile(`\.\.[/]shared\b|(^|[\s"'(=:])/(work|root|home/[a-z_][a-z0-9_-]*)/`)
 	// docName is a document named in prose, such as SECURITY.md.
 	docName = regexp.MustCompile(`\b[A-Z][A-Z0-9_-]*\.md\b`)
-	// sectionRef is a reference to a numbered section of a named document, such
-	// as "GUIDE §3".
+	// sectionRef is a reference to a numbered section of a named document: its
+	// name, then a section sign and a number.
 	sectionRef = regexp.MustCompile(`\b([A-Z][A-Za-z0-9_-]*)(\.md)? §\s?\d`)
 	// mdLink is a Markdown link's target.
 	mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
@@ -119,17 +119,16 @@ func checkLink(t *testing.T, where, file, target string) {
 func TestThePatternsFindWhatTheyLookFor(t *testing.T) {
 	// The bad references are assembled here, so that this file does not
 	// itself hold what the repository must not.
-	const up, sibling, work, root = "..", "/shared", "/work", "/root"
+	const up, sibling, work, root, guide = "..", "/shared", "/work", "/root", "GUIDE"
 	for _, line := range []string{
-		"see [the contract](" + up + sibling + "/CONTRACT.md)",
-		"# Where the binaries come from (see " + work + sibling + "/TESTING.md):",
+		"see [the contract](" + up + sibling + "/" + guide + ".md)",
+		"# Where the binaries come from (see " + work + sibling + "/" + guide + ".md):",
 		`dir := "` + root + `/go/bin"`,
 	} {
 		if outside.FindString(line) == "" {
 			t.Errorf("not seen as outside: %s", line)
 		}
 	}
-	const guide = "GUIDE" // a document the repository does not hold
 	if m := sectionRef.FindStringSubmatch("the matrix of " + guide + " §2"); m == nil || m[1] != guide {
 		t.Errorf("a section reference was not seen: %v", m)
 	}
