@@ -100,10 +100,10 @@ type Realtime struct {
 	// fan-out of one change; registry changes take it for writing, so they
 	// fall between two changes.
 	mu       sync.RWMutex
-	conns    map[*rtConn]struct{}
-	byUser   map[int64]map[*rtConn]struct{}        // connections by their user (revocation)
-	byTarget map[int64]map[*rtSub]struct{}         // id subscriptions by watched user
-	byFilter map[domain.Filter]map[*rtSub]struct{} // search subscriptions, grouped by filter so each filter is tested once per change
+	conns    map[*subscriberConn]struct{}
+	byUser   map[int64]map[*subscriberConn]struct{} // connections by their user (revocation)
+	byTarget map[int64]map[*rtSub]struct{}          // id subscriptions by watched user
+	byFilter map[domain.Filter]map[*rtSub]struct{}  // search subscriptions, grouped by filter so each filter is tested once per change
 
 	decisions decisionCache
 
@@ -141,8 +141,8 @@ func NewRealtime(deps Deps, cfg RealtimeConfig) *Realtime {
 		repo: deps.Repo, authz: deps.Authz, verifier: deps.Verifier, clock: deps.Clock,
 		log: log, cfg: cfg,
 		ctx:       context.Background(),
-		conns:     map[*rtConn]struct{}{},
-		byUser:    map[int64]map[*rtConn]struct{}{},
+		conns:     map[*subscriberConn]struct{}{},
+		byUser:    map[int64]map[*subscriberConn]struct{}{},
 		byTarget:  map[int64]map[*rtSub]struct{}{},
 		byFilter:  map[domain.Filter]map[*rtSub]struct{}{},
 		decisions: decisionCache{ttl: cfg.RecheckEvery, entries: map[decisionKey]cachedDecision{}},
@@ -187,7 +187,7 @@ func (rt *Realtime) Connect(ctx context.Context, accessToken string, sink ports.
 	if err != nil {
 		return nil, fmt.Errorf("verify access token: %w", err)
 	}
-	c := &rtConn{
+	c := &subscriberConn{
 		rt: rt, sink: sink,
 		userID: claims.UserID, version: claims.TokenVersion, expires: claims.ExpiresAt,
 		subs: map[string]*rtSub{},
@@ -212,7 +212,7 @@ func (rt *Realtime) Connect(ctx context.Context, accessToken string, sink ports.
 	return c, nil
 }
 
-func (rt *Realtime) register(c *rtConn) {
+func (rt *Realtime) register(c *subscriberConn) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	rt.conns[c] = struct{}{}
@@ -220,7 +220,7 @@ func (rt *Realtime) register(c *rtConn) {
 }
 
 // unregister removes c and its subscriptions; it is idempotent.
-func (rt *Realtime) unregister(c *rtConn) {
+func (rt *Realtime) unregister(c *subscriberConn) {
 	c.dead.Store(true)
 	rt.mu.Lock()
 	subs := make([]*rtSub, 0, len(c.subs))
@@ -275,9 +275,9 @@ func removeFrom[K comparable, V comparable](m map[K]map[V]struct{}, k K, v V) {
 	}
 }
 
-// rtConn is one connection: its user, the token it was opened with, and its
-// subscriptions.
-type rtConn struct {
+// subscriberConn is one subscriber's connection: its user, the token it
+// was opened with, and its subscriptions.
+type subscriberConn struct {
 	rt   *Realtime
 	sink ports.EventSink
 
@@ -302,14 +302,14 @@ type rtConn struct {
 	catchUps []*rtSub
 }
 
-var _ ports.RealtimeConn = (*rtConn)(nil)
+var _ ports.RealtimeConn = (*subscriberConn)(nil)
 
 // UserID is the id of the user the connection authenticated as.
-func (c *rtConn) UserID() int64 { return c.userID }
+func (c *subscriberConn) UserID() int64 { return c.userID }
 
 // rtSub is one subscription.
 type rtSub struct {
-	conn   *rtConn
+	conn   *subscriberConn
 	id     string
 	search bool
 	userID int64
@@ -353,7 +353,7 @@ func (s *rtSub) matches(c *domain.Change) bool {
 }
 
 // end closes the connection for reason, once, and unregisters it.
-func (c *rtConn) end(reason error) {
+func (c *subscriberConn) end(reason error) {
 	if c.ended.CompareAndSwap(false, true) {
 		c.dead.Store(true)
 		c.sink.End(reason)
@@ -362,12 +362,12 @@ func (c *rtConn) end(reason error) {
 }
 
 // Close ends the connection: the client left.
-func (c *rtConn) Close() { c.rt.unregister(c) }
+func (c *subscriberConn) Close() { c.rt.unregister(c) }
 
 // Subscribe authorizes req, registers the subscription and acknowledges it
 // to the sink before any event; with SinceSeq it first catches up, after
 // the connection's earlier catch-ups.
-func (c *rtConn) Subscribe(ctx context.Context, req ports.SubscribeRequest) (ports.Subscription, error) {
+func (c *subscriberConn) Subscribe(ctx context.Context, req ports.SubscribeRequest) (ports.Subscription, error) {
 	rt := c.rt
 	if c.dead.Load() {
 		return ports.Subscription{}, domain.ErrUnauthenticated
@@ -515,7 +515,7 @@ func (rt *Realtime) checkResume(ctx context.Context, since int64) error {
 }
 
 // Unsubscribe ends subscription id; no event of it follows.
-func (c *rtConn) Unsubscribe(_ context.Context, id string) error {
+func (c *subscriberConn) Unsubscribe(_ context.Context, id string) error {
 	rt := c.rt
 	rt.mu.Lock()
 	s, ok := c.subs[id]

@@ -110,7 +110,7 @@ func (rt *Realtime) fanOut(c *domain.Change) {
 // runCatchUps runs the catch-ups queued on c, one after another, until
 // none is left: a connection runs one catch-up at a time, so one client's
 // resumes cost the database one reader, not a hundred.
-func (rt *Realtime) runCatchUps(c *rtConn) {
+func (rt *Realtime) runCatchUps(c *subscriberConn) {
 	for {
 		rt.mu.Lock()
 		s := c.catchUps[0]
@@ -263,7 +263,7 @@ func (rt *Realtime) revoke(ctx context.Context, c *domain.Change) {
 // verifyVersions ends conns (all of user id) whose token version is no
 // longer the user's. When the user cannot be read it is tried again by the
 // sweep.
-func (rt *Realtime) verifyVersions(ctx context.Context, id int64, conns []*rtConn) {
+func (rt *Realtime) verifyVersions(ctx context.Context, id int64, conns []*subscriberConn) {
 	u, err := rt.repo.Get(ctx, id)
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
@@ -286,7 +286,7 @@ func (rt *Realtime) verifyVersions(ctx context.Context, id int64, conns []*rtCon
 	}
 }
 
-func (rt *Realtime) connsOf(userID int64) []*rtConn {
+func (rt *Realtime) connsOf(userID int64) []*subscriberConn {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	return slices.Collect(maps.Keys(rt.byUser[userID]))
@@ -304,7 +304,7 @@ func (rt *Realtime) sweep(ctx context.Context) {
 		case <-t.C:
 		}
 		now := rt.clock.Now()
-		var expired []*rtConn
+		var expired []*subscriberConn
 		rt.mu.RLock()
 		for c := range rt.conns {
 			if !c.expires.IsZero() && !now.Before(c.expires) {
