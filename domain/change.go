@@ -43,15 +43,6 @@ func ParseChangeAction(s string) (ChangeAction, error) {
 	return "", invalid("action", "must be one of created, updated, role_changed, password_changed, deleted")
 }
 
-// EventType is the WebSocket event type of the action: created, updated or deleted.
-func (a ChangeAction) EventType() string {
-	switch a {
-	case ActionCreated, ActionDeleted:
-		return string(a)
-	}
-	return string(ActionUpdated)
-}
-
 // Change is one entry of the change log: written in the same transaction as
 // the change it records, numbered by Seq in commit order. Before is nil for a
 // creation, After nil for a deletion.

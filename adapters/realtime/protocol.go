@@ -325,11 +325,21 @@ func (e *eventEncoder) encode(ev ports.Event) []byte {
 	return msg
 }
 
+// eventType is the event a change action makes (docs/websocket.md):
+// created, updated or deleted; a role or password change is an update.
+func eventType(a domain.ChangeAction) string {
+	switch a {
+	case domain.ActionCreated, domain.ActionDeleted:
+		return string(a)
+	}
+	return string(domain.ActionUpdated)
+}
+
 func eventPrefix(c *domain.Change) []byte {
 	user := mustJSON(userOf(c.User()))
 	b := make([]byte, 0, len(user)+96)
 	b = append(b, `{"type":"`...)
-	b = append(b, c.Action.EventType()...)
+	b = append(b, eventType(c.Action)...)
 	b = append(b, `","user":`...)
 	b = append(b, user...)
 	b = append(b, `,"seq":`...)

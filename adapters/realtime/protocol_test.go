@@ -153,6 +153,7 @@ func TestEventEncoding(t *testing.T) {
 		typ    string
 	}{
 		{domain.ActionCreated, nil, u, "created"},
+		{domain.ActionUpdated, u, u, "updated"},
 		{domain.ActionRoleChanged, u, u, "updated"},
 		{domain.ActionPasswordChanged, u, u, "updated"},
 		{domain.ActionDeleted, u, nil, "deleted"},
