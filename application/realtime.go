@@ -106,6 +106,9 @@ type Realtime struct {
 	byFilter map[domain.Filter]map[*rtSub]struct{}  // search subscriptions, grouped by filter so each filter is tested once per change
 
 	decisions decisionCache
+	// reached is fanOut's scratch (the reader's alone): the connections the
+	// change being fanned out reaches.
+	reached []*subscriberConn
 
 	// recheckMu guards recheck: users whose token versions could not be
 	// read after a change, tried again by the sweep.
@@ -293,6 +296,10 @@ type subscriberConn struct {
 	dead atomic.Bool
 	// ended makes End happen at most once.
 	ended atomic.Bool
+
+	// matched is fanOut's scratch (the reader's alone): the ids of the
+	// subscriptions the change being fanned out reaches.
+	matched []string
 
 	// Guarded by rt.mu.
 	subs    map[string]*rtSub

@@ -64,14 +64,16 @@ type refusal struct {
 	err error
 }
 
-// fanOut hands c to every live subscription it matches and advances head,
-// all under mu held for reading, so no subscription starts or hands over
-// in the middle.
+// fanOut hands c to every live subscription it matches, with one Deliver
+// per connection for all of its matching subscriptions and one Event for
+// all connections, and advances head, all under mu held for reading, so no
+// subscription starts or hands over in the middle.
 func (rt *Realtime) fanOut(c *domain.Change) {
 	var refused []refusal
 	memo := map[decisionKey]error{}
+	reached := rt.reached
 	rt.mu.RLock()
-	send := func(s *rtSub) {
+	match := func(s *rtSub) {
 		if !s.live || c.Seq <= s.last {
 			return
 		}
@@ -83,23 +85,33 @@ func (rt *Realtime) fanOut(c *domain.Change) {
 			refused = append(refused, refusal{s, err})
 			return
 		}
-		if !s.conn.sink.Deliver(ports.Event{SubscriptionID: s.id, Change: c}) {
-			s.conn.dead.Store(true)
+		if len(s.conn.matched) == 0 {
+			reached = append(reached, s.conn)
 		}
+		s.conn.matched = append(s.conn.matched, s.id)
 	}
 	if !c.Action.Internal() { // bookkeeping is never an event
 		for s := range rt.byTarget[c.TargetID] {
-			send(s)
+			match(s)
 		}
 		for f, subs := range rt.byFilter {
 			if !c.Matches(f) {
 				continue
 			}
 			for s := range subs {
-				send(s)
+				match(s)
 			}
 		}
 	}
+	ev := &ports.Event{Change: c}
+	for i, conn := range reached {
+		if !conn.sink.Deliver(ev, conn.matched) {
+			conn.dead.Store(true)
+		}
+		conn.matched = conn.matched[:0]
+		reached[i] = nil // the scratch keeps no connection alive
+	}
+	rt.reached = reached[:0]
 	rt.head.Store(c.Seq)
 	rt.mu.RUnlock()
 	for _, r := range refused {
@@ -219,7 +231,7 @@ func (rt *Realtime) replay(s *rtSub, c *domain.Change) bool {
 	if s.removed || s.conn.dead.Load() {
 		return false
 	}
-	if !s.conn.sink.Deliver(ports.Event{SubscriptionID: s.id, Change: c, Replay: true}) {
+	if !s.conn.sink.Deliver(&ports.Event{Change: c, Replay: true}, []string{s.id}) {
 		s.conn.dead.Store(true)
 		return false
 	}

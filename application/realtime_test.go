@@ -194,7 +194,14 @@ func tokenOf(u *domain.User) string { return fmt.Sprintf("access:%d:%d", u.ID(),
 type recSink struct {
 	mu     sync.Mutex
 	lines  []string
+	calls  []delivery
 	refuse atomic.Bool
+}
+
+// delivery is one call of Deliver.
+type delivery struct {
+	ev  *ports.Event
+	ids []string
 }
 
 func (s *recSink) add(line string) {
@@ -207,13 +214,24 @@ func (s *recSink) Subscribed(sub ports.Subscription) {
 	s.add(fmt.Sprintf("subscribed %s @%d", sub.ID, sub.Seq))
 }
 
-func (s *recSink) Deliver(ev ports.Event) bool {
+func (s *recSink) Deliver(ev *ports.Event, ids []string) bool {
 	if s.refuse.Load() {
 		s.add("refused")
 		return false
 	}
-	s.add(fmt.Sprintf("event %s %d", ev.SubscriptionID, ev.Change.Seq))
+	s.mu.Lock()
+	s.calls = append(s.calls, delivery{ev, slices.Clone(ids)})
+	s.mu.Unlock()
+	for _, id := range ids {
+		s.add(fmt.Sprintf("event %s %d", id, ev.Change.Seq))
+	}
 	return true
+}
+
+func (s *recSink) deliveries() []delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
 }
 
 func (s *recSink) SubscriptionEnded(id string, reason error) {
@@ -735,6 +753,38 @@ func TestRealtimeAsksTheAuthorizerOncePerDecisionPerFanOut(t *testing.T) {
 	f.awaitHead(t, s)
 	if n := len(f.authz.recorded()); n != 2 {
 		t.Fatalf("%d questions for 40 deliveries, want 2 (search, by id)", n)
+	}
+}
+
+func TestRealtimeHandsAChangeToEachConnectionOnce(t *testing.T) {
+	t.Parallel()
+	f := newRTFixture(t, nil)
+	admin, watched := f.seed(t, 1, domain.RoleAdmin), f.seed(t, 2, domain.RoleUser)
+	var sinks []*recSink
+	for range 3 {
+		c, sink := f.connect(t, admin)
+		subscribe(t, c, ports.SubscribeRequest{UserID: watched.ID()})
+		subscribe(t, c, ports.SubscribeRequest{Search: true})
+		subscribe(t, c, ports.SubscribeRequest{UserID: admin.ID()}) // not reached
+		sinks = append(sinks, sink)
+	}
+	s := f.rename(t, watched.ID(), "a@example.com")
+	f.awaitHead(t, s)
+	var shared *ports.Event
+	for i, sink := range sinks {
+		calls := sink.deliveries()
+		if len(calls) != 1 {
+			t.Fatalf("connection %d: %d calls of Deliver, want 1", i, len(calls))
+		}
+		ids := slices.Sorted(slices.Values(calls[0].ids))
+		if !slices.Equal(ids, []string{"s1", "s2"}) || calls[0].ev.Change.Seq != s || calls[0].ev.Replay {
+			t.Errorf("connection %d: Deliver(%+v, %v)", i, calls[0].ev, ids)
+		}
+		if shared == nil {
+			shared = calls[0].ev
+		} else if calls[0].ev != shared {
+			t.Errorf("connection %d got an Event of its own, want the one every connection shares", i)
+		}
 	}
 }
 

@@ -94,9 +94,12 @@ type Subscription struct {
 	Seq int64
 }
 
-// Event is one change delivered to one subscription.
+// Event is one change on its way to the subscriptions it matched. The
+// service makes one per change it fans out and hands that same value to
+// every connection the change reaches, so a sink can make what it derives
+// from the change alone (its encoding) once per Event rather than once per
+// subscriber.
 type Event struct {
-	SubscriptionID string
 	// Change is shared by every delivery of the same change: read only.
 	Change *domain.Change
 	// Replay marks a change read to catch up after SinceSeq rather than as
@@ -110,10 +113,13 @@ type Event struct {
 type EventSink interface {
 	// Subscribed acknowledges a subscription, before any of its events.
 	Subscribed(sub Subscription)
-	// Deliver hands one event over. It returns false when the sink cannot
-	// take it (a client that does not read); the sink then ends the
-	// connection itself and the service stops sending to it.
-	Deliver(ev Event) bool
+	// Deliver hands ev over to the connection's subscriptions
+	// subscriptionIDs (each of which it matched), as one event each. The
+	// slice is the service's: the sink reads it during the call only. It
+	// returns false when the sink cannot take them (a client that does not
+	// read); the sink then ends the connection itself and the service stops
+	// sending to it.
+	Deliver(ev *Event, subscriptionIDs []string) bool
 	// SubscriptionEnded tells that the service ended a subscription, with
 	// the reason (domain.ErrForbidden: the subscriber's rights changed).
 	SubscriptionEnded(id string, reason error)

@@ -282,47 +282,59 @@ func userOf(u *domain.User) userJSON {
 	return out
 }
 
-// eventEncoder encodes events. The deliveries of one change differ only
-// in subscription_id, and most connections number their subscriptions
-// alike (s1, s2, ...), so the encoder keeps, for the change being fanned
-// out, its common prefix and each full message made: most deliveries then
-// share one slice rather than each allocating its own (melody only reads
-// what it is given).
+// eventEncoder encodes events. The service hands one *ports.Event to every
+// connection a change reaches, so the encoder keeps the encoding of the
+// live event it saw last: every connection after the first shares it, and
+// a client's event costs neither JSON nor a slice of its own (melody only
+// reads what it is given).
 type eventEncoder struct {
-	mu     sync.Mutex
-	seq    int64
-	prefix []byte            // {"type":..,"user":{..},"seq":N,"at":".."
-	full   map[string][]byte // by subscription id, for seq
+	mu   sync.Mutex
+	ev   *ports.Event // held, so its address cannot come back as another Event
+	last *eventEncoding
 }
 
-// maxSharedIDs bounds the messages kept per change: subscription ids are
+// eventEncoding is one event's messages: their common prefix, and the full
+// message for each subscription id met. Connections number their
+// subscriptions alike (s1, s2, ...), so a few messages serve them all.
+type eventEncoding struct {
+	prefix []byte            // {"type":..,"user":{..},"seq":N,"at":".."
+	full   map[string][]byte // by subscription id
+}
+
+// maxSharedIDs bounds the messages kept per event: subscription ids are
 // numbered per connection, up to its 100 subscriptions.
 const maxSharedIDs = 128
 
-func (e *eventEncoder) encode(ev ports.Event) []byte {
-	c := ev.Change
+// message returns ev's message to subscription id.
+func (e *eventEncoder) message(ev *ports.Event, id string) []byte {
+	if ev.Replay {
+		// A replay reaches one subscription: there is nothing to share,
+		// and keeping it would drop the live event's encoding.
+		return eventMessage(eventPrefix(ev.Change), id)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.seq != c.Seq || e.prefix == nil {
-		e.seq, e.prefix = c.Seq, eventPrefix(c)
-		clear(e.full)
+	if e.ev != ev {
+		e.ev, e.last = ev, &eventEncoding{prefix: eventPrefix(ev.Change), full: map[string][]byte{}}
 	}
-	if msg, ok := e.full[ev.SubscriptionID]; ok {
+	if msg, ok := e.last.full[id]; ok {
 		return msg
 	}
-	id, _ := json.Marshal(ev.SubscriptionID)
-	msg := make([]byte, 0, len(e.prefix)+len(id)+len(`,"subscription_id":}`))
-	msg = append(msg, e.prefix...)
-	msg = append(msg, `,"subscription_id":`...)
-	msg = append(msg, id...)
-	msg = append(msg, '}')
-	if e.full == nil {
-		e.full = map[string][]byte{}
-	}
-	if len(e.full) < maxSharedIDs {
-		e.full[ev.SubscriptionID] = msg
+	msg := eventMessage(e.last.prefix, id)
+	if len(e.last.full) < maxSharedIDs {
+		e.last.full[id] = msg
 	}
 	return msg
+}
+
+// eventMessage completes prefix into the message to subscription id.
+func eventMessage(prefix []byte, id string) []byte {
+	quoted, _ := json.Marshal(id)
+	msg := make([]byte, 0, len(prefix)+len(quoted)+len(`,"subscription_id":}`))
+	msg = append(msg, prefix...)
+	msg = append(msg, `,"subscription_id":`...)
+	msg = append(msg, quoted...)
+	return append(msg, '}')
 }
 
 // eventType is the event a change action makes (docs/websocket.md):

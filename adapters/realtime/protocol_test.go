@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -159,32 +160,61 @@ func TestEventEncoding(t *testing.T) {
 		{domain.ActionDeleted, u, nil, "deleted"},
 	} {
 		c := &domain.Change{Seq: 42, At: at, Action: tc.action, TargetID: 17, Before: tc.before, After: tc.after}
-		for _, id := range []string{"s1", `s"2`} {
-			raw := enc.encode(ports.Event{SubscriptionID: id, Change: c})
-			var ev map[string]any
-			if err := json.Unmarshal(raw, &ev); err != nil {
-				t.Fatalf("%s: %v", raw, err)
-			}
-			if ev["type"] != tc.typ || ev["subscription_id"] != id || ev["seq"] != float64(42) || ev["at"] != "2025-03-01T12:00:00.123456Z" {
-				t.Errorf("%s: envelope %v", tc.action, ev)
-			}
-			user, _ := ev["user"].(map[string]any)
-			keys := make([]string, 0, len(user))
-			for k := range user {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			want := []string{"created_at", "email", "first_name", "gender", "id", "ip_address", "last_name", "role", "updated_at"}
-			if !slices.Equal(keys, want) {
-				t.Errorf("user fields %v, want %v", keys, want)
-			}
-			if strings.Contains(string(raw), "argon2id") || strings.Contains(string(raw), "version") {
-				t.Errorf("a secret leaked: %s", raw)
+		for _, ev := range []*ports.Event{{Change: c}, {Change: c, Replay: true}} {
+			for _, id := range []string{"s1", `s"2`} {
+				raw := enc.message(ev, id)
+				var got map[string]any
+				if err := json.Unmarshal(raw, &got); err != nil {
+					t.Fatalf("%s: %v", raw, err)
+				}
+				if got["type"] != tc.typ || got["subscription_id"] != id || got["seq"] != float64(42) || got["at"] != "2025-03-01T12:00:00.123456Z" {
+					t.Errorf("%s: envelope %v", tc.action, got)
+				}
+				user, _ := got["user"].(map[string]any)
+				keys := make([]string, 0, len(user))
+				for k := range user {
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				want := []string{"created_at", "email", "first_name", "gender", "id", "ip_address", "last_name", "role", "updated_at"}
+				if !slices.Equal(keys, want) {
+					t.Errorf("user fields %v, want %v", keys, want)
+				}
+				if strings.Contains(string(raw), "argon2id") || strings.Contains(string(raw), "version") {
+					t.Errorf("a secret leaked: %s", raw)
+				}
 			}
 		}
-		enc.mu.Lock()
-		enc.seq = 0 // the next case reuses seq 42
-		enc.mu.Unlock()
+	}
+}
+
+// TestEventEncodedOncePerEvent: every connection an event reaches shares
+// its messages, a replay in between included; the next event is encoded
+// anew.
+func TestEventEncodedOncePerEvent(t *testing.T) {
+	t.Parallel()
+	u, err := domain.RestoreUser(domain.StoredUser{ID: 17, FirstName: "Ann", LastName: "Lee", Email: "ann@example.com", Gender: "Female", Role: "user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enc eventEncoder
+	live := &ports.Event{Change: &domain.Change{Seq: 7, Action: domain.ActionUpdated, TargetID: 17, Before: u, After: u}}
+	first := enc.message(live, "s1")
+	replay := enc.message(&ports.Event{Change: &domain.Change{Seq: 3, Action: domain.ActionCreated, TargetID: 17, After: u}, Replay: true}, "s1")
+	if bytes.Equal(replay, first) {
+		t.Fatalf("the replay got the live event's message %s", replay)
+	}
+	for range 3 {
+		if again := enc.message(live, "s1"); &again[0] != &first[0] {
+			t.Fatalf("a later connection got a message of its own: %s", again)
+		}
+	}
+	if other := enc.message(live, "s2"); bytes.Equal(other, first) || !bytes.HasSuffix(other, []byte(`"subscription_id":"s2"}`)) {
+		t.Errorf("subscription s2 got %s", other)
+	}
+	next := &ports.Event{Change: &domain.Change{Seq: 8, Action: domain.ActionDeleted, TargetID: 17, Before: u}}
+	if msg := enc.message(next, "s1"); !bytes.Contains(msg, []byte(`"type":"deleted"`)) || !bytes.Contains(msg, []byte(`"seq":8`)) {
+		t.Errorf("the next event got %s", msg)
 	}
 }
 

@@ -232,16 +232,21 @@ func (sess *session) Subscribed(sub ports.Subscription) {
 	sess.send(replySubscribed(sub))
 }
 
-// Deliver implements ports.EventSink.
-func (sess *session) Deliver(ev ports.Event) bool {
+// Deliver implements ports.EventSink: one message per subscription.
+func (sess *session) Deliver(ev *ports.Event, ids []string) bool {
 	m := sess.srv.metrics
-	if !sess.send(sess.srv.events.encode(ev)) {
-		m.dropped.Inc()
-		return false
+	for i, id := range ids {
+		if !sess.send(sess.srv.events.message(ev, id)) {
+			m.dropped.Add(float64(len(ids) - i))
+			return false
+		}
 	}
-	m.delivered.Inc()
+	m.delivered.Add(float64(len(ids)))
 	if !ev.Replay {
-		m.lag.Observe(time.Since(ev.Change.At).Seconds())
+		lag := time.Since(ev.Change.At).Seconds()
+		for range ids {
+			m.lag.Observe(lag)
+		}
 	}
 	return true
 }
