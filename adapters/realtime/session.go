@@ -9,24 +9,28 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/olahol/melody"
+	"github.com/gorilla/websocket"
 
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
 )
 
 // session is one WebSocket connection. It is the service's EventSink for
-// the connection: every method the service calls only queues bytes for
-// melody's writer, never waits.
+// the connection: every method the service calls only queues a message for
+// the connection's writer, never waits.
 type session struct {
 	srv   *Server
-	ms    *melody.Session // set by onConnect, before anything else runs
-	id    string          // unique in the process: the connection's rate-limit key
-	token string          // from the handshake, if any
-	// upgraded is closed once the connection is established.
-	upgraded chan struct{}
+	ws    *websocket.Conn
+	id    string // unique in the process: the connection's rate-limit key
+	token string // from the handshake, if any
 
-	// queued counts the text messages given to melody and not yet written.
+	// out feeds the writer. It holds SendBuffer messages and one slot
+	// more: send never fills the last one, so the close frame that ends a
+	// connection always fits.
+	out chan *outgoing
+	// stop ends the writer once the reader is done.
+	stop chan struct{}
+	// queued counts the messages given to the writer and not yet written.
 	queued atomic.Int32
 	// closing is set once a close frame is queued (or the client left).
 	closing   atomic.Bool
@@ -37,7 +41,25 @@ type session struct {
 	gone      bool // the client left: the gauge no longer counts subs
 }
 
+// outgoing is one message for a connection's writer: a reply made for the
+// connection, an event's message shared by every connection it reaches, or
+// the close frame.
+type outgoing struct {
+	text []byte
+	// prepared, when set, is text framed once for all the connections that
+	// share the message.
+	prepared *websocket.PreparedMessage
+	close    bool // text is the close frame's payload
+}
+
 var _ ports.EventSink = (*session)(nil)
+
+func newSession(srv *Server, ws *websocket.Conn, id, token string) *session {
+	return &session{
+		srv: srv, ws: ws, id: id, token: token,
+		out: make(chan *outgoing, srv.cfg.SendBuffer+1), stop: make(chan struct{}),
+	}
+}
 
 func (sess *session) connection() ports.RealtimeConn {
 	sess.mu.Lock()
@@ -45,10 +67,84 @@ func (sess *session) connection() ports.RealtimeConn {
 	return sess.conn
 }
 
-// send queues msg for the writer. It refuses when the connection is
+// readLoop serves the client's messages until the connection ends, then
+// lets the writer go and forgets the session.
+func (sess *session) readLoop() {
+	srv, c := sess.srv, sess.ws
+	c.SetReadLimit(MaxMessageSize)
+	_ = c.SetReadDeadline(time.Now().Add(srv.cfg.PongWait))
+	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(srv.cfg.PongWait)) })
+	srv.onConnect(sess)
+	for {
+		typ, data, err := c.ReadMessage()
+		if err != nil {
+			// The client left or broke the protocol (a frame over the
+			// size limit: gorilla/websocket then closes with 1009); none
+			// of that is the service's fault.
+			srv.log.Debug("websocket: connection ended", "error", err)
+			break
+		}
+		switch typ {
+		case websocket.TextMessage:
+			srv.onMessage(sess, data)
+		case websocket.BinaryMessage:
+			srv.onBinary(sess)
+		}
+	}
+	close(sess.stop)
+	_ = c.Close()
+	srv.onDisconnect(sess)
+}
+
+// writeLoop writes what is queued, in order, and pings, until the close
+// frame is written, a write fails or the reader is done; it then closes
+// the connection, which ends the reader too.
+func (sess *session) writeLoop() {
+	c, cfg := sess.ws, sess.srv.cfg
+	ping := time.NewTicker(cfg.PingPeriod)
+	defer func() {
+		ping.Stop()
+		sess.closing.Store(true)
+		_ = c.Close()
+	}()
+	for {
+		select {
+		case o := <-sess.out:
+			if o.close {
+				_ = c.WriteControl(websocket.CloseMessage, o.text, time.Now().Add(cfg.WriteWait))
+				return
+			}
+			_ = c.SetWriteDeadline(time.Now().Add(cfg.WriteWait))
+			var err error
+			if o.prepared != nil {
+				err = c.WritePreparedMessage(o.prepared)
+			} else {
+				err = c.WriteMessage(websocket.TextMessage, o.text)
+			}
+			sess.queued.Add(-1)
+			if err != nil {
+				sess.srv.log.Debug("websocket: write failed", "error", err)
+				return
+			}
+		case <-ping.C:
+			if err := c.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait)); err != nil {
+				return
+			}
+		case <-sess.stop:
+			return
+		}
+	}
+}
+
+// send queues a reply made for this connection.
+func (sess *session) send(msg []byte) bool {
+	return sess.enqueue(&outgoing{text: msg})
+}
+
+// enqueue queues o for the writer. It refuses when the connection is
 // closing, and when SendBuffer messages already wait: the client does not
 // read, so it is disconnected (1008) instead of holding anyone up.
-func (sess *session) send(msg []byte) bool {
+func (sess *session) enqueue(o *outgoing) bool {
 	if sess.closing.Load() {
 		return false
 	}
@@ -59,10 +155,7 @@ func (sess *session) send(msg []byte) bool {
 		}
 		return false
 	}
-	if err := sess.ms.Write(msg); err != nil {
-		sess.queued.Add(-1)
-		return false
-	}
+	sess.out <- o // never blocks: queued keeps a slot free
 	return true
 }
 
@@ -79,7 +172,8 @@ func (sess *session) closeWith(code int, reason string) bool {
 	}
 	sess.mu.Unlock()
 	sess.srv.metrics.closed.WithLabelValues(fmt.Sprint(code)).Inc()
-	_ = sess.ms.CloseWithMsg(melody.FormatCloseMessage(code, reason))
+	// Never blocks: enqueue leaves this slot free.
+	sess.out <- &outgoing{text: websocket.FormatCloseMessage(code, reason), close: true}
 	return true
 }
 
@@ -236,7 +330,7 @@ func (sess *session) Subscribed(sub ports.Subscription) {
 func (sess *session) Deliver(ev *ports.Event, ids []string) bool {
 	m := sess.srv.metrics
 	for i, id := range ids {
-		if !sess.send(sess.srv.events.message(ev, id)) {
+		if !sess.enqueue(sess.srv.events.message(ev, id)) {
 			m.dropped.Add(float64(len(ids) - i))
 			return false
 		}
