@@ -159,18 +159,20 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, svc: cfg.Service, log: log, metrics: met, sessions: map[*session]struct{}{},
 		idPrefix: rand.Text()[:8] + "-",
 		upgrader: websocket.Upgrader{
-			ReadBufferSize: readBufferSize, WriteBufferSize: writeBufferSize,
-			CheckOrigin: checkOrigin(cfg.AllowedOrigins), Error: upgradeError,
+			ReadBufferSize: bufferSize, WriteBufferSize: bufferSize,
+			// Events are written from their prepared frames, past the
+			// write buffer: only replies need one, for the moment of
+			// their write, so connections share a pool of them rather
+			// than each holding its own.
+			WriteBufferPool: &sync.Pool{},
+			CheckOrigin:     checkOrigin(cfg.AllowedOrigins), Error: upgradeError,
 		},
 	}, nil
 }
 
-// The connection buffers: a client message is at most MaxMessageSize, and
-// events are written from their prepared frames without the write buffer.
-const (
-	readBufferSize  = 1024
-	writeBufferSize = 1024
-)
+// bufferSize is the size of a connection's read buffer and of the write
+// buffers (melody's sizes: client messages and replies are small).
+const bufferSize = 1024
 
 // checkOrigin refuses handshakes from pages of foreign origins (403). The
 // token is what authenticates, and a page could only use one it holds, but
