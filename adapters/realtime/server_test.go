@@ -114,3 +114,38 @@ func TestConnectFailureCloses4401(t *testing.T) {
 		t.Fatalf("got %v, want 4401 saying the database is unreachable", err)
 	}
 }
+
+// The server pings every PingPeriod, and a client that answers stays
+// connected past PongWait.
+func TestPingsKeepAnAnsweringClient(t *testing.T) {
+	t.Parallel()
+	url := serveWith(t, Config{
+		Service: connectFunc(func(context.Context, string, ports.EventSink) (ports.RealtimeConn, error) {
+			return nil, domain.ErrUnauthenticated
+		}),
+		AuthTimeout: time.Minute, PingPeriod: 20 * time.Millisecond, PongWait: 40 * time.Millisecond,
+	})
+	c, _, err := websocket.DefaultDialer.DialContext(t.Context(), url, nil) // no token: waits for an auth message
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	pings := make(chan struct{}, 100)
+	c.SetPingHandler(func(data string) error {
+		pings <- struct{}{}
+		return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	ended := make(chan error, 1)
+	go func() {
+		_, _, err := c.ReadMessage()
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		t.Fatalf("the connection ended: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if n := len(pings); n < 5 {
+		t.Fatalf("%d pings in 300ms, want one every 20ms", n)
+	}
+}

@@ -24,14 +24,14 @@ type session struct {
 	id    string // unique in the process: the connection's rate-limit key
 	token string // from the handshake, if any
 
-	// out feeds the writer. It holds SendBuffer messages and one slot
-	// more: send never fills the last one, so the close frame that ends a
-	// connection always fits.
+	// out feeds the writer. It holds SendBuffer entries (messages and
+	// pings) and one slot more: push never fills the last one, so the
+	// close frame that ends a connection always fits.
 	out chan *outgoing
-	// stop ends the writer once the reader is done.
-	stop chan struct{}
-	// queued counts the messages given to the writer and not yet written.
+	// queued counts the entries pushed to out and not yet written.
 	queued atomic.Int32
+	// pinger pushes a ping every PingPeriod.
+	pinger *time.Timer
 	// closing is set once a close frame is queued (or the client left).
 	closing   atomic.Bool
 	mu        sync.Mutex
@@ -41,24 +41,50 @@ type session struct {
 	gone      bool // the client left: the gauge no longer counts subs
 }
 
-// outgoing is one message for a connection's writer: a reply made for the
-// connection, an event's message shared by every connection it reaches, or
-// the close frame.
+// outgoing is one entry of a connection's writer: a reply made for the
+// connection, an event's message shared by every connection it reaches, a
+// ping, the close frame, or the end of the writer.
 type outgoing struct {
-	text []byte
+	kind outKind
+	text []byte // a message, or the close frame's payload
 	// prepared, when set, is text framed once for all the connections that
 	// share the message.
 	prepared *websocket.PreparedMessage
-	close    bool // text is the close frame's payload
 }
+
+type outKind uint8
+
+const (
+	outMessage outKind = iota
+	outPing
+	outClose
+	outStop
+)
+
+var (
+	pingEntry = &outgoing{kind: outPing}
+	stopEntry = &outgoing{kind: outStop}
+)
 
 var _ ports.EventSink = (*session)(nil)
 
 func newSession(srv *Server, ws *websocket.Conn, id, token string) *session {
-	return &session{
-		srv: srv, ws: ws, id: id, token: token,
-		out: make(chan *outgoing, srv.cfg.SendBuffer+1), stop: make(chan struct{}),
+	sess := &session{srv: srv, ws: ws, id: id, token: token, out: make(chan *outgoing, srv.cfg.SendBuffer+1)}
+	// Armed only once set: ping reads it.
+	sess.pinger = time.AfterFunc(math.MaxInt64, sess.ping)
+	sess.pinger.Reset(srv.cfg.PingPeriod)
+	return sess
+}
+
+// ping has the writer ping the client, and comes again in PingPeriod,
+// until the connection closes. A client whose entries fill the queue is
+// not pinged: it has enough to answer.
+func (sess *session) ping() {
+	if sess.closing.Load() {
+		return
 	}
+	sess.push(pingEntry)
+	sess.pinger.Reset(sess.srv.cfg.PingPeriod)
 }
 
 func (sess *session) connection() ports.RealtimeConn {
@@ -91,49 +117,58 @@ func (sess *session) readLoop() {
 			srv.onBinary(sess)
 		}
 	}
-	close(sess.stop)
+	// Wakes a waiting writer; a busy one fails on the closed connection.
+	sess.push(stopEntry)
 	_ = c.Close()
 	srv.onDisconnect(sess)
 }
 
-// writeLoop writes what is queued, in order, and pings, until the close
-// frame is written, a write fails or the reader is done; it then closes
-// the connection, which ends the reader too.
+// writeLoop writes what is pushed, in order, until the close frame is
+// written, a write fails or the reader is done; it then closes the
+// connection, which ends the reader too. It waits on out alone: a wait on
+// several channels (a ticker's, a stop signal's) would cost every message
+// a select.
 func (sess *session) writeLoop() {
 	c, cfg := sess.ws, sess.srv.cfg
-	ping := time.NewTicker(cfg.PingPeriod)
 	defer func() {
-		ping.Stop()
 		sess.closing.Store(true)
+		sess.pinger.Stop()
 		_ = c.Close()
 	}()
-	for {
-		select {
-		case o := <-sess.out:
-			if o.close {
-				_ = c.WriteControl(websocket.CloseMessage, o.text, time.Now().Add(cfg.WriteWait))
-				return
-			}
+	for o := range sess.out {
+		var err error
+		switch o.kind {
+		case outStop:
+			return
+		case outClose:
+			_ = c.WriteControl(websocket.CloseMessage, o.text, time.Now().Add(cfg.WriteWait))
+			return
+		case outPing:
+			err = c.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait))
+		case outMessage:
 			_ = c.SetWriteDeadline(time.Now().Add(cfg.WriteWait))
-			var err error
 			if o.prepared != nil {
 				err = c.WritePreparedMessage(o.prepared)
 			} else {
 				err = c.WriteMessage(websocket.TextMessage, o.text)
 			}
-			sess.queued.Add(-1)
-			if err != nil {
-				sess.srv.log.Debug("websocket: write failed", "error", err)
-				return
-			}
-		case <-ping.C:
-			if err := c.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait)); err != nil {
-				return
-			}
-		case <-sess.stop:
+		}
+		sess.queued.Add(-1)
+		if err != nil {
+			sess.srv.log.Debug("websocket: write failed", "error", err)
 			return
 		}
 	}
+}
+
+// push queues o for the writer unless SendBuffer entries already wait.
+func (sess *session) push(o *outgoing) bool {
+	if sess.queued.Add(1) > int32(sess.srv.cfg.SendBuffer) {
+		sess.queued.Add(-1)
+		return false
+	}
+	sess.out <- o // never blocks: the close frame's slot stays free
+	return true
 }
 
 // send queues a reply made for this connection.
@@ -141,21 +176,19 @@ func (sess *session) send(msg []byte) bool {
 	return sess.enqueue(&outgoing{text: msg})
 }
 
-// enqueue queues o for the writer. It refuses when the connection is
-// closing, and when SendBuffer messages already wait: the client does not
-// read, so it is disconnected (1008) instead of holding anyone up.
+// enqueue queues message o for the writer. It refuses when the connection
+// is closing, and when SendBuffer entries already wait: the client does
+// not read, so it is disconnected (1008) instead of holding anyone up.
 func (sess *session) enqueue(o *outgoing) bool {
 	if sess.closing.Load() {
 		return false
 	}
-	if sess.queued.Add(1) > int32(sess.srv.cfg.SendBuffer) {
-		sess.queued.Add(-1)
+	if !sess.push(o) {
 		if sess.closeWith(ClosePolicyViolation, "too slow: messages were not read") {
 			sess.srv.metrics.slowClosed.Inc()
 		}
 		return false
 	}
-	sess.out <- o // never blocks: queued keeps a slot free
 	return true
 }
 
@@ -172,8 +205,8 @@ func (sess *session) closeWith(code int, reason string) bool {
 	}
 	sess.mu.Unlock()
 	sess.srv.metrics.closed.WithLabelValues(fmt.Sprint(code)).Inc()
-	// Never blocks: enqueue leaves this slot free.
-	sess.out <- &outgoing{text: websocket.FormatCloseMessage(code, reason), close: true}
+	// Never blocks: push leaves this slot free.
+	sess.out <- &outgoing{kind: outClose, text: websocket.FormatCloseMessage(code, reason)}
 	return true
 }
 
