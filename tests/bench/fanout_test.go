@@ -2,8 +2,9 @@ package bench
 
 // The fan-out row: one change reaching N WebSocket subscribers (one
 // matching subscription each), end to end — a PUT through the REST API,
-// the change log, the wake-up, the fan-out, melody, the network — beside
-// the same broadcast from a bare melody server, in the same run.
+// the change log, the wake-up, the fan-out, the WebSocket writers, the
+// network — beside the same broadcast from a bare melody server, in the
+// same run: both serve their connections throughout, and take turns.
 //
 // Server and clients run in processes of their own (this test binary,
 // started again with FANOUT_HELPER set), so that each side has its own
@@ -16,9 +17,10 @@ package bench
 // Settings, from the environment:
 //
 //	BENCH_FANOUT_SUBSCRIBERS   connections (default 10000)
-//	BENCH_FANOUT_ROUNDS        changes measured (default 10), one at a time,
-//	                           at most one per BENCH_FANOUT_EVERY (default 1s),
-//	                           so both servers see the same event rate
+//	BENCH_FANOUT_ROUNDS        changes measured (default 10) on each server,
+//	                           one at a time, a round (one change on each) at
+//	                           most every BENCH_FANOUT_EVERY (default 1s), so
+//	                           both servers see the same event rate
 //	BENCH_FANOUT_DATABASE_URL  the service's database (default: a SQLite
 //	                           file; a postgres:// URL uses LISTEN/NOTIFY)
 
@@ -111,8 +113,7 @@ func (r fanoutResult) rate() float64 { return float64(r.deliveries) / r.busy.Sec
 func BenchmarkFanout(b *testing.B) {
 	cfg := fanoutSettings(b)
 	for range b.N {
-		bare := fanoutRun(b, cfg, "bare")
-		ours := fanoutRun(b, cfg, "service")
+		bare, ours := fanoutRun(b, cfg)
 		fanoutPrint(os.Stdout, cfg, bare, ours)
 		b.ReportMetric(ours.rate(), "deliveries/s")
 		b.ReportMetric(ours.rate()/bare.rate(), "rate-ratio")
@@ -223,7 +224,14 @@ func (h *fanoutHelper) expect(b *testing.B, word string) []string {
 	return nil
 }
 
-func fanoutRun(b *testing.B, cfg fanoutConfig, kind string) fanoutResult {
+// fanoutSide is one server under measure with its client.
+type fanoutSide struct {
+	kind         string
+	srv, cli     *fanoutHelper
+	base, loaded []string // the server's "mem" before and after the connections
+}
+
+func fanoutOpen(b *testing.B, cfg fanoutConfig, kind string) *fanoutSide {
 	b.Helper()
 	srv := fanoutStart(b, "FANOUT_HELPER=server", "FANOUT_KIND="+kind, "FANOUT_DB="+cfg.dbURL)
 	ready := srv.expect(b, "ready") // url token subscribe-message
@@ -233,20 +241,42 @@ func fanoutRun(b *testing.B, cfg fanoutConfig, kind string) fanoutResult {
 		"FANOUT_SUBSCRIBE="+ready[2], "FANOUT_N="+strconv.Itoa(cfg.subscribers), "FANOUT_ROUNDS="+strconv.Itoa(cfg.rounds))
 	cli.expect(b, "ready")
 	srv.send(b, "mem")
-	loaded := srv.expect(b, "mem")
+	return &fanoutSide{kind: kind, srv: srv, cli: cli, base: base, loaded: srv.expect(b, "mem")}
+}
 
+// round makes change r and waits for its every delivery.
+func (sd *fanoutSide) round(b *testing.B, r int) {
+	b.Helper()
+	sd.srv.send(b, "change %d", r)
+	t0 := sd.srv.expect(b, "t0")
+	sd.cli.send(b, "t0 %s %s", t0[0], t0[1])
+	if got := sd.cli.expect(b, "done"); got[0] != strconv.Itoa(r) {
+		b.Fatalf("%s, round %d: the client finished round %s", sd.kind, r, got[0])
+	}
+}
+
+// fanoutRun measures both servers, side by side: both serve their
+// connections throughout, and each round makes one change on each, in
+// turns, first one then the other, so the rest of the machine's load
+// (which comes and goes) weighs on both alike.
+func fanoutRun(b *testing.B, cfg fanoutConfig) (bare, ours fanoutResult) {
+	b.Helper()
+	sides := []*fanoutSide{fanoutOpen(b, cfg, "bare"), fanoutOpen(b, cfg, "service")}
 	for r := 1; r <= cfg.rounds; r++ {
 		started := time.Now()
-		srv.send(b, "change %d", r)
-		t0 := srv.expect(b, "t0")
-		cli.send(b, "t0 %s %s", t0[0], t0[1])
-		if got := cli.expect(b, "done"); got[0] != strconv.Itoa(r) {
-			b.Fatalf("round %d: the client finished round %s", r, got[0])
+		for i := range sides {
+			sides[(r+i)%len(sides)].round(b, r)
 		}
 		time.Sleep(time.Until(started.Add(cfg.every)))
 	}
-	cli.send(b, "finish")
-	st := cli.expect(b, "stats") // deliveries busy-ns p50 p99 last-p50 last-p99
+	return sides[0].result(b, cfg), sides[1].result(b, cfg)
+}
+
+// result collects the figures and ends the side.
+func (sd *fanoutSide) result(b *testing.B, cfg fanoutConfig) fanoutResult {
+	b.Helper()
+	sd.cli.send(b, "finish")
+	st := sd.cli.expect(b, "stats") // deliveries busy-ns p50 p99 last-p50 last-p99
 	num := func(s string) int64 {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
@@ -255,19 +285,19 @@ func fanoutRun(b *testing.B, cfg fanoutConfig, kind string) fanoutResult {
 		return n
 	}
 	res := fanoutResult{
-		name: kind, deliveries: num(st[0]), busy: time.Duration(num(st[1])),
+		deliveries: num(st[0]), busy: time.Duration(num(st[1])),
 		p50: time.Duration(num(st[2])), p99: time.Duration(num(st[3])),
 		lastP50: time.Duration(num(st[4])), lastP99: time.Duration(num(st[5])),
-		rssPerConn:  float64(num(loaded[0])-num(base[0])) / float64(cfg.subscribers),
-		heapPerConn: float64(num(loaded[1])-num(base[1])) / float64(cfg.subscribers),
+		rssPerConn:  float64(num(sd.loaded[0])-num(sd.base[0])) / float64(cfg.subscribers),
+		heapPerConn: float64(num(sd.loaded[1])-num(sd.base[1])) / float64(cfg.subscribers),
 	}
-	if kind == "service" {
+	if sd.kind == "service" {
 		res.name = "userservice"
 	} else {
 		res.name = "bare melody"
 	}
-	srv.send(b, "quit")
-	cli.send(b, "quit")
+	sd.srv.send(b, "quit")
+	sd.cli.send(b, "quit")
 	return res
 }
 
