@@ -16,7 +16,7 @@ import (
 )
 
 // Config is the service's configuration, read from the environment only
-// (README, Configuration). Secrets are kept out of String and of every log line.
+// (docs/operations.md, Configuration). Secrets are kept out of String and of every log line.
 type Config struct {
 	DatabaseURL     string
 	HTTPAddr        string
@@ -117,7 +117,7 @@ func LoadConfig(getenv func(string) string, forServe bool) (Config, error) {
 	} else if secret != "" {
 		c.JWTSecret = []byte(secret)
 	}
-	// Where the signing key comes from (README, Signing keys): JWT_KEYS_DIR
+	// Where the signing key comes from (docs/operations.md, Signing keys): JWT_KEYS_DIR
 	// when set; else, serving on SQLite, a key made once beside the database
 	// file; else JWT_SECRET signs (HS256). PostgreSQL serves several
 	// instances, which must share their keys: one of the two is required.
@@ -126,7 +126,7 @@ func LoadConfig(getenv func(string) string, forServe bool) (Config, error) {
 	case c.JWTKeysDir != "" || secret != "" && postgres:
 	case postgres && forServe:
 		bad("JWT_KEYS_DIR", "is required with PostgreSQL: a directory of Ed25519 PEM keys shared by every instance "+
-			"(README, Signing keys); JWT_SECRET (HS256, at least %d bytes) is still accepted instead", minSecretLen)
+			"(docs/operations.md, Signing keys); JWT_SECRET (HS256, at least %d bytes) is still accepted instead", minSecretLen)
 	case forServe && sqlitePath != "" && sqlitePath != ":memory:":
 		c.JWTKeyFile = sqlitePath + KeyFileSuffix
 	case secret == "":
