@@ -426,10 +426,11 @@ func TestCommandsAreTheBinarys(t *testing.T) {
 }
 
 var (
-	// sectionRef is the repository's way of pointing at a page's section in
-	// comments and messages: (docs/operations.md, Signing keys), the section
-	// ending at a comma, colon, semicolon, quote or the parenthesis.
-	sectionRef = regexp.MustCompile(`\((docs/[a-z]+\.md), "?([A-Z][^,;:)"]*)[,;:)"]`)
+	// sectionRef is the repository's way of pointing at a section of the
+	// README or a page of docs/ in comments and messages: (docs/operations.md,
+	// Signing keys), the section ending at a comma, colon, semicolon, quote or
+	// the parenthesis.
+	sectionRef = regexp.MustCompile(`\((README|README\.md|docs/[a-z]+\.md), "?([A-Z][^,;:)"]*)[,;:)"]`)
 	heading    = regexp.MustCompile(`(?m)^#+ (.+)$`)
 	// notInSlug are the characters GitHub drops from a heading's anchor.
 	notInSlug = regexp.MustCompile(`[^\p{L}\p{N}_ -]`)
@@ -455,7 +456,8 @@ func headings(t *testing.T, page string) (titles, anchors map[string]bool) {
 // TestSectionReferencesFindTheirSection follows every reference to a
 // section: the Markdown links with a fragment in the pages, and the
 // parenthesised references of comments, messages and pages anywhere in the
-// repository that name a page of docs/ and then, after a comma, its section. A section that moved or was renamed leaves them dangling.
+// repository that name the README or a page of docs/ and then, after a
+// comma, its section. A section that moved or was renamed leaves them dangling.
 func TestSectionReferencesFindTheirSection(t *testing.T) {
 	type target struct{ titles, anchors map[string]bool }
 	cache := map[string]target{}
@@ -510,9 +512,9 @@ func TestSectionReferencesFindTheirSection(t *testing.T) {
 		for i, line := range strings.Split(string(data), "\n") {
 			for _, m := range sectionRef.FindAllStringSubmatch(line, -1) {
 				checked++
-				title := strings.TrimSpace(m[2])
-				if tg, ok := lookup(m[1]); !ok || !tg.titles[title] {
-					t.Errorf("%s:%d refers to %q of %s, which has no such section", rel, i+1, title, m[1])
+				page, title := strings.TrimSuffix(m[1], ".md")+".md", strings.TrimSpace(m[2])
+				if tg, ok := lookup(page); !ok || !tg.titles[title] {
+					t.Errorf("%s:%d refers to %q of %s, which has no such section", rel, i+1, title, page)
 				}
 			}
 		}
@@ -522,6 +524,6 @@ func TestSectionReferencesFindTheirSection(t *testing.T) {
 		t.Fatal(err)
 	}
 	if checked == 0 {
-		t.Error("no reference to a section of a page of docs/ found: the pattern no longer matches the repository's")
+		t.Error("no reference to a section of the README or docs/ found: the pattern no longer matches the repository's")
 	}
 }
