@@ -82,7 +82,7 @@ var (
 	makeCommand = regexp.MustCompile("(?m)(?:`|^[ \t]*)make ([a-z][a-z0-9_-]*)")
 )
 
-func TestMakeTargetsAreTheMakefiles(t *testing.T) {
+func TestMakeTargetsMatchTheMakefile(t *testing.T) {
 	makefile := read(t, "Makefile")
 	rules := map[string]bool{}
 	for _, m := range rule.FindAllStringSubmatch(makefile, -1) {
@@ -402,7 +402,7 @@ func code(page string) []string {
 	return out
 }
 
-func TestCommandsAreTheBinarys(t *testing.T) {
+func TestCommandsMatchTheBinary(t *testing.T) {
 	have := commands(t)
 	for _, page := range append(docPages(t), "README.md", "SECURITY.md") {
 		documented := map[string]bool{}
