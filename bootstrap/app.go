@@ -84,12 +84,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, registry *prometh
 	var limit *ratelimit.Limiter
 	if registry != nil {
 		limit, err = ratelimit.New(ratelimit.Config{
-			Dir:            cfg.PolicyDir,
-			TrustedProxies: cfg.TrustedProxies,
-			RedisURL:       cfg.RedisURL,
-			Verifier:       tokens,
-			Log:            log,
-			Registry:       registry,
+			Dir:      cfg.PolicyDir,
+			RedisURL: cfg.RedisURL,
+			Verifier: tokens,
+			Log:      log,
+			Registry: registry,
 		})
 		if err != nil {
 			store.Close()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -278,23 +277,6 @@ func (s *server) operationMiddleware() map[string][]echo.MiddlewareFunc {
 		out[id] = mw
 	}
 	return out
-}
-
-func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
-	if len(trusted) == 0 {
-		return echo.ExtractIPDirect()
-	}
-	// Echo trusts loopback and private ranges by default; only the
-	// configured proxies may vouch for a client address here.
-	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
-	for _, p := range trusted {
-		p = p.Masked()
-		opts = append(opts, echo.TrustIPRange(&net.IPNet{
-			IP:   net.IP(p.Addr().AsSlice()),
-			Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
-		}))
-	}
-	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // NewHTTPServer wraps h in an http.Server with timeouts that keep slow or
