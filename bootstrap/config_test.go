@@ -205,3 +205,14 @@ func TestTimeoutsOverrideOnlyWhatIsSet(t *testing.T) {
 		t.Errorf("server timeouts %v %v %v %v", s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout)
 	}
 }
+
+// LoadConfig reads getenv only: the process's own environment (a developer's
+// shell, a test runner) must not fill in what the caller did not set.
+func TestLoadConfigReadsOnlyGetenv(t *testing.T) {
+	t.Setenv("HTTP_ADDR", "nonsense")
+	t.Setenv("LOG_FORMAT", "xml")
+	c, err := LoadConfig(envOf(nil), true)
+	if err != nil || c.HTTPAddr != ":8000" || c.LogFormat != "text" {
+		t.Fatalf("the process environment leaked in: %q %q %v", c.HTTPAddr, c.LogFormat, err)
+	}
+}
