@@ -158,12 +158,13 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
-	e.Use(requestID, securityHeaders, s.observe, s.recover)
+	e.Use(requestID, securityHeaders, s.observe, recoverPanics())
 	if len(cfg.AllowedOrigins) > 0 {
 		// After observe, so preflights are logged and counted too.
 		e.Use(corsHeaders(cfg.AllowedOrigins))
 	}
-	e.Use(s.limitBody, s.deadline)
+	e.Use(s.limitBody)
+	e.Use(deadlines(cfg)...)
 
 	RegisterHandlersWithOptions(e, s, RegisterHandlersOptions{
 		OperationMiddlewares: s.operationMiddleware(),
