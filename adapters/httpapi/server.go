@@ -127,21 +127,11 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	if err := deps.check(); err != nil {
 		return nil, err
 	}
-	if cfg.BodyLimit <= 0 {
-		cfg.BodyLimit = defaultBodyLimit
-	}
-	if cfg.ReadyTimeout <= 0 {
-		cfg.ReadyTimeout = defaultReadyTimeout
-	}
-	if cfg.ImportBodyLimit <= 0 {
-		cfg.ImportBodyLimit = defaultImportBodyLimit
-	}
-	if cfg.ImportTimeout <= 0 {
-		cfg.ImportTimeout = defaultImportTimeout
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = defaultRequestTimeout
-	}
+	orDefault(&cfg.BodyLimit, defaultBodyLimit)
+	orDefault(&cfg.ReadyTimeout, defaultReadyTimeout)
+	orDefault(&cfg.ImportBodyLimit, defaultImportBodyLimit)
+	orDefault(&cfg.ImportTimeout, defaultImportTimeout)
+	orDefault(&cfg.RequestTimeout, defaultRequestTimeout)
 	m, err := newMetrics(deps.Registry, deps.Version)
 	if err != nil {
 		return nil, err
@@ -178,6 +168,13 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	console.register(e)
 	refuseShadowedMethods(e)
 	return e, nil
+}
+
+// orDefault sets a Config value left zero (or negative) to its default.
+func orDefault[T int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // refuseShadowedMethods answers 405, with Allow, a method that a fixed path
