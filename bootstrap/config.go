@@ -21,12 +21,12 @@ import (
 // Config is the service's configuration, read from the environment only
 // (docs/operations.md, Configuration): the env tags name the variables and their
 // defaults, caarlos0/env reads them, and LoadConfig checks what the tags
-// cannot say. A secret never reaches an error message or a log line.
+// cannot say. A secret never reaches an error message, String or a log line.
 type Config struct {
 	DatabaseURL string `env:"DATABASE_URL"`
 	HTTPAddr    string `env:"HTTP_ADDR" envDefault:":8000"`
 	// JWTSecret (JWT_SECRET) is at least minSecretLen bytes, taken as given.
-	JWTSecret       []byte `env:"JWT_SECRET"`
+	JWTSecret       Secret `env:"JWT_SECRET"`
 	JWTSecretRandom bool   // no key nor JWT_SECRET: a random secret was made (administration commands, in-memory SQLite)
 	// JWTKeysDir (JWT_KEYS_DIR) holds the Ed25519 signing keys; JWTKeyFile
 	// is the key kept beside a SQLite database when there is no such
@@ -68,6 +68,15 @@ type Config struct {
 	IdleTimeout       time.Duration
 }
 
+// Secret is key material. Printed (a Config with %v) or logged, it shows as
+// [redacted]: slog would otherwise write a byte slice out as a string.
+type Secret []byte
+
+func (Secret) String() string { return "[redacted]" }
+
+// LogValue keeps the secret out of slog's handlers, which do not use String.
+func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
 // minSecretLen is the shortest JWT_SECRET accepted: 256 bits for HS256.
 const minSecretLen = 32
 
@@ -88,11 +97,11 @@ var parsers = map[reflect.Type]env.ParserFunc{
 		}
 		return d, nil
 	},
-	reflect.TypeFor[[]byte](): func(s string) (any, error) {
+	reflect.TypeFor[Secret](): func(s string) (any, error) {
 		if len(s) < minSecretLen {
 			return nil, fmt.Errorf("must be at least %d bytes (got %d)", minSecretLen, len(s))
 		}
-		return []byte(s), nil
+		return Secret(s), nil
 	},
 	reflect.TypeFor[[]netip.Prefix](): trustedProxies,
 }

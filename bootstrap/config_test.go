@@ -1,6 +1,8 @@
 package bootstrap
 
 import (
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -214,5 +216,22 @@ func TestLoadConfigReadsOnlyGetenv(t *testing.T) {
 	c, err := LoadConfig(envOf(nil), true)
 	if err != nil || c.HTTPAddr != ":8000" || c.LogFormat != "text" {
 		t.Fatalf("the process environment leaked in: %q %q %v", c.HTTPAddr, c.LogFormat, err)
+	}
+}
+
+func TestSecretsStayOutOfStringAndLogs(t *testing.T) {
+	t.Parallel()
+	secret := strings.Repeat("topsecret", 4)
+	c, err := LoadConfig(envOf(map[string]string{"JWT_SECRET": secret}), true)
+	if err != nil || string(c.JWTSecret) != secret {
+		t.Fatalf("JWT_SECRET not read as given: %v", err)
+	}
+	var logs strings.Builder
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("config", "secret", c.JWTSecret, "config", c)
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "secret", c.JWTSecret, "config", c)
+	for _, out := range []string{fmt.Sprintf("%v %+v %s", c, c, c.JWTSecret), logs.String()} {
+		if strings.Contains(out, "topsecret") || !strings.Contains(out, "[redacted]") {
+			t.Errorf("the secret shows: %s", out)
+		}
 	}
 }
