@@ -28,7 +28,8 @@ const (
 // refusal stops there, so a client refused by one rule does not also spend
 // the budgets of the later ones. Bodies are never read here. A rule keyed
 // by address counts c.RealIP(): the Echo instance's IPExtractor decides who
-// the client is (forwarding headers believed only from trusted proxies).
+// the client is (forwarding headers believed only from trusted proxies). Set
+// one: without it, Echo believes any client's X-Forwarded-For.
 func (l *Limiter) Middleware() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
