@@ -19,9 +19,10 @@ import (
 )
 
 // Config is the service's configuration, read from the environment only
-// (docs/operations.md, Configuration): the env tags name the variables and their
-// defaults, caarlos0/env reads them, and LoadConfig checks what the tags
-// cannot say. A secret never reaches an error message, String or a log line.
+// (docs/operations.md, Configuration): the env tags name the variables and
+// their defaults, caarlos0/env reads them, and LoadConfig checks what the
+// tags cannot say. A secret never reaches an error message, String or a log
+// line.
 type Config struct {
 	DatabaseURL string `env:"DATABASE_URL"`
 	HTTPAddr    string `env:"HTTP_ADDR" envDefault:":8000"`
@@ -160,9 +161,9 @@ func LoadConfig(getenv func(string) string, forServe bool) (Config, error) {
 		p.add("HTTP_ADDR", "must be host:port or :port (got %q)", c.HTTPAddr)
 	}
 
-	// Where the signing key comes from (docs/operations.md, Signing keys): JWT_KEYS_DIR
-	// when set; else, serving on SQLite, a key made once beside the database
-	// file; else JWT_SECRET signs (HS256). PostgreSQL serves several
+	// Where the signing key comes from (docs/operations.md, Signing keys):
+	// JWT_KEYS_DIR when set; else, serving on SQLite, a key made once beside
+	// the database file; else JWT_SECRET signs (HS256). PostgreSQL serves several
 	// instances, which must share their keys: one of the two is required.
 	secret := environ["JWT_SECRET"] != ""
 	sqlitePath := sqliteFile(c.DatabaseURL)
