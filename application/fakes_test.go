@@ -73,6 +73,7 @@ func (r *memRepo) Create(_ context.Context, u *domain.User, actor domain.Actor) 
 		return nil, domain.ErrIDTaken
 	}
 	r.nextID = max(r.nextID, s.ID+1)
+	s.Version = 1
 	r.users[s.ID] = s
 	r.changes = append(r.changes, recordedChange{domain.ActionCreated, actor.ID, s.ID})
 	return r.restore(s), nil
@@ -125,6 +126,7 @@ func (r *memRepo) Update(_ context.Context, id int64, actor domain.Actor, fn por
 		if r.emailTaken(next.Email, id) {
 			return nil, domain.ErrEmailTaken
 		}
+		next.Version++
 		r.users[id] = next
 		r.changes = append(r.changes, recordedChange{action, actor.ID, id})
 	}
