@@ -73,7 +73,6 @@ func (r *memRepo) Create(_ context.Context, u *domain.User, actor domain.Actor) 
 		return nil, domain.ErrIDTaken
 	}
 	r.nextID = max(r.nextID, s.ID+1)
-	s.Version = 1
 	r.users[s.ID] = s
 	r.changes = append(r.changes, recordedChange{domain.ActionCreated, actor.ID, s.ID})
 	return r.restore(s), nil

@@ -40,7 +40,7 @@ type NewUserParams struct {
 // hash is set separately (SetPasswordHash) because hashing is an adapter's job.
 func NewUser(p NewUserParams, now time.Time) (*User, error) {
 	var v ValidationError
-	u := &User{id: p.ID, role: p.Role, createdAt: now, updatedAt: now}
+	u := &User{id: p.ID, role: p.Role, version: 1, createdAt: now, updatedAt: now}
 	if p.ID < 0 {
 		v.Add("id", "must be a positive integer")
 	}
@@ -80,9 +80,9 @@ type StoredUser struct {
 	PasswordHash       string
 	MustChangePassword bool
 	TokenVersion       int64
-	// Version counts the user's visible writes (1 when created); storage
-	// bumps it with each one, never with internal bookkeeping. The HTTP
-	// adapter makes the ETag of it.
+	// Version counts the user's visible writes: NewUser makes version 1,
+	// and storage bumps it with each later one, never with internal
+	// bookkeeping. The HTTP adapter makes the ETag of it.
 	Version   int64
 	CreatedAt time.Time
 	UpdatedAt time.Time

@@ -111,7 +111,6 @@ func writeBatch(w batchWriter, users []*domain.User, merge ports.ImportMerge, ac
 	var explicit []int64
 	for i, u := range users {
 		recs[i] = recordOf(u)
-		recs[i].Version = 1 // as inserted; a merge's row takes its own below
 		if recs[i].ID != 0 {
 			explicit = append(explicit, recs[i].ID)
 		}

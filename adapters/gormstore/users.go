@@ -18,12 +18,10 @@ type UserRepository struct{ s *Store }
 
 var _ ports.UserRepository = (*UserRepository)(nil)
 
-// Create inserts u at version 1, keeping its id when non-zero
-// (domain.ErrIDTaken when another user has it or had it: see retireUserID),
-// and returns it as stored.
+// Create inserts u, keeping its id when non-zero (domain.ErrIDTaken when
+// another user has it or had it: see retireUserID), and returns it as stored.
 func (r *UserRepository) Create(ctx context.Context, u *domain.User, actor domain.Actor) (*domain.User, error) {
 	rec := recordOf(u)
-	rec.Version = 1
 	var out *domain.User
 	err := r.s.write(ctx, func(tx *gorm.DB) error {
 		explicit := rec.ID != 0
