@@ -125,6 +125,7 @@ func (r *memRepo) Update(_ context.Context, id int64, actor domain.Actor, fn por
 		if r.emailTaken(next.Email, id) {
 			return nil, domain.ErrEmailTaken
 		}
+		next.Version++
 		r.users[id] = next
 		r.changes = append(r.changes, recordedChange{action, actor.ID, id})
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
@@ -427,64 +426,30 @@ func TestUpdateProfileIfMatch(t *testing.T) {
 	f := newFixture(t)
 	super := actorOf(f.seed(t, 1, domain.RoleSuperadmin, "secret-super"))
 	target := f.seed(t, 2, domain.RoleUser, "secret-two")
-	tag := ETag(target)
-	rename := func(name, ifMatch string) (*domain.User, error) {
+	current := target.Version()
+	rename := func(name string, ifMatch *ports.IfMatch) (*domain.User, error) {
 		return f.users.UpdateProfile(ctx, super, target.ID(), ports.UpdateUserRequest{
 			Patch: domain.ProfilePatch{FirstName: ptr(name)}, IfMatch: ifMatch,
 		})
 	}
-	if _, err := rename("Eve", `W/`+tag); !errors.Is(err, domain.ErrStale) {
-		t.Fatalf("weak tag: %v, want ErrStale (If-Match compares strongly)", err)
+	if _, err := rename("Eve", &ports.IfMatch{}); !errors.Is(err, domain.ErrStale) {
+		t.Fatalf("no version named: %v, want ErrStale", err)
 	}
-	u, err := rename("Eve", `"other", `+tag)
+	u, err := rename("Eve", &ports.IfMatch{Versions: []int64{current + 7, current}})
 	if err != nil {
-		t.Fatalf("current tag in a list: %v", err)
+		t.Fatalf("current version in a list: %v", err)
 	}
-	if ETag(u) == tag {
-		t.Fatal("the ETag did not change with the update")
+	if u.Version() != current+1 {
+		t.Fatalf("version %d after the update, want %d", u.Version(), current+1)
 	}
-	if _, err := rename("Ida", tag); !errors.Is(err, domain.ErrStale) {
-		t.Fatalf("stale tag: %v, want ErrStale", err)
+	if _, err := rename("Ida", &ports.IfMatch{Versions: []int64{current}}); !errors.Is(err, domain.ErrStale) {
+		t.Fatalf("stale version: %v, want ErrStale", err)
 	}
 	if got := f.repo.stored(t, target.ID()).FirstName; got != "Eve" {
 		t.Fatalf("a stale update was written: %s", got)
 	}
-	if _, err := rename("Ida", "*"); err != nil {
+	if _, err := rename("Ida", &ports.IfMatch{Any: true}); err != nil {
 		t.Fatalf("*: %v", err)
-	}
-}
-
-func TestETagChangesWithEveryChange(t *testing.T) {
-	t.Parallel()
-	u, err := domain.NewUser(domain.NewUserParams{FirstName: "Ann", LastName: "Lee", Email: "a@example.com", Gender: "female"}, testNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{ETag(u): true}
-	step := func(name string, change func(*domain.User)) {
-		change(u)
-		tag := ETag(u)
-		if seen[tag] {
-			t.Fatalf("%s: ETag %s seen before", name, tag)
-		}
-		if len(tag) < 3 || tag[0] != '"' || tag[len(tag)-1] != '"' {
-			t.Fatalf("%s: %s is not a quoted tag", name, tag)
-		}
-		seen[tag] = true
-	}
-	// The same instant: visible fields change the tag without updated_at.
-	step("profile", func(u *domain.User) { _ = u.ApplyProfile(domain.ProfilePatch{FirstName: ptr("Eve")}, testNow) })
-	step("role", func(u *domain.User) { _ = u.ChangeRole(domain.Operator(), domain.RoleAdmin, nil, testNow) })
-	// A password change and a revocation show in public only by updated_at.
-	step("password", func(u *domain.User) { u.SetPasswordHash("hash:x", testNow.Add(time.Microsecond)) })
-	step("revocation", func(u *domain.User) { u.RevokeTokens(testNow.Add(2 * time.Microsecond)) })
-
-	// Internal bookkeeping is no change of the user: the tag stays.
-	tag := ETag(u)
-	u.UpgradePasswordHash("hash:x rehashed")
-	u.InvalidateTokens()
-	if got := ETag(u); got != tag {
-		t.Fatalf("a hash upgrade and a token invalidation changed the ETag: %s, was %s", got, tag)
 	}
 }
 

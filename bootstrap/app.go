@@ -228,7 +228,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Stats:    a.stats,
 		Jobs:     a.jobs,
 		Ready:    a.store.Users().Ping,
-		ETag:     application.ETag,
 		Log:      log,
 		Registry: registry,
 		Version:  Version,

@@ -39,7 +39,7 @@ const sqliteInsertRows = 100
 // importValues.
 var userColumns = []string{
 	"id", "first_name", "last_name", "first_name_fold", "last_name_fold", "email", "gender", "role",
-	"ip_address", "ip_key", "password_hash", "must_change_password", "token_version", "created_at", "updated_at",
+	"ip_address", "ip_key", "password_hash", "must_change_password", "token_version", "version", "created_at", "updated_at",
 }
 
 // importValues is rec as the values of userColumns: id 0 is NULL (drawn by
@@ -57,7 +57,7 @@ func (s *Store) importValues(rec userRecord) []any {
 		created, updated = rec.CreatedAt.UnixMicro(), rec.UpdatedAt.UnixMicro()
 	}
 	return []any{id, rec.FirstName, rec.LastName, rec.FirstNameFold, rec.LastNameFold, rec.Email, rec.Gender, rec.Role,
-		ipAddr, key, rec.PasswordHash, rec.MustChangePassword, rec.TokenVersion, created, updated}
+		ipAddr, key, rec.PasswordHash, rec.MustChangePassword, rec.TokenVersion, rec.Version, created, updated}
 }
 
 // BeginImport starts an import; see ports.UserImporter.
@@ -221,8 +221,10 @@ func mergeOne(i int, stored *domain.User, merge ports.ImportMerge) (ports.Import
 	case after.ID() != stored.ID() || after.Email() != stored.Email():
 		return ports.ImportOutcome{}, nil, fmt.Errorf("gormstore: an import merge changed user %d's id or email", stored.ID())
 	}
-	// What is stored is what the record holds (times at microseconds).
+	// What is stored is what the record holds (times at microseconds), at
+	// the next version: a merge is a visible write.
 	rec := recordOf(after)
+	rec.Version = stored.Version() + 1
 	u, err := rec.user()
 	if err != nil {
 		return ports.ImportOutcome{}, nil, err
@@ -518,6 +520,7 @@ CREATE TEMPORARY TABLE import_staging (
     password_hash        text    NOT NULL,
     must_change_password boolean NOT NULL,
     token_version        bigint  NOT NULL,
+    version              bigint  NOT NULL,
     created_at           timestamptz NOT NULL,
     updated_at           timestamptz NOT NULL
 );
@@ -739,7 +742,7 @@ func (b *pgBatch) takenIDs(ids []int64) (map[int64]bool, error) {
 	return taken, nil
 }
 
-// lockIDs takes lockUserIDs as Users.Create does: exclusively for explicit
+// lockIDs takes lockUserIDs as UserRepository.Create does: exclusively for explicit
 // ids, so no id is drawn elsewhere between moving the sequence past the
 // batch's explicit ids and drawing the batch's own, and the ids found free
 // stay free; shared otherwise, so batches that only draw ids (and
@@ -792,7 +795,7 @@ func (b *pgBatch) insert(recs []userRecord) (map[string]int64, error) {
 
 func (b *pgBatch) lockStored(emails []string) ([]*domain.User, error) {
 	rows, err := b.c.Query(b.ctx, `SELECT id, first_name, last_name, email, gender, role, COALESCE(ip_address, ''),
-		password_hash, must_change_password, token_version, created_at, updated_at
+		password_hash, must_change_password, token_version, version, created_at, updated_at
 		FROM users WHERE email = ANY($1) ORDER BY id FOR NO KEY UPDATE`, emails)
 	if err != nil {
 		return nil, err
@@ -800,7 +803,7 @@ func (b *pgBatch) lockStored(emails []string) ([]*domain.User, error) {
 	var out []*domain.User
 	var s domain.StoredUser
 	_, err = pgx.ForEachRow(rows, []any{&s.ID, &s.FirstName, &s.LastName, &s.Email, &s.Gender, &s.Role, &s.IPAddress,
-		&s.PasswordHash, &s.MustChangePassword, &s.TokenVersion, &s.CreatedAt, &s.UpdatedAt}, func() error {
+		&s.PasswordHash, &s.MustChangePassword, &s.TokenVersion, &s.Version, &s.CreatedAt, &s.UpdatedAt}, func() error {
 		s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
 		u, err := domain.RestoreUser(s)
 		out = append(out, u)

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
+	"github.com/userservice/userservice/ports"
 )
 
 // Defines values for AuditEntryAction.
@@ -893,36 +894,7 @@ type UpdateUserRequest struct {
 }
 
 // User A user's public fields. Password hashes and other secrets are never part of it.
-type User struct {
-	CreatedAt time.Time `json:"created_at"`
-
-	// Email Stored lower-cased, and never as another address: an address in which
-	// case-insensitive comparison would turn a letter into another (`ı` into
-	// `i`, `ſ` into `s`, final `ς` into `σ`) is refused with `422`.
-	//
-	//
-	// Example: zoe@example.com
-	Email string `json:"email"`
-
-	// FirstName Example: Zoë
-	FirstName string `json:"first_name"`
-
-	// Gender Accepted in any letter case on input; always answered in this spelling.
-	Gender Gender `json:"gender"`
-
-	// Id Example: 42
-	Id int64 `json:"id"`
-
-	// IpAddress Canonical IPv4 or IPv6 address; `null` when unset.
-	//
-	// Example: 10.1.2.3
-	IpAddress *string `json:"ip_address"`
-
-	// LastName Example: O'Doireidh
-	LastName  string    `json:"last_name"`
-	Role      Role      `json:"role"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
+type User = ports.UserView
 
 // UserPage One page of users.
 type UserPage struct {

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -162,7 +161,7 @@ func (s *server) UpdateUser(c echo.Context, id UserID, params UpdateUserParams) 
 		},
 		Password:        o.optional("password"),
 		CurrentPassword: o.optional("current_password"),
-		IfMatch:         strings.TrimSpace(deref(params.IfMatch)),
+		IfMatch:         parseIfMatch(deref(params.IfMatch)),
 		Client:          clientAddr(c),
 	}
 	o.allow(append(updateKeys, "role")...)
@@ -212,8 +211,8 @@ func (s *server) DeleteUser(c echo.Context, id UserID) error {
 
 // sendUser answers one user with the ETag a conditional PUT needs.
 func (s *server) sendUser(c echo.Context, status int, u *domain.User) error {
-	c.Response().Header().Set(headerETag, s.etag(u))
-	return c.JSON(status, userDTO(u))
+	c.Response().Header().Set(headerETag, etagOf(u.Version()))
+	return c.JSON(status, ports.ViewOf(u))
 }
 
 func (s *server) sendCreated(c echo.Context, u *domain.User) error {

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
 )
 
@@ -40,10 +39,7 @@ type Deps struct {
 	Jobs   ports.ImportJobService
 	// Ready reports whether the service can serve (the database answers).
 	Ready func(context.Context) error
-	// ETag is the user's version tag (application.ETag), compared by the
-	// application with If-Match.
-	ETag func(*domain.User) string
-	Log  *slog.Logger
+	Log   *slog.Logger
 	// Registry receives the HTTP metrics and serves /metrics. Go runtime and
 	// process collectors are the caller's to register.
 	Registry *prometheus.Registry
@@ -107,7 +103,6 @@ type server struct {
 	stats   ports.StatsService
 	jobs    ports.ImportJobService
 	ready   func(context.Context) error
-	etag    func(*domain.User) string
 	log     *slog.Logger
 	metrics *metrics
 	// metricsHandler serves the registry at /metrics.
@@ -139,7 +134,7 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	s := &server{
 		users: deps.Users, auth: deps.Auth, keys: deps.Keys, audit: deps.Audit, imports: deps.Import, ready: deps.Ready,
 		access: deps.Access, stats: deps.Stats, jobs: deps.Jobs,
-		etag: deps.ETag, log: deps.Log, metrics: m, cfg: cfg,
+		log: deps.Log, metrics: m, cfg: cfg,
 		metricsHandler: promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{}),
 	}
 
@@ -233,7 +228,7 @@ func (d Deps) check() error {
 	for name, ok := range map[string]bool{
 		"Users": d.Users != nil, "Auth": d.Auth != nil, "Keys": d.Keys != nil, "Audit": d.Audit != nil, "Import": d.Import != nil,
 		"Access": d.Access != nil, "Stats": d.Stats != nil, "Jobs": d.Jobs != nil,
-		"Ready": d.Ready != nil, "ETag": d.ETag != nil, "Log": d.Log != nil,
+		"Ready": d.Ready != nil, "Log": d.Log != nil,
 		"Registry": d.Registry != nil,
 	} {
 		if !ok {
