@@ -12,14 +12,16 @@ import (
 // key for key; the password hash, the token version, the forced-change flag
 // and the version have no field here, so they cannot leak by accident.
 type UserView struct {
-	ID        int64     `json:"id"`
-	FirstName string    `json:"first_name"`
-	LastName  string    `json:"last_name"`
-	Email     string    `json:"email"`
-	Gender    string    `json:"gender"`
-	IPAddress *string   `json:"ip_address"` // null when unset, never absent
-	Role      string    `json:"role"`
+	// The keys are in alphabetical order, the order the REST answers have
+	// always had: a client comparing answers as text sees no change.
 	CreatedAt time.Time `json:"created_at"`
+	Email     string    `json:"email"`
+	FirstName string    `json:"first_name"`
+	Gender    string    `json:"gender"`
+	ID        int64     `json:"id"`
+	IPAddress *string   `json:"ip_address"` // null when unset, never absent
+	LastName  string    `json:"last_name"`
+	Role      string    `json:"role"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
