@@ -182,3 +182,40 @@ paths:
 		}
 	}
 }
+
+// The server reads request bodies itself (body.go, forms, the import's
+// multipart reader), so a model generated for a body schema would be a
+// second description of it that nothing uses: oapi-codegen.yaml must
+// exclude every schema a request body refers to.
+func TestNoModelIsGeneratedForARequestBody(t *testing.T) {
+	t.Parallel()
+	spec, err := openapi3.NewLoader().LoadFromFile(filepath.Join(pkgDir, "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := os.ReadFile(filepath.Join(pkgDir, "api.gen.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, item := range spec.Paths.Map() {
+		for _, op := range item.Operations() {
+			if op.RequestBody == nil || op.RequestBody.Value == nil {
+				continue
+			}
+			for _, mt := range op.RequestBody.Value.Content {
+				if mt.Schema == nil || !mt.Schema.Value.Type.Is(openapi3.TypeObject) {
+					continue // a file: no model
+				}
+				if mt.Schema.Ref == "" {
+					// oapi-codegen would declare <Operation><Type>Body for it.
+					t.Errorf("%s %s: a request body's schema must be a component, for exclude-schemas to name", path, op.OperationID)
+					continue
+				}
+				name := mt.Schema.Ref[strings.LastIndex(mt.Schema.Ref, "/")+1:]
+				if bytes.Contains(api, []byte("\ntype "+name+" ")) {
+					t.Errorf("%s %s: api.gen.go declares %s; add it to exclude-schemas in oapi-codegen.yaml", path, op.OperationID, name)
+				}
+			}
+		}
+	}
+}
