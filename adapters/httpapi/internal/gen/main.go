@@ -241,6 +241,11 @@ type param struct {
 	hint            string
 }
 
+// unboundFormats are the string formats oapi-codegen binds to a type of
+// its own (openapi_types.UUID, Email, File, []byte) that checkParams does
+// not make: such a parameter would reach the wrapper unchecked.
+var unboundFormats = []string{"uuid", "email", "binary", "byte"}
+
 // typedParams lists the parameters of the path item and of the operation
 // that can fail to bind. Only path and query parameters are checked before
 // the wrapper: a typed header or cookie would need its own reader.
@@ -252,6 +257,9 @@ func typedParams(lists ...openapi3.Parameters) ([]param, error) {
 				continue
 			}
 			sch := p.Value.Schema.Value
+			if slices.Contains(unboundFormats, sch.Format) {
+				return nil, fmt.Errorf("parameter %q: format %s binds to a type params.go does not make", p.Value.Name, sch.Format)
+			}
 			var hint string
 			switch {
 			case sch.Type.Is(openapi3.TypeInteger):
