@@ -144,6 +144,7 @@ paths:
 		"typed header":   {param(`{name: X-N, in: header, schema: {type: integer}}`), `"X-N" in header`},
 		"required query": {param(`{name: q, in: query, required: true, schema: {type: integer}}`), `"q": a required one`},
 		"no type":        {param(`{name: q, in: query, schema: {format: date}}`), `"q": one type`},
+		"uuid":           {param(`{name: q, in: query, schema: {type: string, format: uuid}}`), `"q": format uuid`},
 	} {
 		if _, err := operationsSource([]byte(tc.spec)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want one containing %q", name, err, tc.want)
