@@ -7,7 +7,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/userservice/userservice/domain"
-	"github.com/userservice/userservice/tests/testdb"
 )
 
 // An import's staging tables have the columns of the tables they feed, in
@@ -15,14 +14,7 @@ import (
 // migration adds to users or change_log is one the import stages.
 func TestImportStagingFollowsTheMigratedTables(t *testing.T) {
 	t.Parallel()
-	s, err := Open(t.Context(), testdb.PostgresURL(t), discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.MigrateUp(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	s := openPostgresForPlans(t)
 	// As a later migration would.
 	if err := s.db.Exec("ALTER TABLE users ADD COLUMN probe integer NOT NULL DEFAULT 0").Error; err != nil {
 		t.Fatal(err)
