@@ -25,7 +25,7 @@ func (r *lockCountingRepo) Update(ctx context.Context, id int64, actor domain.Ac
 		r.beforeLock()
 	}
 	r.locks.Add(1)
-	return r.memRepo.Update(ctx, id, actor, fn)
+	return r.UserRepository.Update(ctx, id, actor, fn)
 }
 
 // TestUpdateProfileReadsTwiceAndAsksOnce counts what PUT /users/{id} costs:
@@ -65,9 +65,9 @@ func TestUpdateProfileReadsTwiceAndAsksOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			repo := &lockCountingRepo{countingRepo: &countingRepo{memRepo: f.repo}}
+			repo := &lockCountingRepo{countingRepo: &countingRepo{UserRepository: f.repo}}
 			users := NewUsers(Deps{Repo: repo, Authz: f.authz, Hasher: f.hasher, Clock: fixedClock{testNow}, CursorKey: testCursorKey})
-			f.authz.set(contractPolicy)
+			f.authz.set(shippedPolicy)
 			target := f.seed(t, 2, domain.RoleUser, "theirs-secret")
 			actor := actorOf(target)
 			if !tt.self {
@@ -82,7 +82,7 @@ func TestUpdateProfileReadsTwiceAndAsksOnce(t *testing.T) {
 					}
 				}
 			}
-			writesBefore := len(f.repo.recorded())
+			writesBefore := len(f.repo.recorded(t))
 
 			_, err := users.UpdateProfile(ctx, actor, target.ID(), tt.req)
 			if !errors.Is(err, tt.wantErr) {
@@ -98,7 +98,7 @@ func TestUpdateProfileReadsTwiceAndAsksOnce(t *testing.T) {
 			if !slices.Equal(perms, tt.wantPerms) {
 				t.Errorf("the policy was asked %v, want %v", perms, tt.wantPerms)
 			}
-			writes := len(f.repo.recorded()) - writesBefore
+			writes := len(f.repo.recorded(t)) - writesBefore
 			if tt.promote {
 				writes-- // the promotion
 			}

@@ -73,7 +73,7 @@ func TestUseCasesAskTheAuthorizerAndHonourRefusal(t *testing.T) {
 			f := newFixture(t)
 			actor := actorOf(f.seed(t, 1, domain.RoleAdmin, "secret-one"))
 			f.seed(t, 2, domain.RoleUser, "secret-two")
-			before := len(f.repo.recorded())
+			before := len(f.repo.recorded(t))
 
 			f.authz.set(denyAll)
 			err := tc.run(ctx, f.users, actor)
@@ -84,7 +84,7 @@ func TestUseCasesAskTheAuthorizerAndHonourRefusal(t *testing.T) {
 			if len(calls) != 1 || shapeOf(calls[0]) != tc.want || calls[0].Actor != actor {
 				t.Fatalf("refused: asked %+v, want one question %+v by %+v", calls, tc.want, actor)
 			}
-			if got := len(f.repo.recorded()); got != before {
+			if got := len(f.repo.recorded(t)); got != before {
 				t.Fatalf("refused: %d writes happened", got-before)
 			}
 			if n := f.hashes(); n != 0 {
@@ -114,10 +114,10 @@ func TestWritesAreAuthorizedAgainstTheLockedRow(t *testing.T) {
 	f := newFixture(t)
 	admin := actorOf(f.seed(t, 1, domain.RoleAdmin, "secret-one"))
 	target := f.seed(t, 2, domain.RoleUser, "secret-two")
-	f.authz.set(contractPolicy)
+	f.authz.set(shippedPolicy)
 	// The target is a plain user when read, and an admin by the time its
 	// row is locked.
-	repo := &promotingRepo{memRepo: f.repo, id: target.ID()}
+	repo := &promotingRepo{UserRepository: f.repo, id: target.ID()}
 	s := NewUsers(Deps{Repo: repo, Authz: f.authz, Hasher: f.hasher, Clock: fixedClock{testNow}, CursorKey: testCursorKey})
 	_, err := s.UpdateProfile(ctx, admin, target.ID(), ports.UpdateUserRequest{Patch: domain.ProfilePatch{FirstName: ptr("Eve")}})
 	if !errors.Is(err, domain.ErrForbidden) {
@@ -131,18 +131,18 @@ func TestWritesAreAuthorizedAgainstTheLockedRow(t *testing.T) {
 // promotingRepo makes user id an admin just before running an Update, as a
 // concurrent request committing in between would.
 type promotingRepo struct {
-	*memRepo
+	ports.UserRepository
 	id int64
 }
 
 func (r *promotingRepo) Update(ctx context.Context, id int64, actor domain.Actor, fn ports.UpdateFunc) (*domain.User, error) {
-	_, err := r.memRepo.Update(ctx, r.id, domain.Operator(), func(u *domain.User, c domain.SuperadminCount) (domain.ChangeAction, error) {
+	_, err := r.UserRepository.Update(ctx, r.id, domain.Operator(), func(u *domain.User, c domain.SuperadminCount) (domain.ChangeAction, error) {
 		return domain.ActionRoleChanged, u.ChangeRole(domain.Operator(), domain.RoleAdmin, c, testNow)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return r.memRepo.Update(ctx, id, actor, fn)
+	return r.UserRepository.Update(ctx, id, actor, fn)
 }
 func TestMissingTargetIsNotFoundOnlyForThoseWhoCouldActOnIt(t *testing.T) {
 	t.Parallel()
@@ -196,7 +196,7 @@ func TestMissingTargetIsNotFoundOnlyForThoseWhoCouldActOnIt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			f.authz.set(contractPolicy)
+			f.authz.set(shippedPolicy)
 			actor := actorOf(f.seed(t, 1, tc.role, "secret-one"))
 			if err := tc.run(context.Background(), f.users, actor); !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
@@ -251,7 +251,7 @@ func TestRoleAndDeletionInvariants(t *testing.T) {
 		if u.Role() != domain.RoleUser || u.TokenVersion() != b.TokenVersion()+1 {
 			t.Fatalf("role %s, token version %d", u.Role(), u.TokenVersion())
 		}
-		last := f.repo.recorded()[len(f.repo.recorded())-1]
+		last := f.repo.recorded(t)[len(f.repo.recorded(t))-1]
 		if last != (recordedChange{domain.ActionRoleChanged, a.ID(), b.ID()}) {
 			t.Fatalf("recorded %+v", last)
 		}
@@ -290,7 +290,7 @@ func TestCreateReportsEveryInvalidField(t *testing.T) {
 	if n := f.hashes(); n != 0 {
 		t.Fatalf("%d passwords hashed for invalid requests", n)
 	}
-	if n := len(f.repo.recorded()); n != 1 {
+	if n := len(f.repo.recorded(t)); n != 1 {
 		t.Fatalf("%d writes, want only the seed", n)
 	}
 }
@@ -369,19 +369,19 @@ func TestUpdateProfileCurrentPasswordRules(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			f := newFixture(t)
-			f.authz.set(contractPolicy)
+			f.authz.set(shippedPolicy)
 			super := f.seed(t, 1, domain.RoleSuperadmin, "secret-super")
 			target := f.seed(t, 2, domain.RoleUser, mine)
 			actor := actorOf(super)
 			if tc.self {
 				actor = actorOf(target)
 			}
-			writes := len(f.repo.recorded())
+			writes := len(f.repo.recorded(t))
 			u, err := f.users.UpdateProfile(ctx, actor, target.ID(), tc.req)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
-			got := f.repo.recorded()[writes:]
+			got := f.repo.recorded(t)[writes:]
 			switch {
 			case tc.action == "" && len(got) != 0:
 				t.Fatalf("wrote %+v, want nothing", got)
@@ -457,7 +457,7 @@ func TestForcedPasswordChangeBlocksAllButTheChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
-	f.authz.set(contractPolicy)
+	f.authz.set(shippedPolicy)
 	other := f.seed(t, 1, domain.RoleUser, "secret-one")
 	u := f.seed(t, 2, domain.RoleSuperadmin, "")
 	if _, err := f.repo.Update(ctx, u.ID(), domain.Operator(), func(u *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {

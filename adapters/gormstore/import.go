@@ -498,42 +498,22 @@ type pgImport struct {
 }
 
 // The staging tables of a PostgreSQL import, temporary (private to the
-// connection, never logged). import_changes holds an atomic import's
-// change-log entries until Commit, so the change-log lock is taken only
-// then, after every row lock the import needs: taking it earlier and
-// holding it across batches could deadlock with an update that holds a row
-// lock and waits for the change log.
+// connection, never logged). Their columns are the migrated tables' own (LIKE
+// copies names, types, collations and NOT NULL; INCLUDING DEFAULTS fills a
+// column an import does not write), so a column added to users or the change
+// log by a migration is one here too. import_staging numbers its rows (line)
+// and lets id be NULL for an id the sequence draws. import_changes holds an
+// atomic import's change-log entries until Commit, in ord rather than seq
+// order, so the change-log lock is taken only then, after every row lock the
+// import needs: taking it earlier and holding it across batches could
+// deadlock with an update that holds a row lock and waits for the change log.
 const pgCreateStaging = `
 DROP TABLE IF EXISTS pg_temp.import_staging, pg_temp.import_updates, pg_temp.import_changes;
-CREATE TEMPORARY TABLE import_staging (
-    line                 integer NOT NULL,
-    id                   bigint,
-    first_name           text    NOT NULL,
-    last_name            text    NOT NULL,
-    first_name_fold      text    COLLATE "C" NOT NULL,
-    last_name_fold       text    COLLATE "C" NOT NULL,
-    email                text    COLLATE "C" NOT NULL,
-    gender               text    NOT NULL,
-    role                 text    NOT NULL,
-    ip_address           text,
-    ip_key               bytea,
-    password_hash        text    NOT NULL,
-    must_change_password boolean NOT NULL,
-    token_version        bigint  NOT NULL,
-    version              bigint  NOT NULL,
-    created_at           timestamptz NOT NULL,
-    updated_at           timestamptz NOT NULL
-);
-CREATE TEMPORARY TABLE import_updates (LIKE import_staging);
-CREATE TEMPORARY TABLE import_changes (
-    ord       bigint      NOT NULL,
-    at        timestamptz NOT NULL,
-    actor_id  bigint      NOT NULL,
-    action    text        NOT NULL,
-    target_id bigint      NOT NULL,
-    before    jsonb,
-    after     jsonb
-)`
+CREATE TEMPORARY TABLE import_staging (line integer NOT NULL, LIKE users INCLUDING DEFAULTS);
+ALTER TABLE import_staging ALTER COLUMN id DROP NOT NULL;
+CREATE TEMPORARY TABLE import_updates (LIKE import_staging INCLUDING DEFAULTS);
+CREATE TEMPORARY TABLE import_changes (ord bigint NOT NULL, LIKE change_log INCLUDING DEFAULTS);
+ALTER TABLE import_changes DROP COLUMN seq`
 
 const pgDropStaging = `DROP TABLE IF EXISTS pg_temp.import_staging, pg_temp.import_updates, pg_temp.import_changes`
 

@@ -252,11 +252,15 @@ type operation struct {
 	needsToken bool
 	// query are the query parameters it documents, its path's and its own.
 	query []string
+	// params are those of its parameters that can fail to bind.
+	params []param
+	// body is the keys of its JSON request body, nil when it takes none.
+	body map[string]bodyKey
 }
 
-// operationMiddleware authenticates the operations that need a token and,
-// under apiPrefix, refuses the query parameters an operation does not
-// document.
+// operationMiddleware authenticates the operations that need a token,
+// under apiPrefix refuses the query parameters an operation does not
+// document, and checks the parameters that must parse.
 func (s *server) operationMiddleware() map[string][]echo.MiddlewareFunc {
 	out := make(map[string][]echo.MiddlewareFunc, len(operations))
 	for id, op := range operations {
@@ -266,6 +270,9 @@ func (s *server) operationMiddleware() map[string][]echo.MiddlewareFunc {
 		}
 		if strings.HasPrefix(op.path, apiPrefix+"/") {
 			mw = append(mw, strictQuery(op.query))
+		}
+		if len(op.params) > 0 {
+			mw = append(mw, s.checkParams(op.params))
 		}
 		out[id] = mw
 	}
