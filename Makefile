@@ -51,7 +51,7 @@ fuzz: ## Run every Fuzz target for FUZZTIME each (default 30s); crashers are kep
 soak: ## Mixed REST + WebSocket traffic for SOAK_DURATION (default 5m): zero 5xx, zero lost events, flat goroutines and heap
 	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -run '^TestSoak' -count 1 -v -timeout 60m ./tests/soak/
 
-bench: ## Benchmarks beside baselines of the same run, one table (PostgreSQL 15 binaries; see README "Performance")
+bench: ## Benchmarks beside baselines of the same run, one table (PostgreSQL 15 binaries; see docs/performance.md)
 	@[ -n "$$BENCH_DATABASE_URL" ] || [ -x "$(PG_BIN)/initdb" ] || command -v initdb >/dev/null || { \
 		echo "make bench needs PostgreSQL's server binaries (Debian: apt-get install postgresql-15), PG_BIN=dir, or BENCH_DATABASE_URL"; exit 1; }
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./tests/bench/...

@@ -29,7 +29,7 @@ func TestLogin(t *testing.T) {
 	sum := sha256.Sum256([]byte(pair.RefreshToken))
 	stored := f.refresh.entry(t, hex.EncodeToString(sum[:]))
 	if stored.UserID != u.ID() || stored.FamilyID == "" || !stored.CreatedAt.Equal(testNow) || !stored.ExpiresAt.Equal(testNow.Add(testRefreshTTL)) {
-		t.Fatalf("stored refresh token %+v", stored.RefreshToken)
+		t.Fatalf("stored refresh token %+v", stored)
 	}
 	if len(pair.RefreshToken) < 43 {
 		t.Fatalf("refresh token %q is too short to hold 32 random bytes", pair.RefreshToken)
@@ -101,7 +101,7 @@ func TestLoginUpgradesAnOutdatedHash(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := f.repo.stored(t, u.ID())
-	logged := len(f.repo.recorded())
+	logged := len(f.repo.recorded(t))
 	if _, err := f.auth.Login(ctx, "user1@example.com", "secret-one", netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestLoginUpgradesAnOutdatedHash(t *testing.T) {
 		t.Fatal("upgrading the hash revoked the user's tokens")
 	}
 	// Internal bookkeeping: no change-log entry, the same updated_at.
-	if n := len(f.repo.recorded()); n != logged || !after.UpdatedAt.Equal(before.UpdatedAt) {
+	if n := len(f.repo.recorded(t)); n != logged || !after.UpdatedAt.Equal(before.UpdatedAt) {
 		t.Fatalf("the upgrade was recorded as a change (%d entries, were %d; updated_at %v, was %v)", n, logged, after.UpdatedAt, before.UpdatedAt)
 	}
 	// The upgraded hash needs no further upgrade.

@@ -11,7 +11,7 @@ import (
 // else it touches that has a permission of its own.
 type userWrite struct {
 	// perm is the write itself: users.update, users.role.update,
-	// users.create or users.delete.
+	// users.create or users.delete; users.read when target reads.
 	perm domain.Permission
 	// password: the write sets the password (or a password hash).
 	password bool
@@ -28,11 +28,7 @@ type userWrite struct {
 // their slow work and again on the locked row, which may have changed
 // meanwhile. TestEveryUserWriterIsAuthorized holds every writer to it.
 func authorizeWrite(ctx context.Context, az ports.Authorizer, actor domain.Actor, target *domain.User, w userWrite) error {
-	var newRole domain.Role
-	if w.perm == domain.PermUsersRoleUpdate || w.perm == domain.PermUsersCreate {
-		newRole = w.newRole
-	}
-	if err := authorize(ctx, az, actor, w.perm, target, newRole); err != nil {
+	if err := authorize(ctx, az, actor, w.perm, target, w.roleAsked()); err != nil {
 		return err
 	}
 	if target == nil {
@@ -49,4 +45,13 @@ func authorizeWrite(ctx context.Context, az ports.Authorizer, actor domain.Actor
 		}
 	}
 	return nil
+}
+
+// roleAsked is the new role w's own permission is asked with: the role a
+// creation or a role change gives. Other permissions are about no role.
+func (w userWrite) roleAsked() domain.Role {
+	if w.perm == domain.PermUsersRoleUpdate || w.perm == domain.PermUsersCreate {
+		return w.newRole
+	}
+	return domain.Role{}
 }

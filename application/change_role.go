@@ -21,7 +21,7 @@ func (s *Users) ChangeRole(ctx context.Context, actor domain.Actor, id int64, ro
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.target(ctx, actor, domain.PermUsersRoleUpdate, id, to); err != nil {
+	if _, err := s.target(ctx, actor, id, userWrite{perm: domain.PermUsersRoleUpdate, newRole: to}); err != nil {
 		return nil, err
 	}
 	now := s.clock.Now()

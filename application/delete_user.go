@@ -12,7 +12,7 @@ func (s *Users) Delete(ctx context.Context, actor domain.Actor, id int64) error 
 	if err := requireNoPasswordChange(actor); err != nil {
 		return err
 	}
-	if _, err := s.target(ctx, actor, domain.PermUsersDelete, id, domain.Role{}); err != nil {
+	if _, err := s.target(ctx, actor, id, userWrite{perm: domain.PermUsersDelete}); err != nil {
 		return err
 	}
 	_, err := s.repo.Delete(ctx, id, actor, func(u *domain.User, superadmins domain.SuperadminCount) error {

@@ -32,5 +32,5 @@ func (s *Users) Get(ctx context.Context, actor domain.Actor, id int64) (*domain.
 	if err := requireNoPasswordChange(actor); err != nil {
 		return nil, err
 	}
-	return s.target(ctx, actor, domain.PermUsersRead, id, domain.Role{})
+	return s.target(ctx, actor, id, userWrite{perm: domain.PermUsersRead})
 }

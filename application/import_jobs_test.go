@@ -13,52 +13,6 @@ import (
 	"github.com/userservice/userservice/ports"
 )
 
-// memJobs is an in-memory ports.ImportJobStore.
-type memJobs struct {
-	mu   sync.Mutex
-	jobs map[string]ports.ImportJob
-}
-
-func (m *memJobs) CreateJob(_ context.Context, j ports.ImportJob) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.jobs[j.ID] = j
-	return nil
-}
-
-func (m *memJobs) SaveJob(_ context.Context, j ports.ImportJob) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.jobs[j.ID].Status == ports.ImportJobRunning {
-		m.jobs[j.ID] = j
-	}
-	return nil
-}
-
-func (m *memJobs) Job(_ context.Context, id string) (ports.ImportJob, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	j, ok := m.jobs[id]
-	if !ok {
-		return j, domain.ErrNotFound
-	}
-	return j, nil
-}
-
-func (m *memJobs) FailStaleJobs(_ context.Context, before, now time.Time, reason string) (int64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var n int64
-	for id, j := range m.jobs {
-		if j.Status == ports.ImportJobRunning && j.HeartbeatAt.Before(before) {
-			j.Status, j.Reason, j.FinishedAt = ports.ImportJobFailed, reason, now
-			m.jobs[id] = j
-			n++
-		}
-	}
-	return n, nil
-}
-
 // progressLog records what would be pushed to WebSockets.
 type progressLog struct {
 	mu   sync.Mutex
@@ -73,10 +27,10 @@ func (p *progressLog) ImportProgress(userID int64, job ports.ImportJob) {
 	p.to = append(p.to, userID)
 }
 
-func newJobsFixture(t *testing.T, rows ...fakeRow) (*importFixture, *ImportJobs, *memJobs, *progressLog) {
+func newJobsFixture(t *testing.T, rows ...fakeRow) (*importFixture, *ImportJobs, ports.ImportJobStore, *progressLog) {
 	t.Helper()
 	f := newImportFixture(t, rows...)
-	store := &memJobs{jobs: map[string]ports.ImportJob{}}
+	store := f.repo.store.ImportJobs()
 	log := &progressLog{}
 	jobs := NewImportJobs(f.uc, Deps{Authz: f.authz, Clock: fixedClock{testNow}}, ImportJobsConfig{Store: store, Notifier: log})
 	return f, jobs, store, log
@@ -92,7 +46,11 @@ func TestImportJobsRunReportAndBelongToTheirStarter(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// A job left running by a stopped instance, its heartbeat old.
-	store.jobs["lost"] = ports.ImportJob{ID: "lost", ActorID: f.super.ID, Status: ports.ImportJobRunning, HeartbeatAt: testNow.Add(-time.Hour)}
+	lost := ports.ImportJob{ID: "lost", ActorID: f.super.ID, Status: ports.ImportJobRunning, OnConflict: "skip",
+		CreatedAt: testNow.Add(-2 * time.Hour), HeartbeatAt: testNow.Add(-time.Hour)}
+	if err := store.CreateJob(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
 	if err := jobs.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

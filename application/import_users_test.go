@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -83,53 +82,49 @@ func (fakeFormats) Supports(h string) bool {
 
 var errBoom = errors.New("boom")
 
-// memImporter is a ports.UserImporter over memRepo, with the port's
-// transaction semantics: a batch is all or nothing, an atomic session is
-// undone unless committed, a dry run writes nothing.
-type memImporter struct {
-	repo   *memRepo
+// spyImporter is the real importer (the test repository's) seen through a
+// session that records how it is used, and lets a test fail a chosen Write,
+// slow Writes down, or run more of them at once than SQLite's one.
+type spyImporter struct {
+	ports.UserImporter
 	mu     sync.Mutex
 	writes int
 	failAt int // the Write call that fails with errBoom; 0: none
 	begun  []string
 	closed int
-	// writers is what a session that is not atomic answers to Writers.
+	// writers is what a session that is not atomic answers to Writers
+	// (0: the real session's answer).
 	writers int
 	// slow, when set, runs at the start of every Write, outside any lock:
 	// a test makes chosen batches take longer than later ones.
 	slow func(users []*domain.User)
 }
 
-func (m *memImporter) BeginImport(_ context.Context, actor domain.Actor, atomic, dryRun bool) (ports.ImportSession, error) {
+func (m *spyImporter) BeginImport(ctx context.Context, actor domain.Actor, atomic, dryRun bool) (ports.ImportSession, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.begun = append(m.begun, fmt.Sprintf("actor=%d atomic=%v dry=%v", actor.ID, atomic, dryRun))
-	s := &memSession{m: m, actor: actor, atomic: atomic, dryRun: dryRun}
-	if atomic {
-		m.repo.mu.Lock()
-		s.saved, s.savedNext, s.savedChanges = maps.Clone(m.repo.users), m.repo.nextID, len(m.repo.changes)
-		m.repo.mu.Unlock()
+	m.mu.Unlock()
+	s, err := m.UserImporter.BeginImport(ctx, actor, atomic, dryRun)
+	if err != nil {
+		return nil, err
 	}
-	return s, nil
+	return &spySession{ImportSession: s, m: m, atomic: atomic}, nil
 }
 
-type memSession struct {
-	m                    *memImporter
-	actor                domain.Actor
-	atomic, dryRun, done bool
-	saved                map[int64]domain.StoredUser
-	savedNext            int64
-	savedChanges         int
+type spySession struct {
+	ports.ImportSession
+	m      *spyImporter
+	atomic bool
 }
 
-func (s *memSession) Writers() int {
-	if s.atomic {
-		return 1
+func (s *spySession) Writers() int {
+	if s.atomic || s.m.writers == 0 {
+		return s.ImportSession.Writers()
 	}
-	return max(s.m.writers, 1)
+	return s.m.writers
 }
 
-func (s *memSession) Write(_ context.Context, users []*domain.User, merge ports.ImportMerge) ([]ports.ImportOutcome, error) {
+func (s *spySession) Write(ctx context.Context, users []*domain.User, merge ports.ImportMerge) ([]ports.ImportOutcome, error) {
 	if s.m.slow != nil {
 		s.m.slow(users)
 	}
@@ -140,82 +135,21 @@ func (s *memSession) Write(_ context.Context, users []*domain.User, merge ports.
 	if fail {
 		return nil, errBoom
 	}
-	r := s.m.repo
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	byEmail := map[string]domain.StoredUser{}
-	for _, st := range r.users {
-		byEmail[st.Email] = st
-	}
-	out := make([]ports.ImportOutcome, len(users))
-	var apply []func()
-	next := r.nextID
-	for i, u := range users {
-		st, taken := byEmail[u.Email().String()]
-		if !taken {
-			s := u.Stored()
-			if _, used := r.users[s.ID]; s.ID == 0 || used {
-				s.ID = next
-				next++
-			}
-			next = max(next, s.ID+1)
-			out[i] = ports.ImportOutcome{Result: ports.ImportInserted, User: r.restore(s)}
-			apply = append(apply, func() {
-				r.users[s.ID] = s
-				r.changes = append(r.changes, recordedChange{domain.ActionCreated, 0, s.ID})
-			})
-			continue
-		}
-		after, err := merge(i, r.restore(st))
-		switch {
-		case err != nil && domain.AsError(err) == nil:
-			return nil, err
-		case err != nil:
-			out[i] = ports.ImportOutcome{Result: ports.ImportRejected, Err: err}
-		case after == nil || after.Stored() == st:
-			out[i] = ports.ImportOutcome{Result: ports.ImportUnchanged, User: r.restore(st)}
-		default:
-			a := after.Stored()
-			out[i] = ports.ImportOutcome{Result: ports.ImportUpdated, User: after}
-			apply = append(apply, func() {
-				r.users[a.ID] = a
-				r.changes = append(r.changes, recordedChange{domain.ActionUpdated, 0, a.ID})
-			})
-		}
-	}
-	if !s.dryRun {
-		for _, f := range apply {
-			f()
-		}
-		r.nextID = next
-	}
-	return out, nil
+	return s.ImportSession.Write(ctx, users, merge)
 }
 
-func (s *memSession) Commit(context.Context) error {
-	s.done = true
-	return nil
-}
-
-func (s *memSession) Close() error {
+func (s *spySession) Close() error {
 	s.m.mu.Lock()
 	s.m.closed++
 	s.m.mu.Unlock()
-	if s.atomic && !s.done {
-		r := s.m.repo
-		r.mu.Lock()
-		r.users, r.nextID, r.changes = s.saved, s.savedNext, r.changes[:s.savedChanges]
-		r.mu.Unlock()
-	}
-	s.done = true
-	return nil
+	return s.ImportSession.Close()
 }
 
 // importFixture is the import use case over fakes, seeded with a
 // superadmin (id 1) and a plain user user2@example.com (id 2).
 type importFixture struct {
 	*fixture
-	imp     *memImporter
+	imp     *spyImporter
 	dec     *fakeDecoder
 	uc      *Import
 	super   domain.Actor
@@ -225,10 +159,10 @@ type importFixture struct {
 func newImportFixture(t *testing.T, rows ...fakeRow) *importFixture {
 	t.Helper()
 	f := newFixture(t)
-	f.authz.set(contractPolicy)
+	f.authz.set(shippedPolicy)
 	super := actorOf(f.seed(t, 1, domain.RoleSuperadmin, "secret-one"))
 	f.seed(t, 2, domain.RoleUser, "secret-two")
-	imp := &memImporter{repo: f.repo}
+	imp := &spyImporter{UserImporter: f.repo.store.Importer()}
 	dec := &fakeDecoder{header: []string{"email"}, rows: rows}
 	uc := NewImport(Deps{Importer: imp, Decoder: dec, HashFormats: fakeFormats{}, Hasher: f.hasher, Authz: f.authz, Clock: fixedClock{testNow}})
 	return &importFixture{fixture: f, imp: imp, dec: dec, uc: uc, super: super, stored2: f.repo.stored(t, 2)}
@@ -257,14 +191,7 @@ func (f *importFixture) run(t *testing.T, opts ports.ImportOptions) ports.Import
 
 func (f *importFixture) byEmail(t *testing.T, email string) (domain.StoredUser, bool) {
 	t.Helper()
-	f.repo.mu.Lock()
-	defer f.repo.mu.Unlock()
-	for _, s := range f.repo.users {
-		if s.Email == email {
-			return s, true
-		}
-	}
-	return domain.StoredUser{}, false
+	return f.repo.byEmail(t, email)
 }
 
 // counts renders a report's figures for comparison.
@@ -554,7 +481,7 @@ func TestStrictImportIsAllOrNothingAcrossBatches(t *testing.T) {
 	rows = append(rows, person("bad").withName("?"))
 	f := newImportFixture(t, rows...)
 	f.uc.batch = 3
-	before := len(f.repo.recorded())
+	before := len(f.repo.recorded(t))
 	rep := f.run(t, ports.ImportOptions{OnConflict: "fail"})
 	if got, want := counts(rep), "total=8 imported=0 updated=0 skipped=7 failed=1 rejected=true dry=false"; got != want {
 		t.Errorf("report %s, want %s", got, want)
@@ -562,8 +489,8 @@ func TestStrictImportIsAllOrNothingAcrossBatches(t *testing.T) {
 	if f.imp.writes != 3 {
 		t.Errorf("%d writes, want 3 batches", f.imp.writes)
 	}
-	if n := len(f.repo.recorded()) - before; n != 0 || len(f.repo.users) != 2 {
-		t.Errorf("%d changes, %d users after a rejected strict import", n, len(f.repo.users))
+	if n := len(f.repo.recorded(t)) - before; n != 0 || f.repo.count(t) != 2 {
+		t.Errorf("%d changes, %d users after a rejected strict import", n, f.repo.count(t))
 	}
 	// Without the bad row it commits.
 	f = newImportFixture(t, rows[:7]...)
@@ -571,8 +498,8 @@ func TestStrictImportIsAllOrNothingAcrossBatches(t *testing.T) {
 	if got := counts(f.run(t, ports.ImportOptions{OnConflict: "fail"})); got != "total=7 imported=7 updated=0 skipped=0 failed=0 rejected=false dry=false" {
 		t.Errorf("report %s", got)
 	}
-	if len(f.repo.users) != 9 {
-		t.Errorf("%d users", len(f.repo.users))
+	if f.repo.count(t) != 9 {
+		t.Errorf("%d users", f.repo.count(t))
 	}
 }
 
@@ -582,7 +509,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 		t.Run(rule, func(t *testing.T) {
 			t.Parallel()
 			f := newImportFixture(t, person("new@example.com"), person("user2@example.com").withName("Renamed"))
-			before := f.repo.recorded()
+			before := f.repo.recorded(t)
 			rep := f.run(t, ports.ImportOptions{OnConflict: rule, DryRun: true, DefaultPassword: "default pw"})
 			want := map[string]string{
 				"skip":   "total=2 imported=1 updated=0 skipped=1 failed=0 rejected=false dry=true",
@@ -592,7 +519,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 			if got := counts(rep); got != want {
 				t.Errorf("report %s, want %s", got, want)
 			}
-			if len(f.repo.recorded()) != len(before) || len(f.repo.users) != 2 || f.repo.stored(t, 2) != f.stored2 {
+			if len(f.repo.recorded(t)) != len(before) || f.repo.count(t) != 2 || f.repo.stored(t, 2) != f.stored2 {
 				t.Error("a dry run wrote")
 			}
 			if f.hashes() != 0 {
@@ -618,8 +545,8 @@ func TestImportStopsAtAStorageOrReadErrorKeepingCommittedBatches(t *testing.T) {
 	if !errors.Is(err, errBoom) {
 		t.Fatalf("Import = %v, want the storage error", err)
 	}
-	if rep.Imported != 3 || len(f.repo.users) != 5 {
-		t.Errorf("report %s with %d users: want the first batch kept", counts(rep), len(f.repo.users))
+	if rep.Imported != 3 || f.repo.count(t) != 5 {
+		t.Errorf("report %s with %d users: want the first batch kept", counts(rep), f.repo.count(t))
 	}
 	if f.imp.closed != 1 {
 		t.Errorf("session closed %d times", f.imp.closed)
@@ -680,8 +607,8 @@ func TestConcurrentBatchesAreTalliedInFileOrder(t *testing.T) {
 	if !slices.EqualFunc(one.Errors, many.Errors, func(a, b ports.ImportError) bool { return a == b }) {
 		t.Errorf("errors %v, want %v", many.Errors, one.Errors)
 	}
-	if len(f1.repo.users) != len(f3.repo.users) {
-		t.Errorf("%d users with 3 writers, %d with 1", len(f3.repo.users), len(f1.repo.users))
+	if f1.repo.count(t) != f3.repo.count(t) {
+		t.Errorf("%d users with 3 writers, %d with 1", f3.repo.count(t), f1.repo.count(t))
 	}
 }
 

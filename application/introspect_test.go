@@ -13,7 +13,7 @@ func TestIntrospect(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
-	f.authz.set(contractPolicy)
+	f.authz.set(shippedPolicy)
 	super := f.seed(t, 1, domain.RoleSuperadmin, "secret-one")
 	u := f.seed(t, 2, domain.RoleUser, "secret-two")
 

@@ -59,7 +59,7 @@ func newAuditFixture(t *testing.T, n int) (*Audit, *fakeAuthz) {
 		log.entries = append(log.entries, domain.Change{Seq: int64(i), At: testNow.Add(time.Duration(i) * time.Minute),
 			ActorID: int64(i % 2), Action: action, TargetID: int64(i % 5)})
 	}
-	authz := &fakeAuthz{decide: contractPolicy}
+	authz := &fakeAuthz{decide: shippedPolicy}
 	return NewAudit(Deps{Changes: log, Authz: authz, CursorKey: testCursorKey}), authz
 }
 

@@ -279,22 +279,8 @@ func events(lines []string, id string) []int64 {
 	return out
 }
 
-// subscriberPolicy is the shipped matrix for subscriptions: anyone by id,
-// admins and superadmins by search.
-func subscriberPolicy(req ports.AuthzRequest) error {
-	switch req.Permission {
-	case domain.PermSubscribeID:
-		return nil
-	case domain.PermSubscribeSearch:
-		if req.Actor.Role == domain.RoleAdmin || req.Actor.Role == domain.RoleSuperadmin {
-			return nil
-		}
-	}
-	return domain.ErrForbidden
-}
-
 type rtFixture struct {
-	repo  *memRepo
+	repo  *testRepo
 	log   *memLog
 	authz *fakeAuthz
 	clock *movingClock
@@ -303,7 +289,7 @@ type rtFixture struct {
 
 func newRTFixture(t *testing.T, tune func(*RealtimeConfig)) *rtFixture {
 	t.Helper()
-	f := &rtFixture{repo: newMemRepo(), log: newMemLog(), authz: &fakeAuthz{decide: subscriberPolicy}, clock: &movingClock{now: testNow}}
+	f := &rtFixture{repo: newTestRepo(t), log: newMemLog(), authz: &fakeAuthz{decide: shippedPolicy}, clock: &movingClock{now: testNow}}
 	cfg := RealtimeConfig{Notifier: f.log, Retention: f.log, SweepEvery: 5 * time.Millisecond, PollEvery: 20 * time.Millisecond}
 	if tune != nil {
 		tune(&cfg)
@@ -416,7 +402,7 @@ func TestRealtimeConnectAuthenticates(t *testing.T) {
 func TestRealtimeNotStarted(t *testing.T) {
 	t.Parallel()
 	l := newMemLog()
-	rt := NewRealtime(Deps{Repo: newMemRepo(), Changes: l, Authz: &fakeAuthz{}, Verifier: expiringTokens{}, Clock: fixedClock{testNow}},
+	rt := NewRealtime(Deps{Repo: newTestRepo(t), Changes: l, Authz: &fakeAuthz{}, Verifier: expiringTokens{}, Clock: fixedClock{testNow}},
 		RealtimeConfig{Notifier: l, Retention: l})
 	if _, err := rt.Connect(t.Context(), "access:1:0", &recSink{}); domain.KindOf(err) != domain.KindUnavailable {
 		t.Fatalf("Connect before Start: %v, want unavailable", err)
@@ -748,7 +734,7 @@ func TestRealtimeAsksTheAuthorizerOncePerDecisionPerFanOut(t *testing.T) {
 		subscribe(t, c, ports.SubscribeRequest{Search: true})
 		subscribe(t, c, ports.SubscribeRequest{UserID: watched.ID()})
 	}
-	f.authz.set(subscriberPolicy)
+	f.authz.set(shippedPolicy)
 	s := f.rename(t, watched.ID(), "a@example.com")
 	f.awaitHead(t, s)
 	if n := len(f.authz.recorded()); n != 2 {

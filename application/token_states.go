@@ -83,7 +83,7 @@ const epochStripes = 64
 
 // TokenStates keeps, in memory, each calling account's token version, role
 // and forced-password-change flag, so checking an access token reads no
-// row (section 8.2 of the contract). An account is loaded from its row the
+// row (docs/architecture.md). An account is loaded from its row the
 // first time it calls; any change-log entry about it evicts it, on this
 // instance as the write returns (Repository) and on every instance from
 // the change log, which it follows from the last seq it applied, woken by

@@ -15,7 +15,7 @@ import (
 
 // countingRepo counts row reads, and can hold one Get after it has read.
 type countingRepo struct {
-	*memRepo
+	ports.UserRepository
 	gets atomic.Int64
 	// hold, when set, receives once the next Get has read its row, and
 	// that Get returns only when release is closed.
@@ -26,7 +26,7 @@ type countingRepo struct {
 
 func (r *countingRepo) Get(ctx context.Context, id int64) (*domain.User, error) {
 	r.gets.Add(1)
-	u, err := r.memRepo.Get(ctx, id)
+	u, err := r.UserRepository.Get(ctx, id)
 	r.mu.Lock()
 	hold, release := r.hold, r.release
 	r.hold = nil
@@ -71,7 +71,7 @@ type tsFixture struct {
 func newTSFixture(t *testing.T, tune func(*TokenStatesConfig)) *tsFixture {
 	t.Helper()
 	f := &tsFixture{fixture: newFixture(t)}
-	f.counting = &countingRepo{memRepo: f.repo}
+	f.counting = &countingRepo{UserRepository: f.repo}
 	f.log = &watchedLog{memLog: newMemLog()}
 	cfg := TokenStatesConfig{Notifier: f.log, Retention: f.log, Lease: time.Hour, PollEvery: 10 * time.Millisecond}
 	if tune != nil {
@@ -173,7 +173,7 @@ func TestTokenStatesServeFromMemory(t *testing.T) {
 }
 
 // The instance that writes refuses the old token as the write returns,
-// before any change-log entry is read (memRepo writes none here).
+// before any change-log entry is read (the log it follows gets none here).
 func TestTokenStatesLocalWritesEvictAtOnce(t *testing.T) {
 	f := newTSFixture(t, nil)
 	root := f.seed(t, 1, domain.RoleSuperadmin, "pw")

@@ -13,19 +13,18 @@ import (
 //
 // Changing one's own email or password needs the current password. Password
 // checks and hashing are slow, so they run before the repository's
-// transaction, never while it holds the row lock; inside it the decision is
-// checked again against the locked row, which may have changed meanwhile.
+// transaction, never while it holds the row lock. The user is read twice
+// (here, then locked) and the policy asked once per permission, here: the
+// decision depends on the actor and the target's id and role only, so it is
+// asked again on the locked row only when its role changed meanwhile.
 func (s *Users) UpdateProfile(ctx context.Context, actor domain.Actor, id int64, req ports.UpdateUserRequest) (*domain.User, error) {
 	forced := actor.PasswordChangeRequired
 	if forced && (actor.ID != id || req.Password == nil) {
 		return nil, domain.ErrPasswordChange
 	}
-	target, err := s.target(ctx, actor, domain.PermUsersUpdate, id, domain.Role{})
-	if err != nil {
-		return nil, err
-	}
 	write := userWrite{perm: domain.PermUsersUpdate, password: req.Password != nil}
-	if err := authorizeWrite(ctx, s.authz, actor, target, write); err != nil {
+	target, err := s.target(ctx, actor, id, write)
+	if err != nil {
 		return nil, err
 	}
 	now := s.clock.Now()
@@ -47,7 +46,7 @@ func (s *Users) UpdateProfile(ctx context.Context, actor domain.Actor, id int64,
 		// A stale If-Match is answered before current_password is looked
 		// at: were it answered after, 412 against 422 would tell a right
 		// guess from a wrong one without the guess counting as a failure.
-		if req.IfMatch != "" && !etagMatches(req.IfMatch, ETag(target)) {
+		if ifMatchFails(req.IfMatch, target) {
 			return nil, domain.ErrStale
 		}
 		if err := s.checkCurrentPassword(ctx, target, req.CurrentPassword, req.Client); err != nil {
@@ -72,10 +71,12 @@ func (s *Users) UpdateProfile(ctx context.Context, actor domain.Actor, id int64,
 	}
 
 	updated, err := s.repo.Update(ctx, id, actor, func(u *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {
-		if err := authorizeWrite(ctx, s.authz, actor, u, write); err != nil {
-			return "", err
+		if u.Role() != target.Role() {
+			if err := authorizeWrite(ctx, s.authz, actor, u, write); err != nil {
+				return "", err
+			}
 		}
-		if req.IfMatch != "" && !etagMatches(req.IfMatch, ETag(u)) {
+		if ifMatchFails(req.IfMatch, u) {
 			return "", domain.ErrStale
 		}
 		if verified && u.PasswordHash() != target.PasswordHash() {

@@ -98,17 +98,18 @@ func authorize(ctx context.Context, az ports.Authorizer, actor domain.Actor, per
 	return nil
 }
 
-// target loads user id and asks whether actor may perform perm on it.
+// target loads user id and asks authorizeWrite whether actor may make w on
+// it (a read is w with a read permission: one question).
 //
 // When the user does not exist, the answer depends on whether the actor could
-// perform perm on a user with that id of any role: ErrNotFound if so,
-// ErrForbidden if not. Otherwise an actor refused on every such user could
+// make w's own permission on a user with that id of any role: ErrNotFound if
+// so, ErrForbidden if not. Otherwise an actor refused on every such user could
 // still tell taken ids from free ones by the 403/404 difference, probing a
 // route they may not use.
-func (s *Users) target(ctx context.Context, actor domain.Actor, perm domain.Permission, id int64, newRole domain.Role) (*domain.User, error) {
+func (s *Users) target(ctx context.Context, actor domain.Actor, id int64, w userWrite) (*domain.User, error) {
 	u, err := s.repo.Get(ctx, id)
 	if errors.Is(err, domain.ErrNotFound) {
-		if aerr := s.authorizeAnyRole(ctx, actor, perm, id, newRole); aerr != nil {
+		if aerr := s.authorizeAnyRole(ctx, actor, w.perm, id, w.roleAsked()); aerr != nil {
 			return nil, aerr
 		}
 		return nil, fmt.Errorf("user %d: %w", id, err)
@@ -116,7 +117,7 @@ func (s *Users) target(ctx context.Context, actor domain.Actor, perm domain.Perm
 	if err != nil {
 		return nil, fmt.Errorf("load user %d: %w", id, err)
 	}
-	if err := authorize(ctx, s.authz, actor, perm, u, newRole); err != nil {
+	if err := authorizeWrite(ctx, s.authz, actor, u, w); err != nil {
 		return nil, err
 	}
 	return u, nil

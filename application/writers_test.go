@@ -328,7 +328,7 @@ func declName(fd *ast.FuncDecl) string {
 }
 
 // TestAuthorizeWriteDecisionTable writes out, in the contract's terms, who
-// may make which write to whom (the shipped policy, contractPolicy here),
+// may make which write to whom (the shipped policy, shippedPolicy here),
 // and holds authorizeWrite to it for every actor role and every target:
 // oneself or another user of each role. The profile and password rows are
 // also put through UpdateProfile, the use case behind PUT /users/{id}, which
@@ -386,7 +386,7 @@ func TestAuthorizeWriteDecisionTable(t *testing.T) {
 						name = fmt.Sprintf("%s/%s on self", row.name, actorRole)
 					}
 					f := newFixture(t)
-					f.authz.set(contractPolicy)
+					f.authz.set(shippedPolicy)
 					actorUser := f.seed(t, 1, actorRole, "mine-secret")
 					target := actorUser
 					if !self {

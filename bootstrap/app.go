@@ -84,12 +84,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, registry *prometh
 	var limit *ratelimit.Limiter
 	if registry != nil {
 		limit, err = ratelimit.New(ratelimit.Config{
-			Dir:            cfg.PolicyDir,
-			TrustedProxies: cfg.TrustedProxies,
-			RedisURL:       cfg.RedisURL,
-			Verifier:       tokens,
-			Log:            log,
-			Registry:       registry,
+			Dir:      cfg.PolicyDir,
+			RedisURL: cfg.RedisURL,
+			Verifier: tokens,
+			Log:      log,
+			Registry: registry,
 		})
 		if err != nil {
 			store.Close()
@@ -151,7 +150,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, registry *prometh
 }
 
 // newTokens makes the access-token issuer and verifier from the keys the
-// configuration names (README, Signing keys), making the key kept beside a
+// configuration names (docs/operations.md, Signing keys), making the key kept beside a
 // SQLite database on first start.
 func newTokens(cfg Config, log *slog.Logger) (*jwtauth.JWT, error) {
 	if cfg.JWTKeyFile != "" {
@@ -229,7 +228,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Stats:    a.stats,
 		Jobs:     a.jobs,
 		Ready:    a.store.Users().Ping,
-		ETag:     application.ETag,
 		Log:      log,
 		Registry: registry,
 		Version:  Version,
@@ -344,7 +342,7 @@ func (a *App) Close() {
 func serve(ctx context.Context, env Env, args []string) error {
 	c := newCommand("serve", "",
 		"Runs the HTTP API and the WebSocket endpoint on HTTP_ADDR (default :8000), after applying\n"+
-			"the database migrations. Configuration comes from the environment (README.md,\n"+
+			"the database migrations. Configuration comes from the environment (docs/operations.md,\n"+
 			"Configuration); with no DATABASE_URL the data lives in ./userservice.db (SQLite).")
 	if rest, err := c.parse(env, args); err != nil {
 		return err
@@ -361,10 +359,10 @@ func serve(ctx context.Context, env Env, args []string) error {
 		log.Warn("the database is in memory: access tokens are signed with a random secret and end with the process")
 	case len(cfg.JWTSecret) > 0 && cfg.JWTKeysDir == "" && cfg.JWTKeyFile == "":
 		log.Warn("JWT_SECRET is deprecated: access tokens are signed with it (HS256), so every service that can verify them " +
-			"can also forge them; set JWT_KEYS_DIR to sign with Ed25519 keys (README, Moving from JWT_SECRET to keys)")
+			"can also forge them; set JWT_KEYS_DIR to sign with Ed25519 keys (docs/operations.md, Moving from JWT_SECRET to keys)")
 	case len(cfg.JWTSecret) > 0:
 		log.Warn("JWT_SECRET is deprecated: tokens are signed with Ed25519 keys, and HS256 tokens signed with JWT_SECRET are " +
-			"still accepted; unset it once ACCESS_TOKEN_TTL has passed since the move (README, Moving from JWT_SECRET to keys)")
+			"still accepted; unset it once ACCESS_TOKEN_TTL has passed since the move (docs/operations.md, Moving from JWT_SECRET to keys)")
 	}
 	app, err := New(ctx, cfg, log)
 	if err != nil {

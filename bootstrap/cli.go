@@ -24,7 +24,7 @@ var (
 	Commit  = "unknown"
 )
 
-// Exit statuses of the binary (README, Commands for import).
+// Exit statuses of the binary (docs/operations.md, Commands).
 const (
 	ExitOK       = 0
 	ExitFailure  = 1
@@ -60,7 +60,7 @@ commands:
   version                        print the version
 
 userservice COMMAND --help describes one command.
-configuration is read from the environment: see README.md
+configuration is read from the environment: see docs/operations.md
 `
 
 // errHelpShown ends a command whose --help was asked for: its usage went to

@@ -9,46 +9,56 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caarlos0/env/v11"
 )
 
 // Config is the service's configuration, read from the environment only
-// (README, Configuration). Secrets are kept out of String and of every log line.
+// (docs/operations.md, Configuration): the env tags name the variables and
+// their defaults, caarlos0/env reads them, and LoadConfig checks what the
+// tags cannot say. A secret never reaches an error message, String or a log
+// line.
 type Config struct {
-	DatabaseURL     string
-	HTTPAddr        string
-	JWTSecret       []byte
-	JWTSecretRandom bool // no key nor JWT_SECRET: a random secret was made (administration commands, in-memory SQLite)
+	DatabaseURL string `env:"DATABASE_URL"`
+	HTTPAddr    string `env:"HTTP_ADDR" envDefault:":8000"`
+	// JWTSecret (JWT_SECRET) is at least minSecretLen bytes, taken as given.
+	JWTSecret       Secret `env:"JWT_SECRET"`
+	JWTSecretRandom bool   // no key nor JWT_SECRET: a random secret was made (administration commands, in-memory SQLite)
 	// JWTKeysDir (JWT_KEYS_DIR) holds the Ed25519 signing keys; JWTKeyFile
 	// is the key kept beside a SQLite database when there is no such
 	// directory (made on first start).
-	JWTKeysDir  string
+	JWTKeysDir  string `env:"JWT_KEYS_DIR"`
 	JWTKeyFile  string
-	JWTIssuer   string // JWT_ISSUER, the tokens' iss
-	JWTAudience string // JWT_AUDIENCE, the tokens' aud
+	JWTIssuer   string `env:"JWT_ISSUER" envDefault:"userservice"`   // the tokens' iss
+	JWTAudience string `env:"JWT_AUDIENCE" envDefault:"userservice"` // the tokens' aud
 	// PublicURL (PUBLIC_URL) is the service's external base URL, which the
 	// OAuth metadata names endpoints under; empty: worked out per request.
-	PublicURL  string
-	AccessTTL  time.Duration
-	RefreshTTL time.Duration
+	PublicURL  string        `env:"PUBLIC_URL"`
+	AccessTTL  time.Duration `env:"ACCESS_TOKEN_TTL" envDefault:"15m"`
+	RefreshTTL time.Duration `env:"REFRESH_TOKEN_TTL" envDefault:"720h"`
 	// ChangeLogRetention is how long change-log entries (the audit trail and
-	// WebSocket resume) are kept; zero means the default.
-	ChangeLogRetention time.Duration
-	PolicyDir          string
-	TrustedProxies     []netip.Prefix
-	RedisURL           string
-	LogLevel           slog.Level
-	LogFormat          string
+	// WebSocket resume) are kept: 90 days by default, and never less than
+	// the day of resume docs/websocket.md promises. Zero (a Config built in
+	// code) means the default.
+	ChangeLogRetention time.Duration `env:"CHANGE_LOG_RETENTION" envDefault:"2160h"`
+	// ResumeWindow (WS_RESUME_WINDOW) is how far back a WebSocket since_seq
+	// may reach, at most ChangeLogRetention; older history is /audit's.
+	// Zero means the default.
+	ResumeWindow   time.Duration  `env:"WS_RESUME_WINDOW" envDefault:"24h"`
+	PolicyDir      string         `env:"POLICY_DIR" envDefault:"policies"`
+	TrustedProxies []netip.Prefix `env:"TRUSTED_PROXIES"`
+	RedisURL       string         `env:"REDIS_URL"`
 	// AllowedOrigins (CORS_ALLOWED_ORIGINS) are the exact origins whose
 	// pages may call the API and open WebSockets from a browser; empty:
 	// none but the service's own.
-	AllowedOrigins []string
-	// ResumeWindow (WS_RESUME_WINDOW) is how far back a WebSocket since_seq
-	// may reach, at most ChangeLogRetention; zero means the default.
-	ResumeWindow time.Duration
+	AllowedOrigins []string   `env:"CORS_ALLOWED_ORIGINS"`
+	LogLevel       slog.Level `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat      string     `env:"LOG_FORMAT" envDefault:"text"`
 
 	// The HTTP server's timeouts; zero keeps the production defaults of
 	// httpapi.NewHTTPServer. They are not read from the environment: tests
@@ -59,6 +69,15 @@ type Config struct {
 	IdleTimeout       time.Duration
 }
 
+// Secret is key material. Printed (a Config with %v) or logged, it shows as
+// [redacted]: slog would otherwise write a byte slice out as a string.
+type Secret []byte
+
+func (Secret) String() string { return "[redacted]" }
+
+// LogValue keeps the secret out of slog's handlers, which do not use String.
+func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
 // minSecretLen is the shortest JWT_SECRET accepted: 256 bits for HS256.
 const minSecretLen = 32
 
@@ -66,124 +85,153 @@ const minSecretLen = 32
 // database: userservice.db.jwt-key.pem.
 const KeyFileSuffix = ".jwt-key.pem"
 
-// The change log is the audit trail as well as the WebSocket resume buffer:
-// it is kept 90 days by default, and never less than the day of resume
-// docs/websocket.md promises.
-const (
-	defaultRetention = 90 * 24 * time.Hour
-	minRetention     = 24 * time.Hour
-)
+// minRetention is the day of resume docs/websocket.md promises.
+const minRetention = 24 * time.Hour
 
-// defaultResumeWindow is the day of resume WebSocket clients get; older
-// history is /audit's.
-const defaultResumeWindow = 24 * time.Hour
+// parsers read the values whose rules are the service's own; their errors
+// say what is wrong without the variable's name, which LoadConfig adds.
+var parsers = map[reflect.Type]env.ParserFunc{
+	reflect.TypeFor[time.Duration](): func(s string) (any, error) {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("must be a positive duration such as 15m or 720h (got %q)", s)
+		}
+		return d, nil
+	},
+	reflect.TypeFor[Secret](): func(s string) (any, error) {
+		if len(s) < minSecretLen {
+			return nil, fmt.Errorf("must be at least %d bytes (got %d)", minSecretLen, len(s))
+		}
+		return Secret(s), nil
+	},
+	reflect.TypeFor[[]netip.Prefix](): trustedProxies,
+}
 
 // LoadConfig reads the configuration from getenv and reports every problem at
-// once, one line per variable, naming the variable and never echoing a secret.
-// forServe demands what only serving needs (a JWT_SECRET with PostgreSQL);
-// administration commands issue no tokens.
+// once, one line per variable in the order of Config, naming the variable
+// and never echoing a secret. forServe demands what only serving needs (a
+// signing key with PostgreSQL); administration commands issue no tokens.
 func LoadConfig(getenv func(string) string, forServe bool) (Config, error) {
-	c := Config{
-		DatabaseURL: strings.TrimSpace(getenv("DATABASE_URL")),
-		HTTPAddr:    orDefault(getenv("HTTP_ADDR"), ":8000"),
-		PolicyDir:   orDefault(getenv("POLICY_DIR"), "policies"),
-		RedisURL:    strings.TrimSpace(getenv("REDIS_URL")),
-		LogFormat:   orDefault(getenv("LOG_FORMAT"), "text"),
+	vars, err := env.GetFieldParams(&Config{})
+	if err != nil {
+		return Config{}, err
 	}
-	var problems []error
-	bad := func(name, format string, args ...any) {
-		problems = append(problems, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
+	environ := map[string]string{}
+	for _, v := range vars {
+		value := getenv(v.Key)
+		if v.Key != "JWT_SECRET" { // a secret is taken byte for byte
+			value = strings.TrimSpace(value)
+		}
+		if value != "" { // empty is unset: the default applies
+			environ[v.Key] = value
+		}
+	}
+	var c Config
+	p := problems{}
+	if err := env.ParseWithOptions(&c, env.Options{Environment: environ, FuncMap: parsers}); err != nil {
+		var agg env.AggregateError
+		if !errors.As(err, &agg) {
+			return c, err
+		}
+		for _, e := range agg.Errors {
+			var pe env.ParseError
+			if !errors.As(e, &pe) {
+				return c, err
+			}
+			f, _ := reflect.TypeFor[Config]().FieldByName(pe.Name)
+			name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+			msg := pe.Err.Error()
+			if pe.Type == reflect.TypeFor[slog.Level]() {
+				msg = fmt.Sprintf("must be debug, info, warn or error (got %q)", environ[name])
+			}
+			p.add(name, "%s", msg)
+		}
 	}
 
 	postgres := false
 	switch {
 	case c.DatabaseURL == "", strings.HasPrefix(c.DatabaseURL, "sqlite:"), strings.HasPrefix(c.DatabaseURL, "file:"):
-	case strings.HasPrefix(c.DatabaseURL, "postgres://"), strings.HasPrefix(c.DatabaseURL, "postgresql://"):
+	case c.Postgres():
 		postgres = true
 	default:
-		bad("DATABASE_URL", "must be unset (embedded SQLite), sqlite:PATH, or a postgres:// URL")
+		p.add("DATABASE_URL", "must be unset (embedded SQLite), sqlite:PATH, or a postgres:// URL")
 	}
 
 	if _, _, err := splitHostPort(c.HTTPAddr); err != nil {
-		bad("HTTP_ADDR", "must be host:port or :port (got %q)", c.HTTPAddr)
+		p.add("HTTP_ADDR", "must be host:port or :port (got %q)", c.HTTPAddr)
 	}
 
-	c.JWTKeysDir = strings.TrimSpace(getenv("JWT_KEYS_DIR"))
-	c.JWTIssuer = orDefault(getenv("JWT_ISSUER"), "userservice")
-	c.JWTAudience = orDefault(getenv("JWT_AUDIENCE"), "userservice")
-	secret := getenv("JWT_SECRET")
-	if secret != "" && len(secret) < minSecretLen {
-		bad("JWT_SECRET", "must be at least %d bytes (got %d)", minSecretLen, len(secret))
-	} else if secret != "" {
-		c.JWTSecret = []byte(secret)
-	}
-	// Where the signing key comes from (README, Signing keys): JWT_KEYS_DIR
-	// when set; else, serving on SQLite, a key made once beside the database
-	// file; else JWT_SECRET signs (HS256). PostgreSQL serves several
+	// Where the signing key comes from (docs/operations.md, Signing keys):
+	// JWT_KEYS_DIR when set; else, serving on SQLite, a key made once beside
+	// the database file; else JWT_SECRET signs (HS256). PostgreSQL serves several
 	// instances, which must share their keys: one of the two is required.
+	secret := environ["JWT_SECRET"] != ""
 	sqlitePath := sqliteFile(c.DatabaseURL)
 	switch {
-	case c.JWTKeysDir != "" || secret != "" && postgres:
+	case c.JWTKeysDir != "" || secret && postgres:
 	case postgres && forServe:
-		bad("JWT_KEYS_DIR", "is required with PostgreSQL: a directory of Ed25519 PEM keys shared by every instance "+
-			"(README, Signing keys); JWT_SECRET (HS256, at least %d bytes) is still accepted instead", minSecretLen)
+		p.add("JWT_KEYS_DIR", "is required with PostgreSQL: a directory of Ed25519 PEM keys shared by every instance "+
+			"(docs/operations.md, Signing keys); JWT_SECRET (HS256, at least %d bytes) is still accepted instead", minSecretLen)
 	case forServe && sqlitePath != "" && sqlitePath != ":memory:":
 		c.JWTKeyFile = sqlitePath + KeyFileSuffix
-	case secret == "":
+	case !secret:
 		// Administration commands issue no tokens, and an in-memory
 		// database forgets its users at exit anyway.
 		c.JWTSecret = make([]byte, 32)
 		if _, err := rand.Read(c.JWTSecret); err != nil {
-			bad("JWT_SECRET", "unset and no random secret could be made: %v", err)
+			p.add("JWT_SECRET", "unset and no random secret could be made: %v", err)
 		}
 		c.JWTSecretRandom = true
 	}
-	c.PublicURL = publicURL(getenv("PUBLIC_URL"), bad)
+	c.PublicURL = publicURL(c.PublicURL, p)
 
-	c.AccessTTL = duration(getenv("ACCESS_TOKEN_TTL"), 15*time.Minute, "ACCESS_TOKEN_TTL", bad)
-	c.RefreshTTL = duration(getenv("REFRESH_TOKEN_TTL"), 720*time.Hour, "REFRESH_TOKEN_TTL", bad)
-	c.ChangeLogRetention = duration(getenv("CHANGE_LOG_RETENTION"), defaultRetention, "CHANGE_LOG_RETENTION", bad)
-	if c.ChangeLogRetention < minRetention {
-		bad("CHANGE_LOG_RETENTION", "must be at least 24h: WebSocket clients may resume a day later (got %q)", getenv("CHANGE_LOG_RETENTION"))
+	if !p.has("CHANGE_LOG_RETENTION") && c.ChangeLogRetention < minRetention {
+		p.add("CHANGE_LOG_RETENTION", "must be at least 24h: WebSocket clients may resume a day later (got %q)",
+			environ["CHANGE_LOG_RETENTION"])
 	}
-	c.ResumeWindow = duration(getenv("WS_RESUME_WINDOW"), defaultResumeWindow, "WS_RESUME_WINDOW", bad)
 	// A retention refused above is reported once, under its own name.
-	if c.ChangeLogRetention >= minRetention && c.ResumeWindow > c.ChangeLogRetention {
-		bad("WS_RESUME_WINDOW", "must be at most CHANGE_LOG_RETENTION (%s): older changes are pruned (got %q)",
-			c.ChangeLogRetention, getenv("WS_RESUME_WINDOW"))
-	}
-
-	for _, field := range strings.FieldsFunc(getenv("TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' }) {
-		p, err := parsePrefix(field)
-		if err != nil {
-			bad("TRUSTED_PROXIES", "%q is not an IP address or CIDR block", field)
-			continue
-		}
-		c.TrustedProxies = append(c.TrustedProxies, p)
+	if !p.has("CHANGE_LOG_RETENTION") && !p.has("WS_RESUME_WINDOW") && c.ResumeWindow > c.ChangeLogRetention {
+		p.add("WS_RESUME_WINDOW", "must be at most CHANGE_LOG_RETENTION (%s): older changes are pruned (got %q)",
+			c.ChangeLogRetention, environ["WS_RESUME_WINDOW"])
 	}
 
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
-		bad("REDIS_URL", "must be a redis:// or rediss:// URL")
+		p.add("REDIS_URL", "must be a redis:// or rediss:// URL")
 	}
 
-	c.AllowedOrigins = origins(getenv("CORS_ALLOWED_ORIGINS"), bad)
+	c.AllowedOrigins = origins(c.AllowedOrigins, p)
 
-	switch lvl := strings.ToLower(orDefault(getenv("LOG_LEVEL"), "info")); lvl {
-	case "debug":
-		c.LogLevel = slog.LevelDebug
-	case "info":
-		c.LogLevel = slog.LevelInfo
-	case "warn", "warning":
-		c.LogLevel = slog.LevelWarn
-	case "error":
-		c.LogLevel = slog.LevelError
-	default:
-		bad("LOG_LEVEL", "must be debug, info, warn or error (got %q)", lvl)
-	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		bad("LOG_FORMAT", "must be json or text (got %q)", c.LogFormat)
+		p.add("LOG_FORMAT", "must be json or text (got %q)", c.LogFormat)
 	}
-	return c, errors.Join(problems...)
+	return c, p.err(vars)
+}
+
+// problems holds what is wrong with each variable: the first problem found,
+// so each is reported once.
+type problems map[string]string
+
+func (p problems) add(name, format string, args ...any) {
+	if !p.has(name) {
+		p[name] = fmt.Sprintf(format, args...)
+	}
+}
+
+func (p problems) has(name string) bool {
+	_, ok := p[name]
+	return ok
+}
+
+// err lists the problems one line each, "NAME: what is wrong", in the order
+// of vars.
+func (p problems) err(vars []env.FieldParams) error {
+	var lines []error
+	for _, v := range vars {
+		if msg, ok := p[v.Key]; ok {
+			lines = append(lines, fmt.Errorf("%s: %s", v.Key, msg))
+		}
+	}
+	return errors.Join(lines...)
 }
 
 // setTimeouts overrides the server's default timeouts with those set.
@@ -217,15 +265,14 @@ func sqliteFile(databaseURL string) string {
 
 // publicURL reads PUBLIC_URL: an absolute http(s) URL, optionally with a
 // path prefix, without query or fragment; a trailing slash is dropped.
-func publicURL(s string, bad func(string, string, ...any)) string {
-	s = strings.TrimSpace(s)
+func publicURL(s string, p problems) string {
 	if s == "" {
 		return ""
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
 		u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || u.Opaque != "" {
-		bad("PUBLIC_URL", "must be an absolute http or https URL such as https://users.example.com, with no query or fragment (got %q)", s)
+		p.add("PUBLIC_URL", "must be an absolute http or https URL such as https://users.example.com, with no query or fragment (got %q)", s)
 		return ""
 	}
 	return strings.TrimSuffix(u.String(), "/")
@@ -236,25 +283,13 @@ func (c Config) Postgres() bool {
 	return strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://")
 }
 
-func duration(s string, def time.Duration, name string, bad func(string, string, ...any)) time.Duration {
-	if s == "" {
-		return def
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		bad(name, "must be a positive duration such as 15m or 720h (got %q)", s)
-		return def
-	}
-	return d
-}
-
-// origins reads a comma-separated list of exact origins, as browsers send
-// them in the Origin header: lower-case scheme://host, with the port only
-// when it is not the scheme's default. Patterns and "*" are refused, so the
-// list says exactly who is trusted.
-func origins(s string, bad func(string, string, ...any)) []string {
+// origins canonicalises the exact origins of CORS_ALLOWED_ORIGINS as
+// browsers send them in the Origin header: lower-case scheme://host, with the
+// port only when it is not the scheme's default. Patterns and "*" are
+// refused, so the list says exactly who is trusted.
+func origins(fields []string, p problems) []string {
 	var out, wrong []string
-	for _, field := range strings.Split(s, ",") {
+	for _, field := range fields {
 		field = strings.TrimSpace(field)
 		if field == "" {
 			continue
@@ -268,7 +303,7 @@ func origins(s string, bad func(string, string, ...any)) []string {
 		}
 	}
 	if len(wrong) > 0 {
-		bad("CORS_ALLOWED_ORIGINS", "%s: want exact origins such as https://app.example.com "+
+		p.add("CORS_ALLOWED_ORIGINS", "%s: want exact origins such as https://app.example.com "+
 			"(http or https, a host, an optional port; no path, no wildcard)", strings.Join(wrong, ", "))
 	}
 	return out
@@ -307,6 +342,25 @@ func canonicalOrigin(s string) (string, bool) {
 		host += ":" + port
 	}
 	return scheme + "://" + host, true
+}
+
+// trustedProxies reads TRUSTED_PROXIES: addresses and CIDR blocks separated
+// by commas or spaces; an address is its own /32 or /128.
+func trustedProxies(s string) (any, error) {
+	var out []netip.Prefix
+	var wrong []string
+	for _, field := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		p, err := parsePrefix(field)
+		if err != nil {
+			wrong = append(wrong, strconv.Quote(field))
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(wrong) > 0 {
+		return nil, fmt.Errorf("%s: want IP addresses or CIDR blocks", strings.Join(wrong, ", "))
+	}
+	return out, nil
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

@@ -1,6 +1,8 @@
 package bootstrap
 
 import (
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -203,5 +205,33 @@ func TestTimeoutsOverrideOnlyWhatIsSet(t *testing.T) {
 	if s.ReadHeaderTimeout != time.Second || s.ReadTimeout != 30*time.Second ||
 		s.WriteTimeout != 30*time.Second || s.IdleTimeout != 2*time.Second {
 		t.Errorf("server timeouts %v %v %v %v", s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout)
+	}
+}
+
+// LoadConfig reads getenv only: the process's own environment (a developer's
+// shell, a test runner) must not fill in what the caller did not set.
+func TestLoadConfigReadsOnlyGetenv(t *testing.T) {
+	t.Setenv("HTTP_ADDR", "nonsense")
+	t.Setenv("LOG_FORMAT", "xml")
+	c, err := LoadConfig(envOf(nil), true)
+	if err != nil || c.HTTPAddr != ":8000" || c.LogFormat != "text" {
+		t.Fatalf("the process environment leaked in: %q %q %v", c.HTTPAddr, c.LogFormat, err)
+	}
+}
+
+func TestSecretsStayOutOfStringAndLogs(t *testing.T) {
+	t.Parallel()
+	secret := strings.Repeat("topsecret", 4)
+	c, err := LoadConfig(envOf(map[string]string{"JWT_SECRET": secret}), true)
+	if err != nil || string(c.JWTSecret) != secret {
+		t.Fatalf("JWT_SECRET not read as given: %v", err)
+	}
+	var logs strings.Builder
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("config", "secret", c.JWTSecret, "config", c)
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "secret", c.JWTSecret, "config", c)
+	for _, out := range []string{fmt.Sprintf("%v %+v %s", c, c, c.JWTSecret), logs.String()} {
+		if strings.Contains(out, "topsecret") || !strings.Contains(out, "[redacted]") {
+			t.Errorf("the secret shows: %s", out)
+		}
 	}
 }

@@ -20,6 +20,7 @@ type User struct {
 	passwordHash       string
 	mustChangePassword bool
 	tokenVersion       int64
+	version            int64
 	createdAt          time.Time
 	updatedAt          time.Time
 }
@@ -39,7 +40,7 @@ type NewUserParams struct {
 // hash is set separately (SetPasswordHash) because hashing is an adapter's job.
 func NewUser(p NewUserParams, now time.Time) (*User, error) {
 	var v ValidationError
-	u := &User{id: p.ID, role: p.Role, createdAt: now, updatedAt: now}
+	u := &User{id: p.ID, role: p.Role, version: 1, createdAt: now, updatedAt: now}
 	if p.ID < 0 {
 		v.Add("id", "must be a positive integer")
 	}
@@ -79,8 +80,12 @@ type StoredUser struct {
 	PasswordHash       string
 	MustChangePassword bool
 	TokenVersion       int64
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
+	// Version counts the user's visible writes: NewUser makes version 1,
+	// and storage bumps it with each later one, never with internal
+	// bookkeeping. The HTTP adapter makes the ETag of it.
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // RestoreUser rebuilds a User from storage. Unknown role or gender strings
@@ -94,7 +99,7 @@ func RestoreUser(s StoredUser) (*User, error) {
 		id: s.ID, firstName: s.FirstName, lastName: s.LastName, email: Email{s.Email},
 		gender: Gender{s.Gender}, role: role, passwordHash: s.PasswordHash,
 		mustChangePassword: s.MustChangePassword, tokenVersion: s.TokenVersion,
-		createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
+		version: s.Version, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
 	}
 	if s.IPAddress != "" {
 		if u.ip, err = netip.ParseAddr(s.IPAddress); err != nil {
@@ -110,7 +115,7 @@ func (u *User) Stored() StoredUser {
 		ID: u.id, FirstName: u.firstName, LastName: u.lastName, Email: u.email.addr,
 		Gender: u.gender.name, Role: u.role.name, PasswordHash: u.passwordHash,
 		MustChangePassword: u.mustChangePassword, TokenVersion: u.tokenVersion,
-		CreatedAt: u.createdAt, UpdatedAt: u.updatedAt,
+		Version: u.version, CreatedAt: u.createdAt, UpdatedAt: u.updatedAt,
 	}
 	if u.ip.IsValid() {
 		s.IPAddress = u.ip.String()
@@ -128,6 +133,7 @@ func (u *User) Role() Role               { return u.role }
 func (u *User) CreatedAt() time.Time     { return u.createdAt }
 func (u *User) UpdatedAt() time.Time     { return u.updatedAt }
 func (u *User) TokenVersion() int64      { return u.tokenVersion }
+func (u *User) Version() int64           { return u.version }
 func (u *User) PasswordHash() string     { return u.passwordHash }
 func (u *User) HasPassword() bool        { return u.passwordHash != "" }
 func (u *User) MustChangePassword() bool { return u.mustChangePassword }

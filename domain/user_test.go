@@ -23,7 +23,7 @@ func TestNewUser(t *testing.T) {
 	}
 	want := domain.StoredUser{
 		FirstName: "Jean-Luc", LastName: "O’Doireidh", Email: "jean-luc@example.com",
-		Gender: "Non-binary", IPAddress: "192.0.2.1", Role: "user", CreatedAt: t0, UpdatedAt: t0,
+		Gender: "Non-binary", IPAddress: "192.0.2.1", Role: "user", Version: 1, CreatedAt: t0, UpdatedAt: t0,
 	}
 	if got := u.Stored(); got != want {
 		t.Fatalf("NewUser stored = %+v, want %+v", got, want)

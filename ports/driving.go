@@ -60,15 +60,24 @@ type CreateUserRequest struct {
 }
 
 // UpdateUserRequest changes a profile. Password and CurrentPassword are nil
-// when absent; IfMatch, when not empty, must equal the user's current ETag.
+// when absent; IfMatch, when not nil, must admit the user's current version.
 type UpdateUserRequest struct {
 	Patch           domain.ProfilePatch
 	Password        *string
 	CurrentPassword *string
-	IfMatch         string
+	IfMatch         *IfMatch
 	// Client is the address the request came from (the zero Addr when not
 	// known): a wrong CurrentPassword counts as a failed login from there.
 	Client netip.Addr
+}
+
+// IfMatch is a conditional write's precondition (HTTP's If-Match): the
+// versions (domain.User.Version) the client expects the user to be at, or,
+// with Any, whatever version it is at. A header naming no version of this
+// service leaves both empty: nothing matches.
+type IfMatch struct {
+	Any      bool
+	Versions []int64
 }
 
 // AuthService signs users up and in, rotates and revokes refresh tokens, and

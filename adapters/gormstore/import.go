@@ -39,7 +39,7 @@ const sqliteInsertRows = 100
 // importValues.
 var userColumns = []string{
 	"id", "first_name", "last_name", "first_name_fold", "last_name_fold", "email", "gender", "role",
-	"ip_address", "ip_key", "password_hash", "must_change_password", "token_version", "created_at", "updated_at",
+	"ip_address", "ip_key", "password_hash", "must_change_password", "token_version", "version", "created_at", "updated_at",
 }
 
 // importValues is rec as the values of userColumns: id 0 is NULL (drawn by
@@ -57,7 +57,7 @@ func (s *Store) importValues(rec userRecord) []any {
 		created, updated = rec.CreatedAt.UnixMicro(), rec.UpdatedAt.UnixMicro()
 	}
 	return []any{id, rec.FirstName, rec.LastName, rec.FirstNameFold, rec.LastNameFold, rec.Email, rec.Gender, rec.Role,
-		ipAddr, key, rec.PasswordHash, rec.MustChangePassword, rec.TokenVersion, created, updated}
+		ipAddr, key, rec.PasswordHash, rec.MustChangePassword, rec.TokenVersion, rec.Version, created, updated}
 }
 
 // BeginImport starts an import; see ports.UserImporter.
@@ -221,8 +221,10 @@ func mergeOne(i int, stored *domain.User, merge ports.ImportMerge) (ports.Import
 	case after.ID() != stored.ID() || after.Email() != stored.Email():
 		return ports.ImportOutcome{}, nil, fmt.Errorf("gormstore: an import merge changed user %d's id or email", stored.ID())
 	}
-	// What is stored is what the record holds (times at microseconds).
+	// What is stored is what the record holds (times at microseconds), at
+	// the next version: a merge is a visible write.
 	rec := recordOf(after)
+	rec.Version = stored.Version() + 1
 	u, err := rec.user()
 	if err != nil {
 		return ports.ImportOutcome{}, nil, err
@@ -496,41 +498,22 @@ type pgImport struct {
 }
 
 // The staging tables of a PostgreSQL import, temporary (private to the
-// connection, never logged). import_changes holds an atomic import's
-// change-log entries until Commit, so the change-log lock is taken only
-// then, after every row lock the import needs: taking it earlier and
-// holding it across batches could deadlock with an update that holds a row
-// lock and waits for the change log.
+// connection, never logged). Their columns are the migrated tables' own (LIKE
+// copies names, types, collations and NOT NULL; INCLUDING DEFAULTS fills a
+// column an import does not write), so a column added to users or the change
+// log by a migration is one here too. import_staging numbers its rows (line)
+// and lets id be NULL for an id the sequence draws. import_changes holds an
+// atomic import's change-log entries until Commit, in ord rather than seq
+// order, so the change-log lock is taken only then, after every row lock the
+// import needs: taking it earlier and holding it across batches could
+// deadlock with an update that holds a row lock and waits for the change log.
 const pgCreateStaging = `
 DROP TABLE IF EXISTS pg_temp.import_staging, pg_temp.import_updates, pg_temp.import_changes;
-CREATE TEMPORARY TABLE import_staging (
-    line                 integer NOT NULL,
-    id                   bigint,
-    first_name           text    NOT NULL,
-    last_name            text    NOT NULL,
-    first_name_fold      text    COLLATE "C" NOT NULL,
-    last_name_fold       text    COLLATE "C" NOT NULL,
-    email                text    COLLATE "C" NOT NULL,
-    gender               text    NOT NULL,
-    role                 text    NOT NULL,
-    ip_address           text,
-    ip_key               bytea,
-    password_hash        text    NOT NULL,
-    must_change_password boolean NOT NULL,
-    token_version        bigint  NOT NULL,
-    created_at           timestamptz NOT NULL,
-    updated_at           timestamptz NOT NULL
-);
-CREATE TEMPORARY TABLE import_updates (LIKE import_staging);
-CREATE TEMPORARY TABLE import_changes (
-    ord       bigint      NOT NULL,
-    at        timestamptz NOT NULL,
-    actor_id  bigint      NOT NULL,
-    action    text        NOT NULL,
-    target_id bigint      NOT NULL,
-    before    jsonb,
-    after     jsonb
-)`
+CREATE TEMPORARY TABLE import_staging (line integer NOT NULL, LIKE users INCLUDING DEFAULTS);
+ALTER TABLE import_staging ALTER COLUMN id DROP NOT NULL;
+CREATE TEMPORARY TABLE import_updates (LIKE import_staging INCLUDING DEFAULTS);
+CREATE TEMPORARY TABLE import_changes (ord bigint NOT NULL, LIKE change_log INCLUDING DEFAULTS);
+ALTER TABLE import_changes DROP COLUMN seq`
 
 const pgDropStaging = `DROP TABLE IF EXISTS pg_temp.import_staging, pg_temp.import_updates, pg_temp.import_changes`
 
@@ -739,7 +722,7 @@ func (b *pgBatch) takenIDs(ids []int64) (map[int64]bool, error) {
 	return taken, nil
 }
 
-// lockIDs takes lockUserIDs as Users.Create does: exclusively for explicit
+// lockIDs takes lockUserIDs as UserRepository.Create does: exclusively for explicit
 // ids, so no id is drawn elsewhere between moving the sequence past the
 // batch's explicit ids and drawing the batch's own, and the ids found free
 // stay free; shared otherwise, so batches that only draw ids (and
@@ -792,7 +775,7 @@ func (b *pgBatch) insert(recs []userRecord) (map[string]int64, error) {
 
 func (b *pgBatch) lockStored(emails []string) ([]*domain.User, error) {
 	rows, err := b.c.Query(b.ctx, `SELECT id, first_name, last_name, email, gender, role, COALESCE(ip_address, ''),
-		password_hash, must_change_password, token_version, created_at, updated_at
+		password_hash, must_change_password, token_version, version, created_at, updated_at
 		FROM users WHERE email = ANY($1) ORDER BY id FOR NO KEY UPDATE`, emails)
 	if err != nil {
 		return nil, err
@@ -800,7 +783,7 @@ func (b *pgBatch) lockStored(emails []string) ([]*domain.User, error) {
 	var out []*domain.User
 	var s domain.StoredUser
 	_, err = pgx.ForEachRow(rows, []any{&s.ID, &s.FirstName, &s.LastName, &s.Email, &s.Gender, &s.Role, &s.IPAddress,
-		&s.PasswordHash, &s.MustChangePassword, &s.TokenVersion, &s.CreatedAt, &s.UpdatedAt}, func() error {
+		&s.PasswordHash, &s.MustChangePassword, &s.TokenVersion, &s.Version, &s.CreatedAt, &s.UpdatedAt}, func() error {
 		s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
 		u, err := domain.RestoreUser(s)
 		out = append(out, u)

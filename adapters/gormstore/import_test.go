@@ -135,7 +135,7 @@ func TestImportInsertsKeepingFreeIDs(t *testing.T) {
 			if got.Stored() != o.User.Stored() {
 				t.Errorf("stored %+v, returned %+v", got.Stored(), o.User.Stored())
 			}
-			if !got.CreatedAt().Equal(importNow) || !got.HasPassword() || got.IP().String() != "2001:db8::7" {
+			if !got.CreatedAt().Equal(importNow) || !got.HasPassword() || got.IP().String() != "2001:db8::7" || got.Version() != 1 {
 				t.Errorf("stored %+v", got.Stored())
 			}
 		}
@@ -199,7 +199,9 @@ func TestImportMergesRowsWhoseEmailIsStored(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.FirstName() != "Renamed" || !got.UpdatedAt().Equal(importNow) || got.Stored() != out[0].User.Stored() {
+		// A merge is a visible write: the next version, as any update.
+		if got.FirstName() != "Renamed" || !got.UpdatedAt().Equal(importNow) || got.Stored() != out[0].User.Stored() ||
+			got.Version() != a.Version()+1 {
 			t.Errorf("updated user %+v, outcome %+v", got.Stored(), out[0].User.Stored())
 		}
 		if got, _ := s.Users().Get(t.Context(), b.ID()); got.Stored() != b.Stored() {

@@ -172,3 +172,60 @@ func TestConcurrentMigrateUpOnPostgres(t *testing.T) {
 		t.Errorf("Create after concurrent migrations: %v", err)
 	}
 }
+
+// Users stored before 00008_user_version are carried over at version 1,
+// whatever version they had reached (here: down past it and up again), and
+// count on from there.
+func TestUserVersionMigrationStartsStoredUsersAtOne(t *testing.T) {
+	t.Parallel()
+	onEachImportBackend(t, func(t *testing.T, s *gormstore.Store) {
+		ctx := t.Context()
+		u := create(t, s, 1)
+		first := "Renamed"
+		rename := func(u *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {
+			return domain.ActionUpdated, u.ApplyProfile(domain.ProfilePatch{FirstName: &first}, time.Now().UTC())
+		}
+		renameAt := func(want int64) {
+			t.Helper()
+			got, err := s.Users().Update(ctx, u.ID(), domain.Operator(), rename)
+			if err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			if got.Version() != want {
+				t.Fatalf("Update made version %d, want %d", got.Version(), want)
+			}
+		}
+		renameAt(2)
+		var out bytes.Buffer
+		if err := s.MigrateStatus(ctx, &out); err != nil {
+			t.Fatal(err)
+		}
+		// Down to before 00008 (and any migration after it), then up.
+		steps := 0
+		for l := range strings.Lines(out.String()) {
+			if f := strings.Fields(l); len(f) == 4 && f[3] >= "00008_user_version.sql" {
+				steps++
+			}
+		}
+		if steps == 0 {
+			t.Fatalf("no migration 00008_user_version in\n%s", out.String())
+		}
+		for range steps {
+			if err := s.MigrateDown(ctx); err != nil {
+				t.Fatalf("MigrateDown: %v", err)
+			}
+		}
+		if err := s.MigrateUp(ctx); err != nil {
+			t.Fatalf("MigrateUp: %v", err)
+		}
+		got, err := s.Users().Get(ctx, u.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Version() != 1 || got.FirstName() != first {
+			t.Fatalf("after the migration: %+v; want version 1", got.Stored())
+		}
+		first = "Again"
+		renameAt(2)
+	})
+}

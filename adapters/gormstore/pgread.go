@@ -17,7 +17,7 @@ import (
 
 // userByIDSQL reads the columns userRecord.user needs, by primary key.
 const userByIDSQL = "SELECT id, first_name, last_name, email, gender, role, ip_address, password_hash, " +
-	"must_change_password, token_version, created_at, updated_at FROM users WHERE id = $1"
+	"must_change_password, token_version, version, created_at, updated_at FROM users WHERE id = $1"
 
 // getUserPostgres reads the user with id through pgx on a connection of the
 // store's pool, without GORM and without database/sql's rows. This read is
@@ -36,7 +36,7 @@ func (s *Store) getUserPostgres(ctx context.Context, id int64) (*domain.User, er
 		var created, updated time.Time
 		err := c.QueryRow(ctx, userByIDSQL, id).Scan(&rec.ID, &rec.FirstName, &rec.LastName, &rec.Email,
 			&rec.Gender, &rec.Role, &rec.IPAddress, &rec.PasswordHash, &rec.MustChangePassword,
-			&rec.TokenVersion, &created, &updated)
+			&rec.TokenVersion, &rec.Version, &created, &updated)
 		rec.CreatedAt, rec.UpdatedAt = dbTime{created.UTC()}, dbTime{updated.UTC()}
 		return err
 	})

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
 )
 
 // Dialect names, as GORM's dialectors report them.
@@ -117,6 +118,7 @@ type userRecord struct {
 	PasswordHash       string  `gorm:"column:password_hash"`
 	MustChangePassword bool    `gorm:"column:must_change_password"`
 	TokenVersion       int64   `gorm:"column:token_version"`
+	Version            int64   `gorm:"column:version"`
 	CreatedAt          dbTime  `gorm:"column:created_at;autoCreateTime:false"`
 	UpdatedAt          dbTime  `gorm:"column:updated_at;autoUpdateTime:false"`
 }
@@ -129,7 +131,7 @@ func recordOf(u *domain.User) userRecord {
 		ID: s.ID, FirstName: s.FirstName, LastName: s.LastName,
 		FirstNameFold: domain.Fold(s.FirstName), LastNameFold: domain.Fold(s.LastName),
 		Email: s.Email, Gender: s.Gender, Role: s.Role, PasswordHash: s.PasswordHash,
-		MustChangePassword: s.MustChangePassword, TokenVersion: s.TokenVersion,
+		MustChangePassword: s.MustChangePassword, TokenVersion: s.TokenVersion, Version: s.Version,
 		CreatedAt: newDBTime(s.CreatedAt), UpdatedAt: newDBTime(s.UpdatedAt),
 	}
 	if ip := u.IP(); ip.IsValid() {
@@ -148,7 +150,7 @@ func (r userRecord) changes() map[string]any {
 		"email": r.Email, "gender": r.Gender, "role": r.Role,
 		"ip_address": r.IPAddress, "ip_key": r.IPKey,
 		"password_hash": r.PasswordHash, "must_change_password": r.MustChangePassword,
-		"token_version": r.TokenVersion, "updated_at": r.UpdatedAt,
+		"token_version": r.TokenVersion, "version": r.Version, "updated_at": r.UpdatedAt,
 	}
 }
 
@@ -156,7 +158,7 @@ func (r userRecord) user() (*domain.User, error) {
 	s := domain.StoredUser{
 		ID: r.ID, FirstName: r.FirstName, LastName: r.LastName, Email: r.Email,
 		Gender: r.Gender, Role: r.Role, PasswordHash: r.PasswordHash,
-		MustChangePassword: r.MustChangePassword, TokenVersion: r.TokenVersion,
+		MustChangePassword: r.MustChangePassword, TokenVersion: r.TokenVersion, Version: r.Version,
 		CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time,
 	}
 	if r.IPAddress != nil {
@@ -177,32 +179,13 @@ func usersOf(recs []userRecord) ([]*domain.User, error) {
 	return out, nil
 }
 
-// snapshot is the change log's JSON picture of a user: its public fields
-// only. Password hash, token version and the forced-change flag are secrets
-// or internals, and the change log feeds /audit and WebSocket events.
-type snapshot struct {
-	ID        int64     `json:"id"`
-	FirstName string    `json:"first_name"`
-	LastName  string    `json:"last_name"`
-	Email     string    `json:"email"`
-	Gender    string    `json:"gender"`
-	IPAddress string    `json:"ip_address,omitempty"`
-	Role      string    `json:"role"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-// encodeSnapshot returns u's public fields as JSON, or nil for no user.
+// encodeSnapshot returns u's public view (ports.UserView: what /audit and
+// WebSocket events show of it) as JSON, or nil for no user.
 func encodeSnapshot(u *domain.User) (*string, error) {
 	if u == nil {
 		return nil, nil
 	}
-	s := u.Stored()
-	b, err := json.Marshal(snapshot{
-		ID: s.ID, FirstName: s.FirstName, LastName: s.LastName, Email: s.Email,
-		Gender: s.Gender, IPAddress: s.IPAddress, Role: s.Role,
-		CreatedAt: newDBTime(s.CreatedAt).Time, UpdatedAt: newDBTime(s.UpdatedAt).Time,
-	})
+	b, err := json.Marshal(ports.ViewOf(u))
 	if err != nil {
 		return nil, fmt.Errorf("gormstore: encode change snapshot: %w", err)
 	}
@@ -210,19 +193,18 @@ func encodeSnapshot(u *domain.User) (*string, error) {
 	return &text, nil
 }
 
+// decodeSnapshot reads a stored view back. Entries written before
+// ip_address was always present leave it out when unset: absent reads as
+// null.
 func decodeSnapshot(text *string) (*domain.User, error) {
 	if text == nil {
 		return nil, nil
 	}
-	var s snapshot
-	if err := json.Unmarshal([]byte(*text), &s); err != nil {
+	var v ports.UserView
+	if err := json.Unmarshal([]byte(*text), &v); err != nil {
 		return nil, fmt.Errorf("gormstore: decode change snapshot: %w", err)
 	}
-	return domain.RestoreUser(domain.StoredUser{
-		ID: s.ID, FirstName: s.FirstName, LastName: s.LastName, Email: s.Email,
-		Gender: s.Gender, IPAddress: s.IPAddress, Role: s.Role,
-		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(),
-	})
+	return domain.RestoreUser(v.Stored())
 }
 
 // changeRecord is a row of change_log.

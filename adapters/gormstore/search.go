@@ -82,7 +82,7 @@ func sortColumn(f domain.SortField) string {
 // q.After the page starts strictly after that key, a row-value comparison
 // that the (column, id) indexes serve on both engines; otherwise q.Offset
 // rows are skipped.
-func (r *Users) Search(ctx context.Context, q ports.SearchQuery) ([]*domain.User, error) {
+func (r *UserRepository) Search(ctx context.Context, q ports.SearchQuery) ([]*domain.User, error) {
 	var users []*domain.User
 	err := r.s.searching(ctx, func(ctx context.Context, from *gorm.DB) (err error) {
 		users, err = r.search(ctx, from, q)
@@ -91,7 +91,7 @@ func (r *Users) Search(ctx context.Context, q ports.SearchQuery) ([]*domain.User
 	return users, err
 }
 
-func (r *Users) search(ctx context.Context, from *gorm.DB, q ports.SearchQuery) ([]*domain.User, error) {
+func (r *UserRepository) search(ctx context.Context, from *gorm.DB, q ports.SearchQuery) ([]*domain.User, error) {
 	db := r.s.filtered(r.s.planEach(from.WithContext(ctx)), q.Filter)
 	col := sortColumn(q.Sort.Field)
 	dir, op := "ASC", ">"
@@ -132,7 +132,7 @@ func (r *Users) search(ctx context.Context, from *gorm.DB, q ports.SearchQuery) 
 }
 
 // Count counts users matching f: exactly up to limit; past it, see count.
-func (r *Users) Count(ctx context.Context, f domain.Filter, limit int64) (n int64, exact bool, err error) {
+func (r *UserRepository) Count(ctx context.Context, f domain.Filter, limit int64) (n int64, exact bool, err error) {
 	err = r.s.searching(ctx, func(ctx context.Context, from *gorm.DB) (err error) {
 		n, exact, err = r.s.count(ctx, from, func(db *gorm.DB) *gorm.DB { return r.s.filtered(db, f) }, limit)
 		return err

@@ -43,7 +43,7 @@ type Store struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	users    *Users
+	users    *UserRepository
 	changes  *ChangeLog
 	tokens   *RefreshTokens
 	notifier *Notifier
@@ -116,7 +116,7 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Opt
 	if err := s.Ping(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("gormstore: connect to %s: %w", s.dialect, err), s.Close())
 	}
-	s.users = &Users{s: s}
+	s.users = &UserRepository{s: s}
 	s.changes = &ChangeLog{s: s}
 	s.tokens = &RefreshTokens{s: s}
 	s.notifier = newNotifier(s)

@@ -12,15 +12,15 @@ import (
 	"github.com/userservice/userservice/ports"
 )
 
-// Users is the user repository. Every write appends its change-log entry in
+// UserRepository is the user repository. Every write appends its change-log entry in
 // its own transaction.
-type Users struct{ s *Store }
+type UserRepository struct{ s *Store }
 
-var _ ports.UserRepository = (*Users)(nil)
+var _ ports.UserRepository = (*UserRepository)(nil)
 
 // Create inserts u, keeping its id when non-zero (domain.ErrIDTaken when
 // another user has it or had it: see retireUserID), and returns it as stored.
-func (r *Users) Create(ctx context.Context, u *domain.User, actor domain.Actor) (*domain.User, error) {
+func (r *UserRepository) Create(ctx context.Context, u *domain.User, actor domain.Actor) (*domain.User, error) {
 	rec := recordOf(u)
 	var out *domain.User
 	err := r.s.write(ctx, func(tx *gorm.DB) error {
@@ -77,7 +77,7 @@ func (s *Store) advanceUserIDs(tx *gorm.DB, id int64) error {
 
 // Get returns the user with id, or domain.ErrNotFound. On PostgreSQL it is
 // read without GORM (getUserPostgres): the service's hottest read.
-func (r *Users) Get(ctx context.Context, id int64) (*domain.User, error) {
+func (r *UserRepository) Get(ctx context.Context, id int64) (*domain.User, error) {
 	if r.s.pg != nil {
 		return r.s.getUserPostgres(ctx, id)
 	}
@@ -85,11 +85,11 @@ func (r *Users) Get(ctx context.Context, id int64) (*domain.User, error) {
 }
 
 // GetByEmail returns the user with email, or domain.ErrNotFound.
-func (r *Users) GetByEmail(ctx context.Context, email domain.Email) (*domain.User, error) {
+func (r *UserRepository) GetByEmail(ctx context.Context, email domain.Email) (*domain.User, error) {
 	return r.getWhere(ctx, "email = ?", email.String())
 }
 
-func (r *Users) getWhere(ctx context.Context, cond string, arg any) (*domain.User, error) {
+func (r *UserRepository) getWhere(ctx context.Context, cond string, arg any) (*domain.User, error) {
 	var rec userRecord
 	if err := r.s.read.WithContext(ctx).Where(cond, arg).Take(&rec).Error; err != nil {
 		return nil, translate(ctx, err, true)
@@ -132,10 +132,11 @@ func (s *Store) superadminCount(ctx context.Context, tx *gorm.DB) domain.Superad
 	}
 }
 
-// Update runs fn on the locked user and saves the result with its change
-// entry. When fn leaves the user as it was, nothing is written. fn's own
+// Update runs fn on the locked user and saves the result, its version
+// bumped, with its change entry. When fn leaves the user as it was, nothing
+// is written. fn's own
 // errors come back unchanged, after everything is rolled back.
-func (r *Users) Update(ctx context.Context, id int64, actor domain.Actor, fn ports.UpdateFunc) (*domain.User, error) {
+func (r *UserRepository) Update(ctx context.Context, id int64, actor domain.Actor, fn ports.UpdateFunc) (*domain.User, error) {
 	var out *domain.User
 	err := r.s.write(ctx, func(tx *gorm.DB) error {
 		u, err := r.s.lockUser(tx, id, false)
@@ -158,6 +159,7 @@ func (r *Users) Update(ctx context.Context, id int64, actor domain.Actor, fn por
 			return errors.New("gormstore: update changed the user but named no change action")
 		}
 		rec := recordOf(u)
+		rec.Version = before.Version() + 1 // a visible write: a new ETag
 		if err := tx.Table("users").Where("id = ?", id).Updates(rec.changes()).Error; err != nil {
 			return err
 		}
@@ -178,7 +180,7 @@ func (r *Users) Update(ctx context.Context, id int64, actor domain.Actor, fn por
 // and token version, with no public change-log entry; see
 // ports.UserRepository. Ending the user's tokens appends an internal entry
 // (domain.ActionTokensRevoked) that readers other than the token check skip.
-func (r *Users) UpdateInternal(ctx context.Context, id int64, fn func(u *domain.User) error) error {
+func (r *UserRepository) UpdateInternal(ctx context.Context, id int64, fn func(u *domain.User) error) error {
 	err := r.s.write(ctx, func(tx *gorm.DB) error {
 		u, err := r.s.lockUser(tx, id, false)
 		if err != nil {
@@ -222,7 +224,7 @@ func sameStored(a, b domain.StoredUser) bool {
 
 // Delete runs check on the locked user, then deletes it (its refresh tokens
 // go with it) and returns it as it was. check's errors come back unchanged.
-func (r *Users) Delete(ctx context.Context, id int64, actor domain.Actor, check ports.DeleteCheck) (*domain.User, error) {
+func (r *UserRepository) Delete(ctx context.Context, id int64, actor domain.Actor, check ports.DeleteCheck) (*domain.User, error) {
 	var out *domain.User
 	err := r.s.write(ctx, func(tx *gorm.DB) error {
 		// Shared, and before the row: an insert of an explicit id (which
@@ -275,12 +277,12 @@ func retiredUserIDs(tx *gorm.DB, ids []int64) ([]int64, error) {
 }
 
 // Ping reports whether the database answers.
-func (r *Users) Ping(ctx context.Context) error { return r.s.Ping(ctx) }
+func (r *UserRepository) Ping(ctx context.Context) error { return r.s.Ping(ctx) }
 
 // PasswordHashClasses groups the users with a password by the first 7 bytes
 // of their hash ("$2b$12$", "$argon2"). It reads every row: the caller asks
 // rarely (minutes apart).
-func (r *Users) PasswordHashClasses(ctx context.Context) ([]ports.PasswordHashClass, error) {
+func (r *UserRepository) PasswordHashClasses(ctx context.Context) ([]ports.PasswordHashClass, error) {
 	var rows []struct {
 		Sample string
 		N      int64

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
+	"github.com/userservice/userservice/ports"
 )
 
 // Defines values for AuditEntryAction.
@@ -70,6 +71,24 @@ func (e Gender) Valid() bool {
 	case GenderNonBinary:
 		return true
 	case GenderPolygender:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GrantType.
+const (
+	GrantTypePassword     GrantType = "password"
+	GrantTypeRefreshToken GrantType = "refresh_token"
+)
+
+// Valid indicates whether the value is a known member of the GrantType enum.
+func (e GrantType) Valid() bool {
+	switch e {
+	case GrantTypePassword:
+		return true
+	case GrantTypeRefreshToken:
 		return true
 	default:
 		return false
@@ -187,24 +206,6 @@ const (
 func (e JWKUse) Valid() bool {
 	switch e {
 	case JWKUseSig:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for LoginFormGrantType.
-const (
-	LoginFormGrantTypePassword     LoginFormGrantType = "password"
-	LoginFormGrantTypeRefreshToken LoginFormGrantType = "refresh_token"
-)
-
-// Valid indicates whether the value is a known member of the LoginFormGrantType enum.
-func (e LoginFormGrantType) Valid() bool {
-	switch e {
-	case LoginFormGrantTypePassword:
-		return true
-	case LoginFormGrantTypeRefreshToken:
 		return true
 	default:
 		return false
@@ -516,21 +517,6 @@ type Capabilities struct {
 	SubscribeSearch bool   `json:"subscribe_search"`
 }
 
-// CreateUserRequest defines model for CreateUserRequest.
-type CreateUserRequest struct {
-	Email     string `json:"email"`
-	FirstName string `json:"first_name"`
-
-	// Gender One of the genders, any letter case.
-	Gender string `json:"gender"`
-
-	// IpAddress Optional; `""` leaves it unset.
-	IpAddress *string `json:"ip_address,omitempty"`
-	LastName  string  `json:"last_name"`
-	Password  string  `json:"password"`
-	Role      *Role   `json:"role,omitempty"`
-}
-
 // DayStats defines model for DayStats.
 type DayStats struct {
 	// Changes Every change-log entry of that day, creations included.
@@ -566,6 +552,9 @@ type FieldError struct {
 
 // Gender Accepted in any letter case on input; always answered in this spelling.
 type Gender string
+
+// GrantType `password` when absent.
+type GrantType string
 
 // ImportError defines model for ImportError.
 type ImportError struct {
@@ -712,44 +701,6 @@ type JWKSet struct {
 	Keys []JWK `json:"keys"`
 }
 
-// LoginForm An RFC 6749 token request. `grant_type=password` (the default) needs
-// `username` and `password`; `grant_type=refresh_token` needs `refresh_token`.
-// No parameter may be given twice.
-type LoginForm struct {
-	// ClientId Accepted and ignored.
-	ClientId *string `json:"client_id,omitempty"`
-
-	// ClientSecret Accepted and ignored.
-	ClientSecret *string             `json:"client_secret,omitempty"`
-	GrantType    *LoginFormGrantType `json:"grant_type,omitempty"`
-
-	// Password The password (password grant).
-	Password *string `json:"password,omitempty"`
-
-	// RefreshToken The refresh token to spend (refresh_token grant).
-	RefreshToken *string `json:"refresh_token,omitempty"`
-
-	// Scope Accepted and ignored.
-	Scope *string `json:"scope,omitempty"`
-
-	// Username The email address (password grant).
-	Username *string `json:"username,omitempty"`
-}
-
-// LoginFormGrantType defines model for LoginForm.GrantType.
-type LoginFormGrantType string
-
-// LoginRequest defines model for LoginRequest.
-type LoginRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-}
-
-// LogoutRequest defines model for LogoutRequest.
-type LogoutRequest struct {
-	RefreshToken string `json:"refresh_token"`
-}
-
 // OAuthError An RFC 6749 §5.2 error, with the service's own `detail` and `code` for older clients.
 type OAuthError struct {
 	// Code The service's stable machine-readable code.
@@ -797,35 +748,8 @@ type PolicyMatrix struct {
 	Roles       []Role        `json:"roles"`
 }
 
-// RefreshRequest defines model for RefreshRequest.
-type RefreshRequest struct {
-	RefreshToken string `json:"refresh_token"`
-}
-
 // Role defines model for Role.
 type Role string
-
-// RoleChangeRequest defines model for RoleChangeRequest.
-type RoleChangeRequest struct {
-	Role Role `json:"role"`
-}
-
-// SignUpRequest A `role` key is accepted and ignored (a sign-up is always `user`).
-type SignUpRequest struct {
-	Email     string `json:"email"`
-	FirstName string `json:"first_name"`
-
-	// Gender One of the genders, any letter case.
-	Gender string `json:"gender"`
-
-	// IpAddress Optional; `""` leaves it unset.
-	IpAddress *string `json:"ip_address,omitempty"`
-	LastName  string  `json:"last_name"`
-	Password  string  `json:"password"`
-
-	// Role Ignored.
-	Role *string `json:"role,omitempty"`
-}
 
 // Stats defines model for Stats.
 type Stats struct {
@@ -869,60 +793,8 @@ type TokenPair struct {
 // TokenPairTokenType defines model for TokenPair.TokenType.
 type TokenPairTokenType string
 
-// TokenRequest defines model for TokenRequest.
-type TokenRequest struct {
-	// Token The token to introspect or revoke.
-	Token string `json:"token"`
-
-	// TokenTypeHint `access_token` or `refresh_token`; accepted and not needed.
-	TokenTypeHint *string `json:"token_type_hint,omitempty"`
-}
-
-// UpdateUserRequest Every key is optional. `role` and unknown keys are rejected with `422`.
-type UpdateUserRequest struct {
-	// CurrentPassword The caller's current password; required to change one's own email or password.
-	CurrentPassword *string `json:"current_password,omitempty"`
-	Email           *string `json:"email,omitempty"`
-	FirstName       *string `json:"first_name,omitempty"`
-	Gender          *string `json:"gender,omitempty"`
-
-	// IpAddress `null` or `""` clears the address.
-	IpAddress *string `json:"ip_address,omitempty"`
-	LastName  *string `json:"last_name,omitempty"`
-	Password  *string `json:"password,omitempty"`
-}
-
 // User A user's public fields. Password hashes and other secrets are never part of it.
-type User struct {
-	CreatedAt time.Time `json:"created_at"`
-
-	// Email Stored lower-cased, and never as another address: an address in which
-	// case-insensitive comparison would turn a letter into another (`ı` into
-	// `i`, `ſ` into `s`, final `ς` into `σ`) is refused with `422`.
-	//
-	//
-	// Example: zoe@example.com
-	Email string `json:"email"`
-
-	// FirstName Example: Zoë
-	FirstName string `json:"first_name"`
-
-	// Gender Accepted in any letter case on input; always answered in this spelling.
-	Gender Gender `json:"gender"`
-
-	// Id Example: 42
-	Id int64 `json:"id"`
-
-	// IpAddress Canonical IPv4 or IPv6 address; `null` when unset.
-	//
-	// Example: 10.1.2.3
-	IpAddress *string `json:"ip_address"`
-
-	// LastName Example: O'Doireidh
-	LastName  string    `json:"last_name"`
-	Role      Role      `json:"role"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
+type User = ports.UserView
 
 // UserPage One page of users.
 type UserPage struct {
@@ -1054,15 +926,6 @@ type ListAuditParams struct {
 // ListAuditParamsAction defines parameters for ListAudit.
 type ListAuditParamsAction string
 
-// ImportUsersMultipartBody defines parameters for ImportUsers.
-type ImportUsersMultipartBody struct {
-	// DefaultPassword As the query parameter; must come before `file`.
-	DefaultPassword *string `json:"default_password,omitempty"`
-
-	// File The CSV file.
-	File openapi_types.File `json:"file"`
-}
-
 // ImportUsersParams defines parameters for ImportUsers.
 type ImportUsersParams struct {
 	// OnConflict What a row whose email is already stored does.
@@ -1077,15 +940,6 @@ type ImportUsersParams struct {
 
 // ImportUsersParamsOnConflict defines parameters for ImportUsers.
 type ImportUsersParamsOnConflict string
-
-// StartImportMultipartBody defines parameters for StartImport.
-type StartImportMultipartBody struct {
-	// DefaultPassword As the query parameter; must come before `file`.
-	DefaultPassword *string `json:"default_password,omitempty"`
-
-	// File The CSV file.
-	File openapi_types.File `json:"file"`
-}
 
 // StartImportParams defines parameters for StartImport.
 type StartImportParams struct {
@@ -1169,42 +1023,6 @@ type UpdateUserParams struct {
 	// IfMatch The `ETag` of the user as last read; the update fails with `412` when it is stale.
 	IfMatch *string `json:"If-Match,omitempty"`
 }
-
-// AuthIntrospectFormdataRequestBody defines body for AuthIntrospect for application/x-www-form-urlencoded ContentType.
-type AuthIntrospectFormdataRequestBody = TokenRequest
-
-// AuthLogoutJSONRequestBody defines body for AuthLogout for application/json ContentType.
-type AuthLogoutJSONRequestBody = LogoutRequest
-
-// AuthRefreshJSONRequestBody defines body for AuthRefresh for application/json ContentType.
-type AuthRefreshJSONRequestBody = RefreshRequest
-
-// AuthRevokeFormdataRequestBody defines body for AuthRevoke for application/x-www-form-urlencoded ContentType.
-type AuthRevokeFormdataRequestBody = TokenRequest
-
-// AuthSignUpJSONRequestBody defines body for AuthSignUp for application/json ContentType.
-type AuthSignUpJSONRequestBody = SignUpRequest
-
-// AuthTokenJSONRequestBody defines body for AuthToken for application/json ContentType.
-type AuthTokenJSONRequestBody = LoginRequest
-
-// AuthTokenFormdataRequestBody defines body for AuthToken for application/x-www-form-urlencoded ContentType.
-type AuthTokenFormdataRequestBody = LoginForm
-
-// CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
-type CreateUserJSONRequestBody = CreateUserRequest
-
-// ImportUsersMultipartRequestBody defines body for ImportUsers for multipart/form-data ContentType.
-type ImportUsersMultipartRequestBody ImportUsersMultipartBody
-
-// StartImportMultipartRequestBody defines body for StartImport for multipart/form-data ContentType.
-type StartImportMultipartRequestBody StartImportMultipartBody
-
-// UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
-type UpdateUserJSONRequestBody = UpdateUserRequest
-
-// ChangeUserRoleJSONRequestBody defines body for ChangeUserRole for application/json ContentType.
-type ChangeUserRoleJSONRequestBody = RoleChangeRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {

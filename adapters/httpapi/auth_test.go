@@ -216,7 +216,7 @@ func TestAuthSignUp(t *testing.T) {
 	if rec.Header().Get("ETag") == "" {
 		t.Error("no ETag")
 	}
-	if u := decode[User](t, rec); u.Id != 42 || u.Role != RoleUser {
+	if u := decode[User](t, rec); u.ID != 42 || u.Role != string(RoleUser) {
 		t.Errorf("user = %+v", u)
 	}
 }

@@ -18,11 +18,26 @@ import (
 )
 
 // jsonObject is a request body read strictly: one JSON object and nothing
-// after it. Keys are looked up one by one so that every problem (a wrong
-// type, an unknown or missing key) is reported at once, each naming its field.
+// after it, with the keys its operation's schema in openapi.yaml lists
+// (operations.gen.go). Keys are looked up one by one so that every problem
+// (a wrong type, an unknown or missing key) is reported at once, each naming
+// its field.
 type jsonObject struct {
 	raw  map[string]json.RawMessage
+	keys map[string]bodyKey
 	errs domain.ValidationError
+	// misread is a handler reading a key its schema does not list: a bug,
+	// answered 500, that the spec and the handler disagree.
+	misread error
+}
+
+// bodyKey is what openapi.yaml says of one key of a JSON request body;
+// every key is a string.
+type bodyKey struct {
+	// required: the schema lists it in required.
+	required bool
+	// nullable: null is a value (it clears), read as "".
+	nullable bool
 }
 
 var (
@@ -32,10 +47,15 @@ var (
 		Message: "request body is empty; a JSON object is required"}
 )
 
-// readObject reads the request body as one JSON object. A missing
-// Content-Type is read as JSON (clients that forget it still work); any other
-// non-JSON type is refused with 415 rather than guessed at.
-func readObject(c echo.Context) (*jsonObject, error) {
+// readObject reads the request body of the operation operationID as one
+// JSON object. A missing Content-Type is read as JSON (clients that forget it
+// still work); any other non-JSON type is refused with 415 rather than
+// guessed at.
+func readObject(c echo.Context, operationID string) (*jsonObject, error) {
+	keys := operations[operationID].body
+	if keys == nil {
+		return nil, fmt.Errorf("httpapi: openapi.yaml gives %q no JSON request body", operationID)
+	}
 	if err := requireJSON(c.Request()); err != nil {
 		return nil, err
 	}
@@ -62,7 +82,7 @@ func readObject(c echo.Context) (*jsonObject, error) {
 		return nil, &domain.Error{Kind: domain.KindMalformed, Code: "malformed_json",
 			Message: "request body has data after the JSON object"}
 	}
-	return &jsonObject{raw: raw}, nil
+	return &jsonObject{raw: raw, keys: keys}, nil
 }
 
 // malformedJSON describes a syntax error by position, never echoing the body.
@@ -108,12 +128,12 @@ func errUnsupportedMediaType(want ...string) error {
 		Message: "Content-Type must be " + strings.Join(want, " or ")}
 }
 
-// allow records every key outside allowed as an unknown field, so a misspelt
-// key is an error rather than a silently ignored change.
-func (o *jsonObject) allow(allowed ...string) {
+// unknown records every key the schema does not list as an unknown field,
+// so a misspelt key is an error rather than a silently ignored change.
+func (o *jsonObject) unknown() {
 	var unknown []string
 	for _, k := range o.sortedKeys() {
-		if !slices.Contains(allowed, k) {
+		if _, ok := o.keys[k]; !ok {
 			unknown = append(unknown, k)
 		}
 	}
@@ -147,15 +167,14 @@ func clipName(s string) string {
 	return s[:cut] + "…"
 }
 
-// reject records key, when present, as not accepted here.
+// reject records key, when present, as not accepted here, with a message
+// more helpful than "unknown field", which it is then not also reported as.
 func (o *jsonObject) reject(key, message string) {
 	if _, ok := o.raw[key]; ok {
 		o.errs.Add(key, message)
+		delete(o.raw, key)
 	}
 }
-
-// ignore forgets key, for keys the contract says are accepted and ignored.
-func (o *jsonObject) ignore(key string) { delete(o.raw, key) }
 
 func (o *jsonObject) sortedKeys() []string {
 	keys := make([]string, 0, len(o.raw))
@@ -166,49 +185,43 @@ func (o *jsonObject) sortedKeys() []string {
 	return keys
 }
 
-// str returns key's string value and whether it was present. A value that is
-// not a string (null included) is recorded as an error.
-func (o *jsonObject) str(key string) (string, bool) {
+// str returns key's value, nil when it is absent, as the schema says: a
+// missing required key, or a value that is not a string (null, unless the
+// key is nullable), is recorded as an error. A nullable key's null is "".
+func (o *jsonObject) str(key string) *string {
+	k, listed := o.keys[key]
+	if !listed {
+		o.misread = errors.Join(o.misread, fmt.Errorf("httpapi: a handler reads body key %q, which openapi.yaml does not list", key))
+		return nil
+	}
 	v, ok := o.raw[key]
-	if !ok {
-		return "", false
+	switch {
+	case !ok:
+		if k.required {
+			o.errs.Add(key, "is required")
+		}
+		return nil
+	case k.nullable && bytes.Equal(v, []byte("null")):
+		return new(string)
 	}
 	var s string
 	if bytes.Equal(v, []byte("null")) || json.Unmarshal(v, &s) != nil {
 		o.errs.Add(key, "must be a string")
-		return "", false
-	}
-	return s, true
-}
-
-// required is str for a key that must be present.
-func (o *jsonObject) required(key string) string {
-	if _, ok := o.raw[key]; !ok {
-		o.errs.Add(key, "is required")
-		return ""
-	}
-	s, _ := o.str(key)
-	return s
-}
-
-// optional is str as a pointer: nil when absent.
-func (o *jsonObject) optional(key string) *string {
-	s, ok := o.str(key)
-	if !ok {
 		return nil
 	}
 	return &s
 }
 
-// nullable is optional for a key whose null means "clear": it returns a
-// pointer to "" for null.
-func (o *jsonObject) nullable(key string) *string {
-	if v, ok := o.raw[key]; ok && bytes.Equal(v, []byte("null")) {
-		empty := ""
-		return &empty
-	}
-	return o.optional(key)
-}
+// value is str's value, "" when absent or wrong.
+func (o *jsonObject) value(key string) string { return deref(o.str(key)) }
 
-// err reports every problem recorded so far (422), or nil.
-func (o *jsonObject) err() error { return o.errs.Err() }
+// err reports a handler reading a key the spec does not list, or else every
+// problem recorded so far (422) followed by the keys the schema does not
+// list, or nil. It is the last step of reading a body.
+func (o *jsonObject) err() error {
+	if o.misread != nil {
+		return o.misread
+	}
+	o.unknown()
+	return o.errs.Err()
+}

@@ -5,39 +5,20 @@ import (
 	"github.com/userservice/userservice/ports"
 )
 
-// userDTO whitelists a user's public fields. Anything else the aggregate
-// holds (password hash, token version, forced-change flag) has no field here,
-// so it cannot leak by accident.
-func userDTO(u *domain.User) User {
-	out := User{
-		Id:        u.ID(),
-		FirstName: u.FirstName(),
-		LastName:  u.LastName(),
-		Email:     u.Email().String(),
-		Gender:    Gender(u.Gender().String()),
-		Role:      Role(u.Role().String()),
-		CreatedAt: u.CreatedAt().UTC(),
-		UpdatedAt: u.UpdatedAt().UTC(),
-	}
-	if ip := u.IP(); ip.IsValid() {
-		s := ip.String()
-		out.IpAddress = &s
-	}
-	return out
-}
-
-func userDTOPtr(u *domain.User) *User {
+// viewPtr is u's public view, or null for no user (an audit entry's before
+// of a creation, after of a deletion).
+func viewPtr(u *domain.User) *User {
 	if u == nil {
 		return nil
 	}
-	dto := userDTO(u)
-	return &dto
+	v := ports.ViewOf(u)
+	return &v
 }
 
 func userPageDTO(p ports.Page) UserPage {
 	items := make([]User, len(p.Items))
 	for i, u := range p.Items {
-		items[i] = userDTO(u)
+		items[i] = ports.ViewOf(u)
 	}
 	return UserPage{
 		Items: items, Total: p.Total, TotalExact: p.TotalExact,
@@ -54,8 +35,8 @@ func auditPageDTO(p ports.AuditPage) AuditPage {
 			ActorId:  c.ActorID,
 			Action:   AuditEntryAction(c.Action),
 			TargetId: c.TargetID,
-			Before:   userDTOPtr(c.Before),
-			After:    userDTOPtr(c.After),
+			Before:   viewPtr(c.Before),
+			After:    viewPtr(c.After),
 		}
 	}
 	return AuditPage{

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -101,9 +100,6 @@ func (s *server) render(ctx context.Context, err error, c echo.Context) (int, Er
 	case errors.As(err, &tooLarge):
 		de = errBodyTooLarge(tooLarge.Limit)
 	case de == nil && errors.As(err, &he) && he.Code < http.StatusInternalServerError:
-		if body, ok := s.bindError(ctx, he); ok {
-			return he.Code, body
-		}
 		return he.Code, echoErrorBody(he)
 	}
 
@@ -138,34 +134,10 @@ func (s *server) render(ctx context.Context, err error, c echo.Context) (int, Er
 	return status, body
 }
 
-// bindPrefix starts the message of the generated binder's errors, whose rest
-// is Go parser detail (strconv.ParseInt: ...) that helps no client.
-const bindPrefix = "Invalid format for parameter "
-
-// bindError rewrites a parameter binding error as a short sentence naming
-// the parameter and what a valid value looks like.
-func (s *server) bindError(ctx context.Context, he *echo.HTTPError) (Error, bool) {
-	msg, _ := he.Message.(string)
-	rest, ok := strings.CutPrefix(msg, bindPrefix)
-	if he.Code != http.StatusBadRequest || !ok {
-		return Error{}, false
-	}
-	name, _, _ := strings.Cut(rest, ":")
-	hint, ok := paramHints[name]
-	if !ok {
-		hint = "is not valid"
-	}
-	s.log.DebugContext(ctx, "parameter binding failed", "request_id", RequestIDFrom(ctx), "error", msg)
-	return Error{
-		Detail: fmt.Sprintf("invalid value for parameter %q: %s", name, hint),
-		Code:   "malformed",
-		Errors: &[]FieldError{{Field: name, Message: hint}},
-	}, true
-}
-
-// echoErrorBody renders Echo's own errors (404 route, 405, parameter
-// binding) in the service's shape. Their messages are Echo's or the
-// generated binder's, written for clients.
+// echoErrorBody renders Echo's own errors (404 route, 405) in the
+// service's shape. Their messages are Echo's, written for clients; a
+// parameter the generated binder would refuse is refused before it, by
+// checkParams.
 func echoErrorBody(he *echo.HTTPError) Error {
 	detail, ok := he.Message.(string)
 	if !ok || detail == "" {

@@ -25,9 +25,9 @@ func (s *server) AuthToken(c echo.Context) error {
 		// Other OAuth2 fields a client may send (scope, client_id,
 		// client_secret) are accepted and ignored: Swagger UI's "Authorize"
 		// sends them. A missing grant_type is a login, as it always was.
-		switch gt := form.Get("grant_type"); LoginFormGrantType(gt) {
-		case "", LoginFormGrantTypePassword:
-		case LoginFormGrantTypeRefreshToken:
+		switch gt := form.Get("grant_type"); GrantType(gt) {
+		case "", GrantTypePassword:
+		case GrantTypeRefreshToken:
 			return s.refreshGrant(c, form)
 		default:
 			return &domain.Error{Kind: domain.KindMalformed, Code: "unsupported_grant_type",
@@ -54,12 +54,11 @@ func readJSONCredentials(c echo.Context) (email, password string, err error) {
 	if err := requireJSON(c.Request()); err != nil {
 		return "", "", errUnsupportedMediaType(echo.MIMEApplicationForm, echo.MIMEApplicationJSON)
 	}
-	o, err := readObject(c)
+	o, err := readObject(c, "authToken")
 	if err != nil {
 		return "", "", err
 	}
-	o.allow("email", "password")
-	email, password = o.required("email"), o.required("password")
+	email, password = o.value("email"), o.value("password")
 	return email, password, o.err()
 }
 
@@ -73,7 +72,7 @@ func sendTokens(c echo.Context, pair ports.TokenPair) error {
 
 // AuthRefresh spends a refresh token for a new pair.
 func (s *server) AuthRefresh(c echo.Context) error {
-	token, err := readRefreshToken(c)
+	token, err := readRefreshToken(c, "authRefresh")
 	if err != nil {
 		return err
 	}
@@ -90,7 +89,7 @@ func (s *server) AuthLogout(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	token, err := readRefreshToken(c)
+	token, err := readRefreshToken(c, "authLogout")
 	if err != nil {
 		return err
 	}
@@ -100,25 +99,24 @@ func (s *server) AuthLogout(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-func readRefreshToken(c echo.Context) (string, error) {
-	o, err := readObject(c)
+// readRefreshToken reads the body of operationID, a refresh or a logout.
+func readRefreshToken(c echo.Context, operationID string) (string, error) {
+	o, err := readObject(c, operationID)
 	if err != nil {
 		return "", err
 	}
-	o.allow("refresh_token")
-	token := o.required("refresh_token")
+	token := o.value("refresh_token")
 	return strings.TrimSpace(token), o.err()
 }
 
-// AuthSignUp creates a user with role user; a "role" key is ignored.
+// AuthSignUp creates a user with role user; a "role" key, which the spec
+// lists, is never read.
 func (s *server) AuthSignUp(c echo.Context) error {
-	o, err := readObject(c)
+	o, err := readObject(c, "authSignUp")
 	if err != nil {
 		return err
 	}
-	o.ignore("role")
 	req := readNewUser(o)
-	o.allow(newUserKeys...)
 	if err := o.err(); err != nil {
 		return err
 	}
@@ -129,23 +127,17 @@ func (s *server) AuthSignUp(c echo.Context) error {
 	return s.sendCreated(c, u)
 }
 
-var newUserKeys = []string{"first_name", "last_name", "email", "gender", "ip_address", "password"}
-
 // readNewUser reads the keys sign-up and create-admin share.
 func readNewUser(o *jsonObject) ports.CreateUserRequest {
-	var ip string
-	if p := o.nullable("ip_address"); p != nil {
-		ip = *p
-	}
 	return ports.CreateUserRequest{
 		User: domain.NewUserParams{
-			FirstName: o.required("first_name"),
-			LastName:  o.required("last_name"),
-			Email:     o.required("email"),
-			Gender:    o.required("gender"),
-			IPAddress: ip,
+			FirstName: o.value("first_name"),
+			LastName:  o.value("last_name"),
+			Email:     o.value("email"),
+			Gender:    o.value("gender"),
+			IPAddress: o.value("ip_address"),
 		},
-		Password: o.required("password"),
+		Password: o.value("password"),
 	}
 }
 

@@ -4,9 +4,7 @@ import (
 	"errors"
 	"maps"
 	"mime"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -223,21 +221,7 @@ func firstValue(v string) string {
 }
 
 func (s *server) fromTrustedProxy(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	addr = addr.Unmap()
-	for _, p := range s.cfg.TrustedProxies {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
+	return isTrusted(parseHop(r.RemoteAddr), s.cfg.TrustedProxies)
 }
 
 // oauthError turns the service's answer to an OAuth endpoint into RFC 6749

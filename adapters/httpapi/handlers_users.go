@@ -3,7 +3,6 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -109,13 +108,12 @@ func (s *server) CreateUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	o, err := readObject(c)
+	o, err := readObject(c, "createUser")
 	if err != nil {
 		return err
 	}
 	req := readNewUser(o)
-	req.Role = deref(o.optional("role"))
-	o.allow(append(newUserKeys, "role")...)
+	req.Role = o.value("role")
 	if err := o.err(); err != nil {
 		return err
 	}
@@ -139,33 +137,30 @@ func (s *server) GetUser(c echo.Context, id UserID) error {
 	return s.sendUser(c, http.StatusOK, u)
 }
 
-var updateKeys = []string{"first_name", "last_name", "email", "gender", "ip_address", "password", "current_password"}
-
 // UpdateUser changes the keys sent; If-Match makes it conditional.
 func (s *server) UpdateUser(c echo.Context, id UserID, params UpdateUserParams) error {
 	actor, err := actorOf(c)
 	if err != nil {
 		return err
 	}
-	o, err := readObject(c)
+	o, err := readObject(c, "updateUser")
 	if err != nil {
 		return err
 	}
 	o.reject("role", "cannot be changed here; use PATCH /api/v1/users/{id}/role")
 	req := ports.UpdateUserRequest{
 		Patch: domain.ProfilePatch{
-			FirstName: o.optional("first_name"),
-			LastName:  o.optional("last_name"),
-			Email:     o.optional("email"),
-			Gender:    o.optional("gender"),
-			IPAddress: o.nullable("ip_address"),
+			FirstName: o.str("first_name"),
+			LastName:  o.str("last_name"),
+			Email:     o.str("email"),
+			Gender:    o.str("gender"),
+			IPAddress: o.str("ip_address"),
 		},
-		Password:        o.optional("password"),
-		CurrentPassword: o.optional("current_password"),
-		IfMatch:         strings.TrimSpace(deref(params.IfMatch)),
+		Password:        o.str("password"),
+		CurrentPassword: o.str("current_password"),
+		IfMatch:         parseIfMatch(deref(params.IfMatch)),
 		Client:          clientAddr(c),
 	}
-	o.allow(append(updateKeys, "role")...)
 	if err := o.err(); err != nil {
 		return err
 	}
@@ -182,12 +177,11 @@ func (s *server) ChangeUserRole(c echo.Context, id UserID) error {
 	if err != nil {
 		return err
 	}
-	o, err := readObject(c)
+	o, err := readObject(c, "changeUserRole")
 	if err != nil {
 		return err
 	}
-	o.allow("role")
-	role := o.required("role")
+	role := o.value("role")
 	if err := o.err(); err != nil {
 		return err
 	}
@@ -212,8 +206,8 @@ func (s *server) DeleteUser(c echo.Context, id UserID) error {
 
 // sendUser answers one user with the ETag a conditional PUT needs.
 func (s *server) sendUser(c echo.Context, status int, u *domain.User) error {
-	c.Response().Header().Set(headerETag, s.etag(u))
-	return c.JSON(status, userDTO(u))
+	c.Response().Header().Set(headerETag, etagOf(u.Version()))
+	return c.JSON(status, ports.ViewOf(u))
 }
 
 func (s *server) sendCreated(c echo.Context, u *domain.User) error {

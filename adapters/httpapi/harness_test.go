@@ -238,7 +238,6 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		Users: h.users, Auth: h.auth, Audit: h.audit, Import: h.imp, Keys: testKeys,
 		Access: h.cons, Stats: h.cons, Jobs: h.cons,
 		Ready:    func(ctx context.Context) error { return h.ready(ctx) },
-		ETag:     testETag,
 		Log:      slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registry: h.reg,
 		Version:  "v1.2.3-test",
@@ -253,10 +252,6 @@ func newHarness(t *testing.T, cfg Config) *harness {
 // testKeys is what the harness's server publishes as its JWK Set.
 var testKeys = fakeKeys{{KeyType: "OKP", Curve: "Ed25519", X: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
 	KeyID: "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", Algorithm: "EdDSA", Use: "sig"}}
-
-func testETag(u *domain.User) string {
-	return `"` + u.UpdatedAt().UTC().Format(time.RFC3339Nano) + `"`
-}
 
 // request is one HTTP request to send through the harness.
 type request struct {
@@ -379,7 +374,7 @@ func testUser(t *testing.T, id int64) *domain.User {
 		ID: id, FirstName: "Zoë", LastName: "O'Doireidh", Email: "zoe@example.com",
 		Gender: "Female", IPAddress: "10.0.0.1", Role: "user",
 		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2VjcmV0c2FsdA$aGFzaGhhc2hoYXNo", MustChangePassword: true,
-		TokenVersion: 41, CreatedAt: testTime, UpdatedAt: testTime.Add(time.Hour),
+		TokenVersion: 41, Version: 3, CreatedAt: testTime, UpdatedAt: testTime.Add(time.Hour),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -2,19 +2,18 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/userservice/userservice/domain"
 )
@@ -23,7 +22,8 @@ const maxRequestIDLen = 128
 
 // requestID keeps the client's X-Request-ID when it is a plausible id, so a
 // request can be followed across services, and makes a fresh one otherwise:
-// an arbitrary header value must not reach the logs.
+// an arbitrary header value must not reach the logs. (Echo's RequestID
+// middleware takes any value the client sends.)
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id := c.Request().Header.Get(echo.HeaderXRequestID)
@@ -54,7 +54,9 @@ func validRequestID(id string) bool {
 // observe writes the access log line and the request metrics. It renders
 // errors itself (c.Error) so that the status it records is the one sent.
 // Only the route template is recorded, never the raw path or query, which
-// may hold ids or tokens, and never headers or bodies.
+// may hold ids or tokens, and never headers or bodies. (Echo's
+// RequestLogger, with HandleError, hands the rendered error on up the chain,
+// where Echo would render it a second time.)
 func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -100,23 +102,20 @@ func quietRoute(route string) bool {
 	return route == "/healthz" || route == "/readyz" || route == "/metrics"
 }
 
-// recover turns a panic into an internal error, so the client gets the
-// generic 500 and the log gets the value and stack under the request id.
-func (s *server) recover(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) (err error) {
-		defer func() {
-			r := recover()
-			if r == nil {
-				return
-			}
-			if r == http.ErrAbortHandler {
-				panic(r)
-			}
-			err = &domain.Error{Kind: domain.KindInternal, Code: "internal", Message: "internal error",
-				Err: fmt.Errorf("panic: %v\n%s", r, debug.Stack())}
-		}()
-		return next(c)
-	}
+// recoverPanics turns a panic into an internal error, so the client gets the
+// generic 500 and the log gets the value and stack under the request id
+// (handleError logs internal errors with their cause). Echo's Recover
+// re-panics http.ErrAbortHandler, as net/http expects.
+func recoverPanics() echo.MiddlewareFunc {
+	return middleware.RecoverWithConfig(middleware.RecoverConfig{
+		StackSize:           64 << 10,
+		DisableStackAll:     true,
+		DisableErrorHandler: true, // observe renders it, so it logs the status sent
+		LogErrorFunc: func(_ echo.Context, err error, stack []byte) error {
+			return &domain.Error{Kind: domain.KindInternal, Code: "internal", Message: "internal error",
+				Err: fmt.Errorf("panic: %v\n%s", err, stack)}
+		},
+	})
 }
 
 // authBodyLimit bounds the bodies of /auth/* routes: a login, refresh,
@@ -129,7 +128,9 @@ const authBodyLimit = 8 << 10
 // CSV imports, streamed rather than buffered, have a limit of their own.
 // The small bodies of /auth/* are read whole here, so one over their limit is
 // answered 413 before any rate limit counts it or anything parses it, with a
-// Content-Length or without.
+// Content-Length or without. (Echo's BodyLimit has one limit for every
+// route, and its reader fails with an echo.HTTPError where the body readers
+// expect *http.MaxBytesError.)
 func (s *server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
@@ -159,25 +160,22 @@ func (s *server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// deadline bounds every request with RequestTimeout (an import with
+// deadlines bound every request with RequestTimeout (an import with
 // ImportTimeout). A database that crashes or is cut off leaves connections
 // that never hear back; without a deadline a request waiting on one would
 // hang until the client gives up, and hold a pool connection meanwhile.
 // With it, the queries are cancelled and the error handler answers 503.
 // A WebSocket is exempt: its request lasts as long as the connection.
-func (s *server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if c.IsWebSocket() {
-			return next(c)
-		}
-		timeout := s.cfg.RequestTimeout
-		if isImportUpload(c) {
-			timeout = s.cfg.ImportTimeout
-		}
-		ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
-		defer cancel()
-		c.SetRequest(c.Request().WithContext(ctx))
-		return next(c)
+func deadlines(cfg Config) []echo.MiddlewareFunc {
+	return []echo.MiddlewareFunc{
+		middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
+			Timeout: cfg.RequestTimeout,
+			Skipper: func(c echo.Context) bool { return c.IsWebSocket() || isImportUpload(c) },
+		}),
+		middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
+			Timeout: cfg.ImportTimeout,
+			Skipper: func(c echo.Context) bool { return !isImportUpload(c) },
+		}),
 	}
 }
 

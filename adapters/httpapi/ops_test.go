@@ -191,7 +191,7 @@ func testSpec(t *testing.T) *openapi3.T {
 func TestNewRefusesMissingDependencies(t *testing.T) {
 	t.Parallel()
 	_, err := New(Deps{Users: &fakeUsers{}, Log: slog.New(slog.DiscardHandler)}, Config{})
-	if err == nil || !strings.Contains(err.Error(), "Access, Audit, Auth, ETag, Import, Jobs, Keys, Ready, Registry, Stats") {
+	if err == nil || !strings.Contains(err.Error(), "Access, Audit, Auth, Import, Jobs, Keys, Ready, Registry, Stats") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -201,8 +201,8 @@ func TestNewRefusesARegistryInUse(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	deps := Deps{Users: &fakeUsers{}, Auth: &fakeAuth{}, Audit: &fakeAudit{}, Import: &fakeImport{}, Keys: testKeys,
 		Access: &fakeConsole{}, Stats: &fakeConsole{}, Jobs: &fakeConsole{},
-		Ready: func(context.Context) error { return nil }, ETag: testETag,
-		Log: slog.New(slog.DiscardHandler), Registry: reg}
+		Ready: func(context.Context) error { return nil },
+		Log:   slog.New(slog.DiscardHandler), Registry: reg}
 	if _, err := New(deps, Config{}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -15,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
 )
 
@@ -41,10 +39,7 @@ type Deps struct {
 	Jobs   ports.ImportJobService
 	// Ready reports whether the service can serve (the database answers).
 	Ready func(context.Context) error
-	// ETag is the user's version tag (application.ETag), compared by the
-	// application with If-Match.
-	ETag func(*domain.User) string
-	Log  *slog.Logger
+	Log   *slog.Logger
 	// Registry receives the HTTP metrics and serves /metrics. Go runtime and
 	// process collectors are the caller's to register.
 	Registry *prometheus.Registry
@@ -108,7 +103,6 @@ type server struct {
 	stats   ports.StatsService
 	jobs    ports.ImportJobService
 	ready   func(context.Context) error
-	etag    func(*domain.User) string
 	log     *slog.Logger
 	metrics *metrics
 	// metricsHandler serves the registry at /metrics.
@@ -128,21 +122,11 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	if err := deps.check(); err != nil {
 		return nil, err
 	}
-	if cfg.BodyLimit <= 0 {
-		cfg.BodyLimit = defaultBodyLimit
-	}
-	if cfg.ReadyTimeout <= 0 {
-		cfg.ReadyTimeout = defaultReadyTimeout
-	}
-	if cfg.ImportBodyLimit <= 0 {
-		cfg.ImportBodyLimit = defaultImportBodyLimit
-	}
-	if cfg.ImportTimeout <= 0 {
-		cfg.ImportTimeout = defaultImportTimeout
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = defaultRequestTimeout
-	}
+	orDefault(&cfg.BodyLimit, defaultBodyLimit)
+	orDefault(&cfg.ReadyTimeout, defaultReadyTimeout)
+	orDefault(&cfg.ImportBodyLimit, defaultImportBodyLimit)
+	orDefault(&cfg.ImportTimeout, defaultImportTimeout)
+	orDefault(&cfg.RequestTimeout, defaultRequestTimeout)
 	m, err := newMetrics(deps.Registry, deps.Version)
 	if err != nil {
 		return nil, err
@@ -150,7 +134,7 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	s := &server{
 		users: deps.Users, auth: deps.Auth, keys: deps.Keys, audit: deps.Audit, imports: deps.Import, ready: deps.Ready,
 		access: deps.Access, stats: deps.Stats, jobs: deps.Jobs,
-		etag: deps.ETag, log: deps.Log, metrics: m, cfg: cfg,
+		log: deps.Log, metrics: m, cfg: cfg,
 		metricsHandler: promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{}),
 	}
 
@@ -159,12 +143,13 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
-	e.Use(requestID, securityHeaders, s.observe, s.recover)
+	e.Use(requestID, securityHeaders, s.observe, recoverPanics())
 	if len(cfg.AllowedOrigins) > 0 {
 		// After observe, so preflights are logged and counted too.
 		e.Use(corsHeaders(cfg.AllowedOrigins))
 	}
-	e.Use(s.limitBody, s.deadline)
+	e.Use(s.limitBody)
+	e.Use(deadlines(cfg)...)
 
 	RegisterHandlersWithOptions(e, s, RegisterHandlersOptions{
 		OperationMiddlewares: s.operationMiddleware(),
@@ -178,6 +163,13 @@ func New(deps Deps, cfg Config) (*echo.Echo, error) {
 	console.register(e)
 	refuseShadowedMethods(e)
 	return e, nil
+}
+
+// orDefault sets a Config value left zero (or negative) to its default.
+func orDefault[T int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // refuseShadowedMethods answers 405, with Allow, a method that a fixed path
@@ -236,7 +228,7 @@ func (d Deps) check() error {
 	for name, ok := range map[string]bool{
 		"Users": d.Users != nil, "Auth": d.Auth != nil, "Keys": d.Keys != nil, "Audit": d.Audit != nil, "Import": d.Import != nil,
 		"Access": d.Access != nil, "Stats": d.Stats != nil, "Jobs": d.Jobs != nil,
-		"Ready": d.Ready != nil, "ETag": d.ETag != nil, "Log": d.Log != nil,
+		"Ready": d.Ready != nil, "Log": d.Log != nil,
 		"Registry": d.Registry != nil,
 	} {
 		if !ok {
@@ -260,11 +252,15 @@ type operation struct {
 	needsToken bool
 	// query are the query parameters it documents, its path's and its own.
 	query []string
+	// params are those of its parameters that can fail to bind.
+	params []param
+	// body is the keys of its JSON request body, nil when it takes none.
+	body map[string]bodyKey
 }
 
-// operationMiddleware authenticates the operations that need a token and,
-// under apiPrefix, refuses the query parameters an operation does not
-// document.
+// operationMiddleware authenticates the operations that need a token,
+// under apiPrefix refuses the query parameters an operation does not
+// document, and checks the parameters that must parse.
 func (s *server) operationMiddleware() map[string][]echo.MiddlewareFunc {
 	out := make(map[string][]echo.MiddlewareFunc, len(operations))
 	for id, op := range operations {
@@ -275,26 +271,12 @@ func (s *server) operationMiddleware() map[string][]echo.MiddlewareFunc {
 		if strings.HasPrefix(op.path, apiPrefix+"/") {
 			mw = append(mw, strictQuery(op.query))
 		}
+		if len(op.params) > 0 {
+			mw = append(mw, s.checkParams(op.params))
+		}
 		out[id] = mw
 	}
 	return out
-}
-
-func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
-	if len(trusted) == 0 {
-		return echo.ExtractIPDirect()
-	}
-	// Echo trusts loopback and private ranges by default; only the
-	// configured proxies may vouch for a client address here.
-	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
-	for _, p := range trusted {
-		p = p.Masked()
-		opts = append(opts, echo.TrustIPRange(&net.IPNet{
-			IP:   net.IP(p.Addr().AsSlice()),
-			Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
-		}))
-	}
-	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // NewHTTPServer wraps h in an http.Server with timeouts that keep slow or

@@ -31,7 +31,7 @@ const (
 	DefaultIssuer   = "userservice"
 	DefaultAudience = "userservice"
 	// DefaultTTL is the access-token lifetime when Config.TTL is zero
-	// (README, Configuration, ACCESS_TOKEN_TTL).
+	// (docs/operations.md, Configuration, ACCESS_TOKEN_TTL).
 	DefaultTTL = 15 * time.Minute
 	// MinSecretLen is the shortest HS256 secret accepted: 256 bits, the size
 	// of the hash (RFC 7518 §3.2).

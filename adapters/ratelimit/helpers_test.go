@@ -80,6 +80,11 @@ type harness struct {
 	logs *logBuffer
 }
 
+// proxies are the trusted proxies of the harness's Echo server: only their
+// forwarding headers name the client, as with the service's IPExtractor and
+// TRUSTED_PROXIES. The limiter counts whatever c.RealIP() says.
+const proxies = "10.0.0.0/8"
+
 // newHarness builds a limiter from cfg (Log and Registry are filled in) and
 // an Echo server using it; both are closed when t ends.
 func newHarness(t *testing.T, cfg ratelimit.Config) *harness {
@@ -99,6 +104,9 @@ func newHarness(t *testing.T, cfg ratelimit.Config) *harness {
 	h.l = l
 
 	e := echo.New()
+	_, trusted, _ := net.ParseCIDR(proxies)
+	e.IPExtractor = echo.ExtractIPFromXFFHeader(echo.TrustLoopback(false), echo.TrustLinkLocal(false),
+		echo.TrustPrivateNet(false), echo.TrustIPRange(trusted))
 	e.Use(l.Middleware())
 	ok := func(c echo.Context) error { return c.String(http.StatusOK, "ok") }
 	for _, r := range []struct{ method, path string }{

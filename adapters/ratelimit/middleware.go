@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +26,10 @@ const (
 // e.Use (not e.Pre: before routing there is no template), after the body
 // size limit. Rules that apply to a request are taken from in file order; a
 // refusal stops there, so a client refused by one rule does not also spend
-// the budgets of the later ones. Bodies are never read here.
+// the budgets of the later ones. Bodies are never read here. A rule keyed
+// by address counts c.RealIP(): the Echo instance's IPExtractor decides who
+// the client is (forwarding headers believed only from trusted proxies). Set
+// one: without it, Echo believes any client's X-Forwarded-For.
 func (l *Limiter) Middleware() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -38,7 +42,7 @@ func (l *Limiter) Middleware() echo.MiddlewareFunc {
 			if len(rules) == 0 {
 				return next(c)
 			}
-			keys := requestKeys{l: l, req: req}
+			keys := requestKeys{l: l, c: c}
 			var shown *bucket // the bucket the headers describe: the one with the fewest tokens left
 			for _, r := range rules {
 				key, ok := keys.key(r.key)
@@ -108,8 +112,8 @@ func refuse(c echo.Context, b bucket) error {
 
 // requestKeys works out, at most once each, the keys a request is counted by.
 type requestKeys struct {
-	l   *Limiter
-	req *http.Request
+	l *Limiter
+	c echo.Context
 
 	ip, user           string
 	haveIP             bool
@@ -123,17 +127,33 @@ func (k *requestKeys) key(kind keyKind) (key string, ok bool) {
 	switch kind {
 	case keyIP:
 		if !k.haveIP {
-			k.ip, k.haveIP = ipKey(clientIP(k.req, k.l.trusted)), true
+			a, _ := netip.ParseAddr(k.c.RealIP()) // unreadable: the zero Addr, keyed "unknown"
+			k.ip, k.haveIP = ipKey(a.WithZone("").Unmap()), true
 		}
 		return k.ip, true
 	case keyUser:
 		if !k.userSeen {
-			k.user, k.haveUser = k.l.userKey(k.req)
+			k.user, k.haveUser = k.l.userKey(k.c.Request())
 			k.userSeen = true
 		}
 		return k.user, k.haveUser
 	}
 	return "", false
+}
+
+// ipKey is the bucket key of a client address. An IPv6 client is keyed by
+// its /64: one subscriber gets a whole /64 and can use a new address for
+// every request, so a per-address bucket would not limit it at all.
+func ipKey(a netip.Addr) string {
+	switch {
+	case !a.IsValid():
+		return "unknown"
+	case a.Is4():
+		return a.String()
+	default:
+		p, _ := a.Prefix(64) // cannot fail: a valid IPv6 address has 128 bits
+		return p.String()
+	}
 }
 
 // userKey is the user id of the request's access token. Only the token's

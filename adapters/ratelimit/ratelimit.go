@@ -2,10 +2,10 @@
 // middleware over go-limiter buckets, with the limits read from
 // policies/ratelimits.yaml and reloaded when the file changes, like the
 // Casbin policy. Each rule names the routes it applies to and what it counts
-// by: the client's address (forwarding headers believed only from trusted
-// proxies) or the user of an access token. Failed password checks are
-// counted apart, per account and client network (Attempt), by the use cases
-// that check passwords.
+// by: the client's address (Echo's c.RealIP(), which believes forwarding
+// headers only from trusted proxies) or the user of an access token. Failed
+// password checks are counted apart, per account and client network
+// (Attempt), by the use cases that check passwords.
 //
 // The buckets live in this process by default (go-limiter's memory store), so
 // N instances allow N times the budget. Given a Redis URL they live in Redis
@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -35,10 +34,6 @@ import (
 type Config struct {
 	// Dir is the policy directory (POLICY_DIR); the limits are Dir/ratelimits.yaml.
 	Dir string
-	// TrustedProxies are the proxies (TRUSTED_PROXIES) whose X-Forwarded-For
-	// and X-Real-IP say who the client is. Without any, the client is the
-	// socket's peer.
-	TrustedProxies []netip.Prefix
 	// RedisURL (REDIS_URL, redis:// or rediss://) keeps the buckets in Redis,
 	// shared by every instance using it. Empty: in this process.
 	RedisURL string
@@ -56,7 +51,6 @@ type Config struct {
 // reload builds a new one beside it before swapping.
 type Limiter struct {
 	dir      string
-	trusted  []netip.Prefix
 	verifier ports.TokenVerifier
 	log      *slog.Logger
 
@@ -88,7 +82,6 @@ func New(cfg Config) (*Limiter, error) {
 	}
 	l := &Limiter{
 		dir:      cfg.Dir,
-		trusted:  cfg.TrustedProxies,
 		verifier: cfg.Verifier,
 		log:      log,
 		shared:   memoryBackend{},

@@ -256,34 +256,6 @@ func replySubscribed(sub ports.Subscription) []byte {
 	return mustJSON(r)
 }
 
-// userJSON is a user's public fields, the same whitelist as the REST API's
-// User (a test holds the two equal): no password hash, token version or
-// forced-change flag.
-type userJSON struct {
-	ID        int64     `json:"id"`
-	FirstName string    `json:"first_name"`
-	LastName  string    `json:"last_name"`
-	Email     string    `json:"email"`
-	Gender    string    `json:"gender"`
-	IPAddress *string   `json:"ip_address,omitempty"`
-	Role      string    `json:"role"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-func userOf(u *domain.User) userJSON {
-	out := userJSON{
-		ID: u.ID(), FirstName: u.FirstName(), LastName: u.LastName(), Email: u.Email().String(),
-		Gender: u.Gender().String(), Role: u.Role().String(),
-		CreatedAt: u.CreatedAt().UTC(), UpdatedAt: u.UpdatedAt().UTC(),
-	}
-	if ip := u.IP(); ip.IsValid() {
-		s := ip.String()
-		out.IPAddress = &s
-	}
-	return out
-}
-
 // eventEncoder encodes events. The service hands one *ports.Event to every
 // connection a change reaches, so the encoder keeps the messages of the
 // live event it saw last: every connection after the first shares them,
@@ -359,7 +331,7 @@ func eventType(a domain.ChangeAction) string {
 }
 
 func eventPrefix(c *domain.Change) []byte {
-	user := mustJSON(userOf(c.User()))
+	user := mustJSON(ports.ViewOf(c.User()))
 	b := make([]byte, 0, len(user)+96)
 	b = append(b, `{"type":"`...)
 	b = append(b, eventType(c.Action)...)

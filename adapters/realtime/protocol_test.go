@@ -141,7 +141,14 @@ func TestEventEncoding(t *testing.T) {
 	u, err := domain.RestoreUser(domain.StoredUser{
 		ID: 17, FirstName: "Zoë", LastName: "O'Neil", Email: "zoe@gmail.com", Gender: "Female",
 		IPAddress: "10.1.2.3", Role: "admin", PasswordHash: "$argon2id$secret", TokenVersion: 9,
-		MustChangePassword: true, CreatedAt: at, UpdatedAt: at,
+		MustChangePassword: true, Version: 4, CreatedAt: at, UpdatedAt: at,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noIP, err := domain.RestoreUser(domain.StoredUser{
+		ID: 18, FirstName: "Ann", LastName: "Lee", Email: "ann@gmail.com", Gender: "Female",
+		Role: "user", CreatedAt: at, UpdatedAt: at,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +161,7 @@ func TestEventEncoding(t *testing.T) {
 		typ    string
 	}{
 		{domain.ActionCreated, nil, u, "created"},
+		{domain.ActionCreated, nil, noIP, "created"}, // ip_address null, not absent
 		{domain.ActionUpdated, u, u, "updated"},
 		{domain.ActionRoleChanged, u, u, "updated"},
 		{domain.ActionPasswordChanged, u, u, "updated"},

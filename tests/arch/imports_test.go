@@ -1,4 +1,4 @@
-// Package arch checks the dependency rules of the hexagon (the README's Architecture section)
+// Package arch checks the dependency rules of the hexagon (docs/architecture.md, Import rules)
 // from the code itself, with `go list -deps`, so a stray import fails CI.
 package arch
 

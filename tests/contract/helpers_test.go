@@ -127,7 +127,7 @@ func public(u *domain.User) *domain.User {
 		return nil
 	}
 	s := u.Stored()
-	s.PasswordHash, s.MustChangePassword, s.TokenVersion = "", false, 0
+	s.PasswordHash, s.MustChangePassword, s.TokenVersion, s.Version = "", false, 0, 0
 	p, err := domain.RestoreUser(s)
 	if err != nil {
 		panic(err)

@@ -112,8 +112,9 @@ func testRoundTrip(t *testing.T, r repos) {
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	if updated.TokenVersion() != 1 || updated.MustChangePassword() || !updated.UpdatedAt().Equal(later) {
-		t.Errorf("Update returned version %d, must change %v, updated %v", updated.TokenVersion(), updated.MustChangePassword(), updated.UpdatedAt())
+	if updated.TokenVersion() != 1 || updated.MustChangePassword() || !updated.UpdatedAt().Equal(later) || updated.Version() != 2 {
+		t.Errorf("Update returned token version %d, must change %v, updated %v, version %d",
+			updated.TokenVersion(), updated.MustChangePassword(), updated.UpdatedAt(), updated.Version())
 	}
 	got, err = r.users.Get(t.Context(), created.ID())
 	if err != nil {
@@ -263,7 +264,8 @@ func testUpdate(t *testing.T, r repos) {
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	if got.FirstName() != first || got.IP().String() != "192.0.2.9" || !got.UpdatedAt().Equal(later) || got.LastName() != u.LastName() {
+	if got.FirstName() != first || got.IP().String() != "192.0.2.9" || !got.UpdatedAt().Equal(later) || got.LastName() != u.LastName() ||
+		got.Version() != u.Version()+1 {
 		t.Errorf("Update returned %+v", got.Stored())
 	}
 	stored, err := r.users.Get(t.Context(), u.ID())
@@ -314,6 +316,9 @@ func testUpdate(t *testing.T, r repos) {
 	sameUser(t, "Get after clearing the address", stored, cleared)
 	if stored.IP().IsValid() {
 		t.Errorf("address %v left after clearing it", stored.IP())
+	}
+	if cleared.Version() != got.Version()+1 {
+		t.Errorf("version %d after a second change, want %d", cleared.Version(), got.Version()+1)
 	}
 	everyAddress := mustFilter(t, domain.FilterParams{IPAddress: "::/0", Email: u.Email().String()})
 	if us, err := r.users.Search(t.Context(), ports.SearchQuery{Filter: everyAddress}); err != nil || len(us) != 0 {
@@ -483,9 +488,11 @@ func testUpdateInternal(t *testing.T, r repos) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.PasswordHash() != "$argon2id$rehashed" || got.TokenVersion() != u.TokenVersion()+1 || !got.UpdatedAt().Equal(u.UpdatedAt()) {
-		t.Errorf("after UpdateInternal: hash %q, token version %d (was %d), updated_at %v (was %v)",
-			got.PasswordHash(), got.TokenVersion(), u.TokenVersion(), got.UpdatedAt(), u.UpdatedAt())
+	// Bookkeeping, not a change of the user: the version (the ETag) stays.
+	if got.PasswordHash() != "$argon2id$rehashed" || got.TokenVersion() != u.TokenVersion()+1 || !got.UpdatedAt().Equal(u.UpdatedAt()) ||
+		got.Version() != u.Version() {
+		t.Errorf("after UpdateInternal: hash %q, token version %d (was %d), updated_at %v (was %v), version %d (was %d)",
+			got.PasswordHash(), got.TokenVersion(), u.TokenVersion(), got.UpdatedAt(), u.UpdatedAt(), got.Version(), u.Version())
 	}
 	hidden := "Hidden"
 	err = r.users.UpdateInternal(t.Context(), u.ID(), func(u *domain.User) error {

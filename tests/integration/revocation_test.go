@@ -11,7 +11,7 @@ import (
 	"github.com/userservice/userservice/tests/harness"
 )
 
-// revocationBound is the contract's (section 8.2): a token revoked on one
+// revocationBound is what docs/api.md promises: a token revoked on one
 // instance is refused by every other within a second.
 const revocationBound = time.Second
 

@@ -122,27 +122,101 @@ func TestNeedsToken(t *testing.T) {
 	}
 }
 
-// A parameter name with two meanings would make the hint depend on the
-// order the spec's paths are visited in.
-func TestConflictingParameterHintsAreRefused(t *testing.T) {
+// The server refuses what the spec does not describe: each of these specs
+// says something the generated table could not hold true, and is refused.
+func TestSpecsTheServerCannotHonourAreRefused(t *testing.T) {
+	t.Parallel()
+	const head = `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /a:
+    post:
+      operationId: a
+      responses: {"200": {description: ok}}
+`
+	jsonBody := func(schema string) string {
+		return head + "      requestBody: {content: {application/json: {schema: " + schema + "}}}\n"
+	}
+	param := func(p string) string { return head + "      parameters: [" + p + "]\n" }
+	for name, tc := range map[string]struct{ spec, want string }{
+		"open body":      {jsonBody(`{type: object, properties: {a: {type: string}}}`), "additionalProperties: false"},
+		"integer key":    {jsonBody(`{type: object, additionalProperties: false, properties: {a: {type: integer}}}`), `"a": only strings`},
+		"typed header":   {param(`{name: X-N, in: header, schema: {type: integer}}`), `"X-N" in header`},
+		"required query": {param(`{name: q, in: query, required: true, schema: {type: integer}}`), `"q": a required one`},
+		"no type":        {param(`{name: q, in: query, schema: {format: date}}`), `"q": one type`},
+		"uuid":           {param(`{name: q, in: query, schema: {type: string, format: uuid}}`), `"q": format uuid`},
+	} {
+		if _, err := operationsSource([]byte(tc.spec)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one containing %q", name, err, tc.want)
+		}
+	}
+}
+
+// A body's keys carry the schema's required list and nullability.
+func TestJSONBodyKeys(t *testing.T) {
 	t.Parallel()
 	spec := `openapi: 3.0.3
 info: {title: t, version: "1"}
 paths:
   /a:
-    get:
+    post:
       operationId: a
-      parameters:
-        - {name: since, in: query, schema: {type: integer}}
-      responses: {"200": {description: ok}}
-  /b:
-    get:
-      operationId: b
-      parameters:
-        - {name: since, in: query, schema: {type: string, format: date-time}}
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              required: [b]
+              properties:
+                b: {type: string}
+                a: {type: string, nullable: true}
       responses: {"200": {description: ok}}
 `
-	if _, err := operationsSource([]byte(spec)); err == nil || !strings.Contains(err.Error(), `"since"`) {
-		t.Errorf("err = %v, want a conflict on since", err)
+	src, err := operationsSource([]byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"a": {required: false, nullable: true}`, `"b": {required: true, nullable: false}`} {
+		if !strings.Contains(string(src), want) {
+			t.Errorf("output lacks %s:\n%s", want, src)
+		}
+	}
+}
+
+// The server reads request bodies itself (body.go, forms, the import's
+// multipart reader), so a model generated for a body schema would be a
+// second description of it that nothing uses: oapi-codegen.yaml must
+// exclude every schema a request body refers to.
+func TestNoModelIsGeneratedForARequestBody(t *testing.T) {
+	t.Parallel()
+	spec, err := openapi3.NewLoader().LoadFromFile(filepath.Join(pkgDir, "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := os.ReadFile(filepath.Join(pkgDir, "api.gen.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, item := range spec.Paths.Map() {
+		for _, op := range item.Operations() {
+			if op.RequestBody == nil || op.RequestBody.Value == nil {
+				continue
+			}
+			for _, mt := range op.RequestBody.Value.Content {
+				if mt.Schema == nil || !mt.Schema.Value.Type.Is(openapi3.TypeObject) {
+					continue // a file: no model
+				}
+				if mt.Schema.Ref == "" {
+					// oapi-codegen would declare <Operation><Type>Body for it.
+					t.Errorf("%s %s: a request body's schema must be a component, for exclude-schemas to name", path, op.OperationID)
+					continue
+				}
+				name := mt.Schema.Ref[strings.LastIndex(mt.Schema.Ref, "/")+1:]
+				if bytes.Contains(api, []byte("\ntype "+name+" ")) {
+					t.Errorf("%s %s: api.gen.go declares %s; add it to exclude-schemas in oapi-codegen.yaml", path, op.OperationID, name)
+				}
+			}
+		}
 	}
 }

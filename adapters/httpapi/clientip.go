@@ -1,10 +1,28 @@
-package ratelimit
+package httpapi
 
 import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/labstack/echo/v4"
 )
+
+// ipExtractor is Echo's IPExtractor for the whole service: c.RealIP() is
+// the client's address in the access log, the login throttle and the rate
+// limits alike. Echo's own ExtractIPFromXFFHeader is not used: it gives up on
+// a hop written with a port ("203.0.113.9:4711", as some load balancers
+// write them) and falls back to the proxy's address, which would put every
+// client behind that proxy in one rate-limit bucket, and it ignores
+// X-Real-IP.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	return func(r *http.Request) string {
+		if a := clientIP(r, trusted); a.IsValid() {
+			return a.String()
+		}
+		return ""
+	}
+}
 
 // clientIP is the address of the client a request comes from. Forwarding
 // headers are believed only from the trusted proxies: anyone else can write
@@ -76,19 +94,4 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 		}
 	}
 	return false
-}
-
-// ipKey is the bucket key of a client address. An IPv6 client is keyed by
-// its /64: one subscriber gets a whole /64 and can use a new address for
-// every request, so a per-address bucket would not limit it at all.
-func ipKey(a netip.Addr) string {
-	switch {
-	case !a.IsValid():
-		return "unknown"
-	case a.Is4():
-		return a.String()
-	default:
-		p, _ := a.Prefix(64) // cannot fail: a valid IPv6 address has 128 bits
-		return p.String()
-	}
 }

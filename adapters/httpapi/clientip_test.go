@@ -1,4 +1,4 @@
-package ratelimit
+package httpapi
 
 import (
 	"net/http/httptest"
@@ -46,21 +46,5 @@ func TestClientIP(t *testing.T) {
 				t.Fatalf("clientIP = %s, want %s", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestIPKey(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"198.51.100.7":          "198.51.100.7",
-		"2001:db8:1:2:3:4:5:6":  "2001:db8:1:2::/64",
-		"2001:db8:1:2:ffff::99": "2001:db8:1:2::/64",
-	} {
-		if got := ipKey(netip.MustParseAddr(in)); got != want {
-			t.Errorf("ipKey(%s) = %s, want %s", in, got, want)
-		}
-	}
-	if got := ipKey(netip.Addr{}); got != "unknown" {
-		t.Errorf("ipKey of no address = %s, want unknown", got)
 	}
 }
