@@ -60,7 +60,7 @@ import (
 
 // fanoutTargets are the bounds on ours / bare.
 const (
-	fanoutMinRateRatio = 0.7
+	fanoutMinRateRatio = 1.0
 	fanoutMaxP99Ratio  = 1.5
 	fanoutMaxMemRatio  = 1.25
 )
