@@ -176,21 +176,7 @@ func TestNotifierReconnectsAndWakes(t *testing.T) {
 	}
 	// The reconnection wakes the reader, which catches up from the log.
 	awaitWake(t, ch, "the listener's reconnection")
-	deadline := time.Now().Add(wakeWithin)
-	for {
-		var listening int
-		if err := admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
-			WHERE application_name = 'userservice-listen' AND datname = current_database()`).Scan(&listening); err != nil {
-			t.Fatal(err)
-		}
-		if listening == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the listener did not come back")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitListenConns(t, admin, 1, "the listener did not come back")
 	drained(ch)
 	create(t, writer, 1)
 	awaitWake(t, ch, "a commit after the reconnection")
@@ -245,6 +231,62 @@ func TestWatchTellsTheListenerState(t *testing.T) {
 	})
 }
 
+// TestNotifierListensOnceForAllSubscribers: every subscriber of a store
+// (the fan-out and the token cache of an instance) shares one LISTEN
+// connection, which ends when the last of them leaves; a subscriber joining
+// a listener already up is woken at once.
+func TestNotifierListensOnceForAllSubscribers(t *testing.T) {
+	t.Parallel()
+	url := testdb.PostgresURL(t)
+	s := migrated(t, url)
+	first, cancelFirst := context.WithCancel(t.Context())
+	ch := s.ChangeNotifier().Changes(first)
+	awaitWake(t, ch, "the listener's first connection")
+	second, cancelSecond := context.WithCancel(t.Context())
+	wch, listening := s.ChangeNotifier().Watch(second)
+	awaitWake(t, wch, "joining a listener that is up")
+	if _, up := listening(); !up {
+		t.Fatal("the shared listener reports itself down")
+	}
+	admin, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if n := listenConns(t, admin); n != 1 {
+		t.Fatalf("%d LISTEN connections for two subscribers, want 1", n)
+	}
+	cancelFirst()
+	drained(wch)
+	create(t, s, 1)
+	awaitWake(t, wch, "a commit, after the other subscriber left")
+	cancelSecond()
+	awaitListenConns(t, admin, 0, "the listener connection outlived its last subscriber")
+}
+
+// listenConns counts the store's LISTEN connections.
+func listenConns(t *testing.T, admin *pgx.Conn) int {
+	t.Helper()
+	var n int
+	if err := admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+		WHERE application_name = 'userservice-listen' AND datname = current_database()`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// awaitListenConns waits until the store holds want LISTEN connections.
+func awaitListenConns(t *testing.T, admin *pgx.Conn, want int, failure string) {
+	t.Helper()
+	deadline := time.Now().Add(wakeWithin)
+	for listenConns(t, admin) != want {
+		if time.Now().After(deadline) {
+			t.Fatal(failure)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestNotifierStopsWithItsContext(t *testing.T) {
 	t.Parallel()
 	url := testdb.PostgresURL(t)
@@ -258,21 +300,7 @@ func TestNotifierStopsWithItsContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close(context.Background())
-	deadline := time.Now().Add(wakeWithin)
-	for {
-		var listening int
-		if err := admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
-			WHERE application_name = 'userservice-listen' AND datname = current_database()`).Scan(&listening); err != nil {
-			t.Fatal(err)
-		}
-		if listening == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the listener connection outlived its context")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitListenConns(t, admin, 0, "the listener connection outlived its context")
 }
 
 // steppingClock tells the time it was last set to.
