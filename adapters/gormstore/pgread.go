@@ -2,9 +2,11 @@ package gormstore
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -103,4 +105,84 @@ func (s *Store) onPgxConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 		err = cerr
 	}
 	return err
+}
+
+// rowScanner is a row as pgx and database/sql both give it.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// readQuery is one statement for readAll: its SQL, with $n placeholders
+// (SQLite takes them too), its arguments, and what reads each of its rows.
+type readQuery struct {
+	sql  string
+	args []any
+	row  func(rowScanner) error
+}
+
+// readAll runs queries on the read pool without GORM, for the change-log
+// reads that run as often as a user is read by id: on PostgreSQL through
+// pgx as getUserPostgres does, all queries in one batch (one round trip),
+// and on SQLite through database/sql, one after the other (an embedded
+// database has no round trip to save). Like getUserPostgres it traces
+// through GORM's logger.
+func (s *Store) readAll(ctx context.Context, queries ...readQuery) error {
+	begin := time.Now()
+	var rows int64
+	read := func(q readQuery, r rowScanner) error {
+		rows++
+		return q.row(r)
+	}
+	var err error
+	if s.dialect == dialectPostgres {
+		err = s.withPgx(ctx, func(c *pgx.Conn) error {
+			var b pgx.Batch
+			for _, q := range queries {
+				b.Queue(q.sql, q.args...).Query(func(r pgx.Rows) error {
+					for r.Next() {
+						if err := read(q, r); err != nil {
+							return err
+						}
+					}
+					return r.Err()
+				})
+			}
+			return c.SendBatch(ctx, &b).Close()
+		})
+	} else {
+		err = s.readSQL(ctx, queries, read)
+	}
+	s.read.Logger.Trace(ctx, begin, func() (string, int64) {
+		stmts := make([]string, len(queries))
+		for i, q := range queries {
+			stmts[i] = q.sql
+		}
+		return strings.Join(stmts, "; "), rows
+	}, err)
+	return translate(ctx, err, false)
+}
+
+func (s *Store) readSQL(ctx context.Context, queries []readQuery, read func(readQuery, rowScanner) error) error {
+	db, err := s.read.DB()
+	if err != nil {
+		return err
+	}
+	for _, q := range queries {
+		if err := eachRow(ctx, db, q, read); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func eachRow(ctx context.Context, db *sql.DB, q readQuery, read func(readQuery, rowScanner) error) error {
+	rows, err := db.QueryContext(ctx, q.sql, q.args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := read(q, rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
