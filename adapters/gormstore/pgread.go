@@ -2,11 +2,9 @@ package gormstore
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -110,77 +108,59 @@ func (s *Store) onPgxConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 // rowScanner is a row as pgx and database/sql both give it.
 type rowScanner interface{ Scan(dest ...any) error }
 
-// readQuery is one statement for readAll: its SQL, with $n placeholders
-// (SQLite takes them too), its arguments, and what reads each of its rows.
-type readQuery struct {
-	sql  string
-	args []any
-	row  func(rowScanner) error
-}
-
-// readAll runs queries on the read pool without GORM, for the change-log
-// reads that run as often as a user is read by id: on PostgreSQL through
-// pgx as getUserPostgres does, all queries in one batch (one round trip),
-// and on SQLite through database/sql, one after the other (an embedded
-// database has no round trip to save). Like getUserPostgres it traces
-// through GORM's logger.
-func (s *Store) readAll(ctx context.Context, queries ...readQuery) error {
+// readRows runs query (its placeholders $n, which SQLite takes too) on the
+// read pool without GORM and calls row for each of its rows: for the
+// change-log reads that run as often as a user is read by id. On
+// PostgreSQL it goes through pgx as getUserPostgres does, on SQLite through
+// database/sql; like getUserPostgres it traces through GORM's logger.
+func (s *Store) readRows(ctx context.Context, query string, args []any, row func(rowScanner) error) error {
 	begin := time.Now()
-	var rows int64
-	read := func(q readQuery, r rowScanner) error {
-		rows++
-		return q.row(r)
+	var n int64
+	each := func(r rowScanner) error {
+		n++
+		return row(r)
 	}
 	var err error
 	if s.dialect == dialectPostgres {
 		err = s.withPgx(ctx, func(c *pgx.Conn) error {
-			var b pgx.Batch
-			for _, q := range queries {
-				b.Queue(q.sql, q.args...).Query(func(r pgx.Rows) error {
-					for r.Next() {
-						if err := read(q, r); err != nil {
-							return err
-						}
-					}
-					return r.Err()
-				})
+			rows, err := c.Query(ctx, query, args...)
+			if err != nil {
+				return err
 			}
-			return c.SendBatch(ctx, &b).Close()
+			defer rows.Close()
+			return eachRow(rows, each)
 		})
 	} else {
-		err = s.readSQL(ctx, queries, read)
+		err = s.readSQL(ctx, query, args, each)
 	}
-	s.read.Logger.Trace(ctx, begin, func() (string, int64) {
-		stmts := make([]string, len(queries))
-		for i, q := range queries {
-			stmts[i] = q.sql
-		}
-		return strings.Join(stmts, "; "), rows
-	}, err)
+	s.read.Logger.Trace(ctx, begin, func() (string, int64) { return query, n }, err)
 	return translate(ctx, err, false)
 }
 
-func (s *Store) readSQL(ctx context.Context, queries []readQuery, read func(readQuery, rowScanner) error) error {
+func (s *Store) readSQL(ctx context.Context, query string, args []any, row func(rowScanner) error) error {
 	db, err := s.read.DB()
 	if err != nil {
 		return err
 	}
-	for _, q := range queries {
-		if err := eachRow(ctx, db, q, read); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func eachRow(ctx context.Context, db *sql.DB, q readQuery, read func(readQuery, rowScanner) error) error {
-	rows, err := db.QueryContext(ctx, q.sql, q.args...)
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	return eachRow(rows, row)
+}
+
+// rowIter is pgx's rows or database/sql's.
+type rowIter interface {
+	rowScanner
+	Next() bool
+	Err() error
+}
+
+// eachRow calls row for each row of rows.
+func eachRow(rows rowIter, row func(rowScanner) error) error {
 	for rows.Next() {
-		if err := read(q, rows); err != nil {
+		if err := row(rows); err != nil {
 			return err
 		}
 	}
