@@ -11,7 +11,12 @@ import (
 )
 
 // memChangeLog holds entries in seq order and filters them like storage.
-type memChangeLog struct{ entries []domain.Change }
+type memChangeLog struct {
+	// ports.ChangeLog is nil: the reads of the real-time service, which the
+	// audit never makes, are not implemented.
+	ports.ChangeLog
+	entries []domain.Change
+}
 
 func (l *memChangeLog) match(q ports.AuditQuery) []domain.Change {
 	var out []domain.Change

@@ -75,8 +75,9 @@ var ErrResumeTooOld = &domain.Error{Kind: domain.KindInvalid, Code: "resume_too_
 // up to the reader's position, and then joins the reader's fan-out under the
 // registry lock, which leaves neither a gap nor a duplicate at the handover.
 // A catch-up costs what it returns: one by id reads its user's entries only;
-// one by search reads the window a page at a time. A connection runs one
-// catch-up at a time; the others wait their turn.
+// one by search reads the window a page at a time. Its first page comes
+// with the resume check, in one read. A connection runs one catch-up at a
+// time; the others wait their turn.
 type Realtime struct {
 	changes   ports.ChangeLog
 	retention ports.ChangeLogRetention
@@ -330,6 +331,9 @@ type rtSub struct {
 	// last is the last seq delivered or passed over. The catch-up owns it
 	// until live, then the reader.
 	last int64
+	// resumed is the catch-up's first page, read by Subscribe with the
+	// resume check (nil: none read); the catch-up takes it.
+	resumed *catchUpPage
 
 	// mu is held by the catch-up around each delivery and by the removal,
 	// so no event of a catch-up follows the end of the subscription.
@@ -409,8 +413,10 @@ func (c *subscriberConn) Subscribe(ctx context.Context, req ports.SubscribeReque
 	// committed before the subscribe (say, the creation of the very user
 	// watched) is history, not news.
 	var committed int64
+	var resumed *catchUpPage
 	if req.SinceSeq != nil {
-		if err := rt.checkResume(ctx, *req.SinceSeq); err != nil {
+		var err error
+		if resumed, err = rt.resume(ctx, s, *req.SinceSeq); err != nil {
 			return ports.Subscription{}, err
 		}
 	} else {
@@ -442,6 +448,7 @@ func (c *subscriberConn) Subscribe(ctx context.Context, req ports.SubscribeReque
 	out.ID, out.Seq = s.id, s.last
 	startCatchUps := false
 	if !s.live {
+		s.resumed = resumed
 		c.catchUps = append(c.catchUps, s)
 		startCatchUps = len(c.catchUps) == 1
 	}
@@ -486,39 +493,71 @@ func (rt *Realtime) authorizeWatch(ctx context.Context, actor domain.Actor, id i
 	return refusal
 }
 
-// checkResume refuses a since_seq older than the resume window: one whose
-// next change was made before the window began (the changes after that one
-// are newer still: seq follows commit order, and each entry is stamped as
-// it is appended), or whose next changes may have been pruned. Pruning
-// removes the oldest entries (and never the newest), so when the next
-// change held is not since_seq+1, the oldest seq held tells: below it
-// (less one) something may be gone. A gap left there by a rolled-back write
-// is indistinguishable and is refused too, which only costs the client a
-// fresh start. The usual resume, whose next change is since_seq+1, costs
-// one read by primary key.
-func (rt *Realtime) checkResume(ctx context.Context, since int64) error {
+// resume refuses a since_seq older than the resume window (tooOld) and,
+// in the same read, reads the first page of the catch-up that follows: the
+// entries after since that s may match, complete up to the reader's head
+// as loaded before the read (entries fanned out have committed, so the read
+// sees them all). The page is read only for a catch-up that starts at once:
+// one waiting its turn behind the connection's others would hold it in
+// memory meanwhile, and reads its pages when it runs.
+func (rt *Realtime) resume(ctx context.Context, s *rtSub, since int64) (*catchUpPage, error) {
 	if since < 0 {
-		return domain.Errorf(domain.KindInvalid, "invalid_since_seq", "since_seq must not be negative")
+		return nil, domain.Errorf(domain.KindInvalid, "invalid_since_seq", "since_seq must not be negative")
 	}
-	next, err := rt.changes.ChangesAfter(ctx, since, 1)
+	head := rt.head.Load()
+	q := rt.catchUpQuery(s, since)
+	rt.mu.RLock()
+	waiting := len(s.conn.catchUps) > 0
+	rt.mu.RUnlock()
+	if since >= head || waiting {
+		q.Limit = 0
+	}
+	page, err := rt.changes.CatchUp(ctx, q)
 	switch {
 	case err != nil:
-		return fmt.Errorf("realtime: reading the change after since_seq: %w", err)
-	case len(next) == 0:
-		return nil // nothing after it: nothing missed
-	case next[0].At.Before(rt.clock.Now().Add(-rt.cfg.ResumeWindow)):
-		return ErrResumeTooOld
-	case next[0].Seq == since+1:
-		return nil
+		return nil, fmt.Errorf("realtime: reading the change log after since_seq: %w", err)
+	case rt.tooOld(since, page):
+		return nil, ErrResumeTooOld
+	case q.Limit == 0:
+		return nil, nil
 	}
-	first, _, err := rt.retention.SeqBounds(ctx)
-	if err != nil {
-		return fmt.Errorf("realtime: reading the change log's bounds: %w", err)
+	return &catchUpPage{changes: page.Changes, upTo: head}, nil
+}
+
+// tooOld tells whether a resume after since reaches back further than the
+// window: its next change was made before the window began (the changes
+// after that one are newer still: seq follows commit order, and each entry
+// is stamped as it is appended), or its next changes may have been pruned.
+// Pruning removes the oldest entries (and never the newest), so below the
+// first seq held (less one) something may be gone. A gap left there by a
+// rolled-back write is indistinguishable and is refused too, which only
+// costs the client a fresh start.
+func (rt *Realtime) tooOld(since int64, p ports.CatchUpPage) bool {
+	if !p.NextAt.IsZero() && p.NextAt.Before(rt.clock.Now().Add(-rt.cfg.ResumeWindow)) {
+		return true
 	}
-	if since+1 < first {
-		return ErrResumeTooOld
+	return since+1 < p.FirstSeq
+}
+
+// catchUpQuery asks for a page of the entries after after that s may match.
+// A subscription by id reads its user's entries only, through the change
+// log's (target_id, seq) index, so its catch-up costs what it returns
+// however long the log is; a search reads every entry, a page at a time
+// (never the log at once), and tests each against its filter.
+func (rt *Realtime) catchUpQuery(s *rtSub, after int64) ports.CatchUpQuery {
+	q := ports.CatchUpQuery{After: after, Limit: rt.cfg.BatchSize}
+	if !s.search {
+		q.TargetID = &s.userID
 	}
-	return nil
+	return q
+}
+
+// catchUpPage is a page of a catch-up read ahead, holding every entry the
+// subscription may match after its since_seq up to upTo (within the page's
+// size).
+type catchUpPage struct {
+	changes []domain.Change
+	upTo    int64
 }
 
 // Unsubscribe ends subscription id; no event of it follows.

@@ -161,10 +161,17 @@ func (rt *Realtime) runCatchUp(s *rtSub) {
 // handover happens under mu held for writing, when head cannot move: the
 // changes up to head were the catch-up's, those after it are the reader's.
 func (rt *Realtime) catchUp(ctx context.Context, s *rtSub) {
+	// The page read by Subscribe holds the entries up to its upTo only: the
+	// first round goes that far.
+	first, h := s.resumed, rt.head.Load()
+	s.resumed = nil
+	if first != nil {
+		h = first.upTo
+	}
 	for ctx.Err() == nil {
-		h := rt.head.Load()
 		for s.last < h {
-			batch, err := rt.pending(ctx, s)
+			batch, err := rt.pending(ctx, s, first)
+			first = nil
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -201,19 +208,19 @@ func (rt *Realtime) catchUp(ctx context.Context, s *rtSub) {
 			return
 		}
 		rt.mu.Unlock()
+		first, h = nil, rt.head.Load()
 	}
 }
 
-// pending reads a page of the entries after s.last that s may match, in
-// seq order. A subscription by id reads its user's entries only, through
-// the change log's (target_id, seq) index, so its catch-up costs what it
-// returns however long the log is; a search reads every entry, a page at
-// a time (never the log at once), and tests each against its filter.
-func (rt *Realtime) pending(ctx context.Context, s *rtSub) ([]domain.Change, error) {
-	if s.search {
-		return rt.changes.ChangesAfter(ctx, s.last, rt.cfg.BatchSize)
+// pending returns the page read ahead when there is one, else reads the
+// next page of the entries after s.last that s may match, in seq order
+// (catchUpQuery).
+func (rt *Realtime) pending(ctx context.Context, s *rtSub, ahead *catchUpPage) ([]domain.Change, error) {
+	if ahead != nil {
+		return ahead.changes, nil
 	}
-	return rt.changes.Audit(ctx, ports.AuditQuery{TargetID: &s.userID, AfterSeq: s.last, Limit: rt.cfg.BatchSize})
+	page, err := rt.changes.CatchUp(ctx, rt.catchUpQuery(s, s.last))
+	return page.Changes, err
 }
 
 // replay delivers c to s if it matches and s still may see it; false means

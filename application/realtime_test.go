@@ -33,7 +33,8 @@ type memLog struct {
 	// and returned counts the entries they returned.
 	reads    []ports.AuditQuery
 	returned int
-	// gate, when set, holds each read by target (a catch-up by id) until
+	// gate, when set, holds each read by target after a seq (a catch-up by
+	// id past its first page, which a catch-up from 0 reads from 0) until
 	// the test sends on it; inflight counts those held, maxInflight the
 	// most held at once.
 	gate                  chan struct{}
@@ -80,24 +81,56 @@ func (l *memLog) skip() {
 }
 
 func (l *memLog) ChangesAfter(_ context.Context, after int64, limit int) ([]domain.Change, error) {
-	return l.read(ports.AuditQuery{AfterSeq: after, Limit: limit})
+	return l.read(ports.AuditQuery{AfterSeq: after, Limit: limit}, false)
 }
 
-// Audit serves the catch-ups by id, which filter by target only.
-func (l *memLog) Audit(_ context.Context, q ports.AuditQuery) ([]domain.Change, error) {
-	if q.TargetID == nil || q.ActorID != nil || q.Action != "" || !q.Since.IsZero() || !q.Until.IsZero() {
-		return nil, fmt.Errorf("memLog: unexpected audit query %+v", q)
+func (l *memLog) Audit(context.Context, ports.AuditQuery) ([]domain.Change, error) {
+	return nil, errors.New("not used")
+}
+
+func (l *memLog) TargetsAfter(ctx context.Context, after int64, limit int) ([]ports.ChangeTarget, error) {
+	batch, err := l.ChangesAfter(ctx, after, limit)
+	out := make([]ports.ChangeTarget, len(batch))
+	for i, c := range batch {
+		out[i] = ports.ChangeTarget{Seq: c.Seq, TargetID: c.TargetID}
 	}
-	return l.read(q)
+	return out, err
+}
+
+// CatchUp reads its page as a read by q.TargetID (recorded) when it asks
+// for entries.
+func (l *memLog) CatchUp(_ context.Context, q ports.CatchUpQuery) (ports.CatchUpPage, error) {
+	var page ports.CatchUpPage
+	if q.Limit > 0 {
+		var err error
+		if page.Changes, err = l.read(ports.AuditQuery{TargetID: q.TargetID, AfterSeq: q.After, Limit: q.Limit}, true); err != nil {
+			return page, err
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.readErr != nil {
+		return page, l.readErr
+	}
+	for _, c := range l.entries {
+		if c.Seq > q.After && c.Seq >= l.first {
+			page.NextAt = c.At
+			break
+		}
+	}
+	if len(l.entries) > 0 {
+		page.FirstSeq = max(l.first, l.entries[0].Seq)
+	}
+	return page, nil
 }
 
 // read returns up to q.Limit entries after q.AfterSeq, of q.TargetID when
-// set, recording the read.
-func (l *memLog) read(q ports.AuditQuery) ([]domain.Change, error) {
+// set, public ones only if asked, recording the read.
+func (l *memLog) read(q ports.AuditQuery, public bool) ([]domain.Change, error) {
 	l.mu.Lock()
 	gate := l.gate
 	l.mu.Unlock()
-	if gate != nil && q.TargetID != nil {
+	if gate != nil && q.TargetID != nil && q.AfterSeq > 0 {
 		n := l.inflight.Add(1)
 		for {
 			if m := l.maxInflight.Load(); n <= m || l.maxInflight.CompareAndSwap(m, n) {
@@ -115,7 +148,8 @@ func (l *memLog) read(q ports.AuditQuery) ([]domain.Change, error) {
 	}
 	var out []domain.Change
 	for _, c := range l.entries {
-		if c.Seq > q.AfterSeq && c.Seq >= l.first && (q.TargetID == nil || c.TargetID == *q.TargetID) && (q.Limit <= 0 || len(out) < q.Limit) {
+		if c.Seq > q.AfterSeq && c.Seq >= l.first && (q.TargetID == nil || c.TargetID == *q.TargetID) &&
+			!(public && c.Action.Internal()) && (q.Limit <= 0 || len(out) < q.Limit) {
 			out = append(out, c)
 		}
 	}

@@ -294,7 +294,9 @@ func (t *TokenStates) sync(ctx context.Context) error {
 			conn, _ = t.listening()
 		}
 		at := time.Since(t.start)
-		batch, err := t.changes.ChangesAfter(ctx, t.applied, t.cfg.BatchSize)
+		// Whose account changed is all an eviction needs: not the entries'
+		// snapshots, which the fan-out reads and decodes.
+		batch, err := t.changes.TargetsAfter(ctx, t.applied, t.cfg.BatchSize)
 		if err != nil {
 			return fmt.Errorf("token states: reading the change log: %w", err)
 		}

@@ -45,6 +45,13 @@ type watchedLog struct {
 	down atomic.Bool
 }
 
+// ChangesAfter is the fan-out's read, of whole entries: the token cache
+// must not make it, but read the targets alone (TargetsAfter). Its failure
+// would keep the cache from ever trusting its memory.
+func (w *watchedLog) ChangesAfter(context.Context, int64, int) ([]domain.Change, error) {
+	return nil, errors.New("watchedLog: the token cache read whole entries")
+}
+
 func (w *watchedLog) Watch(ctx context.Context) (<-chan struct{}, func() (uint64, bool)) {
 	return w.Changes(ctx), func() (uint64, bool) { return w.conn.Load(), !w.down.Load() }
 }

@@ -84,6 +84,39 @@ type ChangeLog interface {
 	// CountAudit counts entries matching q (AfterSeq and Limit ignored)
 	// exactly up to limit; past it the count may be an estimate (exact false).
 	CountAudit(ctx context.Context, q AuditQuery, limit int64) (n int64, exact bool, err error)
+	// TargetsAfter is ChangesAfter for a reader that needs only to know
+	// whose account changed: the seq and target of each entry, without its
+	// snapshots.
+	TargetsAfter(ctx context.Context, after int64, limit int) ([]ChangeTarget, error)
+	// CatchUp reads a page of what a subscription resuming after q.After
+	// missed, together with what tells whether q.After is still within
+	// reach, in one read.
+	CatchUp(ctx context.Context, q CatchUpQuery) (CatchUpPage, error)
+}
+
+// ChangeTarget is the seq and the target user of a change-log entry.
+type ChangeTarget struct {
+	Seq, TargetID int64
+}
+
+// CatchUpQuery asks for the public entries (internal ones left out) with
+// seq > After, of TargetID's user when set, in seq order, up to Limit; a
+// Limit of 0 asks for none (the bounds only).
+type CatchUpQuery struct {
+	After    int64
+	TargetID *int64
+	Limit    int
+}
+
+// CatchUpPage answers a CatchUpQuery.
+type CatchUpPage struct {
+	Changes []domain.Change
+	// NextAt is when the first entry of the whole log after After (public
+	// or not) was made; zero when there is none.
+	NextAt time.Time
+	// FirstSeq is the smallest seq held (0 when the log is empty): entries
+	// below it were pruned.
+	FirstSeq int64
 }
 
 // AuditQuery filters the change log; nil and zero fields do not filter.

@@ -2,12 +2,10 @@ package gormstore
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"gorm.io/gorm"
 
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
@@ -19,9 +17,10 @@ import (
 const catchUpNoise = 50000
 
 // A WebSocket catch-up by id reads one user's entries after a seq, a page
-// at a time (the Audit query by target): it must walk change_log_target_seq
-// to that user's entries in seq order, on both dialects, never the log: a
-// catch-up costs what it returns.
+// at a time, with the log's bounds after that seq (CatchUp): the page must
+// walk change_log_target_seq to that user's entries in seq order, and the
+// bounds the primary key to their one row, on both dialects, never the log:
+// a catch-up costs what it returns.
 func TestCatchUpByIDReadsThroughTheTargetIndex(t *testing.T) {
 	t.Parallel()
 	for _, dialect := range []string{dialectSQLite, dialectPostgres} {
@@ -74,55 +73,69 @@ func TestCatchUpByIDReadsThroughTheTargetIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			var stmts []statement
-			err = s.read.Callback().Query().After("gorm:query").Register("changelog_plans_test:record", func(db *gorm.DB) {
-				stmts = append(stmts, statement{db.Statement.SQL.String(), slices.Clone(db.Statement.Vars)})
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
 			id := u.ID()
-			got, err := s.ChangeLog().Audit(ctx, ports.AuditQuery{TargetID: &id, AfterSeq: first, Limit: 500})
-			if err != nil || len(got) != 1 || got[0].After.FirstName() != mine.FirstName() {
-				t.Fatalf("the user's entries after its creation: %v, %v", got, err)
+			got, err := s.ChangeLog().CatchUp(ctx, ports.CatchUpQuery{After: first, TargetID: &id, Limit: 500})
+			if err != nil || len(got.Changes) != 1 || got.Changes[0].After.FirstName() != mine.FirstName() || got.FirstSeq != first {
+				t.Fatalf("the user's entries after its creation: %+v, %v", got, err)
 			}
-			if len(stmts) != 1 {
-				t.Fatalf("Audit ran %d statements, want 1", len(stmts))
-			}
+			page := statement{catchUpSQL[true], []any{first, 500, id}}
+			bounds := statement{catchUpBoundsSQL, []any{first}}
 			if dialect == dialectSQLite {
-				checkSQLitePlan(t, s, stmts[0])
+				checkSQLitePlan(t, s, page, "USING INDEX change_log_target_seq (target_id=? AND seq>?)")
+				checkSQLitePlan(t, s, bounds, "USING INTEGER PRIMARY KEY (rowid>?)")
 				return
 			}
-			checkPostgresCatchUpPlan(t, url, stmts[0])
+			checkPostgresCatchUpPlan(t, url, page, "change_log_target_seq")
+			checkPostgresCatchUpPlan(t, url, bounds, "change_log_pkey")
 		})
 	}
 }
 
-// checkSQLitePlan wants st to search change_log_target_seq, and do nothing
-// else (no scan, no sort).
-func checkSQLitePlan(t *testing.T, s *Store, st statement) {
+// checkSQLitePlan wants st to search change_log with search (the bounds'
+// MIN shows as a bare search: SQLite reads it off the end of the primary
+// key), and neither scan change_log nor sort (scanning the bounds' one row
+// and the page read is no scan of the log).
+func checkSQLitePlan(t *testing.T, s *Store, st statement, search string) {
 	t.Helper()
-	var steps []struct {
-		ID, Parent, Notused int
-		Detail              string
-	}
-	if err := s.read.Raw("EXPLAIN QUERY PLAN "+st.sql, st.vars...).Scan(&steps).Error; err != nil {
+	db, err := s.read.DB()
+	if err != nil {
 		t.Fatal(err)
 	}
+	rows, err := db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+st.sql, st.vars...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
 	var details []string
-	for _, p := range steps {
-		details = append(details, p.Detail)
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		details = append(details, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	plan := strings.Join(details, "; ")
-	if len(details) != 1 || !strings.Contains(plan, "USING INDEX change_log_target_seq (target_id=? AND seq>?)") {
-		t.Errorf("the catch-up's plan on SQLite: %s; want one search of change_log_target_seq, no sort", plan)
+	searched := false
+	for _, d := range details {
+		searched = searched || strings.Contains(d, search)
+		if strings.HasPrefix(d, "SCAN change_log") || strings.Contains(d, "TEMP B-TREE") {
+			searched = false
+			break
+		}
+	}
+	if !searched {
+		t.Errorf("the catch-up's plan on SQLite: %s; want a search %s, no scan, no sort", plan, search)
 	}
 }
 
 // checkPostgresCatchUpPlan wants st, planned for its values and as the
-// generic plan a prepared statement ends up with, to scan
-// change_log_target_seq in order (no sort) and never change_log itself.
-func checkPostgresCatchUpPlan(t *testing.T, url string, st statement) {
+// generic plan a prepared statement ends up with, to scan index in order
+// (no sort), the primary key for the bounds, and never change_log itself.
+func checkPostgresCatchUpPlan(t *testing.T, url string, st statement, index string) {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), url)
 	if err != nil {
@@ -133,11 +146,11 @@ func checkPostgresCatchUpPlan(t *testing.T, url string, st statement) {
 		t.Helper()
 		target, bad := false, false
 		plan.walk(func(n planNode) {
-			target = target || n.Index == "change_log_target_seq"
-			bad = bad || n.NodeType == "Sort" || n.NodeType == "Seq Scan" || (n.Index != "" && n.Index != "change_log_target_seq")
+			target = target || n.Index == index
+			bad = bad || n.NodeType == "Sort" || n.NodeType == "Seq Scan" || (n.Index != "" && n.Index != index && n.Index != "change_log_pkey")
 		})
 		if !target || bad {
-			t.Errorf("the catch-up's %s plan on PostgreSQL:\n%s\nwant an ordered scan of change_log_target_seq only", kind, plan)
+			t.Errorf("the catch-up's %s plan on PostgreSQL:\n%s\nwant ordered scans of %s (and of the primary key for the bounds) only", kind, plan, index)
 		}
 	}
 	check("custom", explain(t, conn, st))

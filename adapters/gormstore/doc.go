@@ -5,6 +5,7 @@
 //
 // Database errors are translated here, once: a taken email or id, a missing
 // row, an unreachable database become domain errors; everything else is
-// internal. Every write appends its change-log entry in its own transaction,
-// numbered in commit order.
+// internal. Every write appends its change-log entry in the write's own
+// transaction, so the entry commits or rolls back with the write; entries
+// are numbered in commit order.
 package gormstore

@@ -2,14 +2,14 @@ package gormstore
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgxlisten"
 	"gorm.io/gorm"
 
 	"github.com/userservice/userservice/ports"
@@ -28,15 +28,24 @@ const (
 // Notifier implements ports.ChangeNotifier. Every write transaction of this
 // Store wakes the subscribers in process once it has committed. On
 // PostgreSQL each append also runs pg_notify in its transaction, which the
-// server delivers at commit (and never for a rollback), and each Changes
-// subscriber LISTENs on a dedicated connection, so changes made by other
-// instances wake it too. The listener reconnects with backoff and wakes its
-// subscriber on every (re)connection, since notifications sent while it
-// was away are lost: the reader then catches up from the log itself.
+// server delivers at commit (and never for a rollback), and one listener
+// per Store LISTENs for every subscriber (the fan-out and the token cache
+// share it), so changes made by other instances wake them too. The
+// listener is pgxlisten's: it reconnects after a lost connection, and wakes
+// the subscribers on every (re)connection, since notifications sent while
+// it was away are lost: the readers then catch up from the log itself.
 type Notifier struct {
-	s    *Store
-	mu   sync.Mutex
-	subs map[chan struct{}]struct{}
+	s  *Store
+	mu sync.Mutex
+	// subs are the subscribers' channels; the listener runs while there
+	// is one (stopListen ends it).
+	subs       map[chan struct{}]struct{}
+	stopListen context.CancelFunc
+	// state is the running listener's (or the last one's); conns numbers
+	// the connections of every listener, so a new listener's first
+	// connection is new to a caller of Watch too.
+	state atomic.Pointer[listenState]
+	conns atomic.Uint64
 }
 
 var (
@@ -44,25 +53,28 @@ var (
 	_ ports.ChangeWatcher  = (*Notifier)(nil)
 )
 
-// listenerAppName is the application_name of the LISTEN connections, so an
-// operator (or a test) can tell them apart in pg_stat_activity.
+// listenerAppName is the application_name of the LISTEN connection, so an
+// operator (or a test) can tell it apart in pg_stat_activity.
 const listenerAppName = "userservice-listen"
 
-// listenState is what Watch reports of one subscriber's listener.
+// listenState is what Watch reports of one run of the listener.
 type listenState struct {
-	conn atomic.Uint64 // bumped at each LISTEN reached
+	conn atomic.Uint64 // the connection listening, numbered by Notifier.conns
 	up   atomic.Bool
-}
-
-func (st *listenState) listening() (uint64, bool) {
-	// up first: a reconnection between the two loads shows as a newer
-	// conn, which a caller compares with the conn it synced under.
-	up := st.up.Load()
-	return st.conn.Load(), up
+	// backoff is the wait before the next connection attempt (0 before
+	// the first); only the listener's goroutine touches it.
+	backoff time.Duration
 }
 
 func newNotifier(s *Store) *Notifier {
-	return &Notifier{s: s, subs: map[chan struct{}]struct{}{}}
+	n := &Notifier{s: s, subs: map[chan struct{}]struct{}{}}
+	st := &listenState{}
+	// On SQLite every write goes through this Store, which wakes its
+	// subscribers after each commit, so the feed is always up (a write by
+	// another process is seen by the reader's poll).
+	st.up.Store(s.dialect != dialectPostgres)
+	n.state.Store(st)
+	return n
 }
 
 // ChangeNotifier returns the store's wake-up source for change-log readers.
@@ -75,28 +87,39 @@ func (n *Notifier) Changes(ctx context.Context) <-chan struct{} {
 	return ch
 }
 
-// Watch is Changes with the state of its listener. On SQLite every write
-// goes through this Store, which wakes its subscribers after each commit,
-// so the feed is always up (a write by another process is seen by the
-// reader's poll).
+// Watch is Changes with the state of the listener. A subscriber joining a
+// listener that is up is woken at once, as if the listener had just
+// connected for it.
 func (n *Notifier) Watch(ctx context.Context) (<-chan struct{}, func() (uint64, bool)) {
 	ch := make(chan struct{}, 1)
-	st := &listenState{}
 	n.mu.Lock()
 	n.subs[ch] = struct{}{}
+	if n.s.dialect == dialectPostgres && n.stopListen == nil {
+		n.startListener()
+	}
 	n.mu.Unlock()
-	if n.s.dialect == dialectPostgres {
-		go n.listen(ctx, ch, st)
-	} else {
-		st.up.Store(true)
+	if _, up := n.listening(); up && n.s.dialect == dialectPostgres {
+		signal(ch)
 	}
 	go func() {
 		<-ctx.Done()
 		n.mu.Lock()
 		delete(n.subs, ch)
+		if len(n.subs) == 0 && n.stopListen != nil {
+			n.stopListen()
+			n.stopListen = nil
+		}
 		n.mu.Unlock()
 	}()
-	return ch, st.listening
+	return ch, n.listening
+}
+
+func (n *Notifier) listening() (uint64, bool) {
+	st := n.state.Load()
+	// up first: a reconnection between the two loads shows as a newer
+	// conn, which a caller compares with the conn it synced under.
+	up := st.up.Load()
+	return st.conn.Load(), up
 }
 
 // wake signals every subscriber without blocking: a pending signal already
@@ -116,62 +139,70 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// listen keeps a LISTEN connection open until ctx ends.
-func (n *Notifier) listen(ctx context.Context, ch chan struct{}, st *listenState) {
-	backoff := listenBackoffMin
-	for {
-		connected, err := n.listenOnce(ctx, ch, st)
-		st.up.Store(false)
-		if ctx.Err() != nil {
-			return
-		}
-		if connected {
-			backoff = listenBackoffMin
-		}
-		n.s.log.WarnContext(ctx, "change notifications: listener connection lost; reconnecting",
-			slog.Duration("in", backoff), slog.Any("error", err))
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(2*backoff, listenBackoffMax)
-	}
-}
-
-// listenOnce connects, LISTENs and signals ch for every notification until
-// the connection fails or ctx ends. connected reports whether LISTEN was
-// reached.
-func (n *Notifier) listenOnce(ctx context.Context, ch chan struct{}, st *listenState) (connected bool, err error) {
+// startListener runs a listener until the last subscriber leaves; n.mu is
+// held. pgxlisten keeps the connection; what it leaves to its caller is
+// done here: Connect dials with the store's settings (keepalive, user
+// timeout) under listenerAppName and waits out the backoff before a
+// reconnection (ReconnectDelay < 0 turns pgxlisten's fixed delay off), and
+// the handler tells the state and wakes the subscribers.
+func (n *Notifier) startListener() {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stopListen = cancel
+	st := &listenState{}
+	n.state.Store(st)
 	cfg := n.s.pgConfig.Copy()
 	cfg.RuntimeParams["application_name"] = listenerAppName
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return false, fmt.Errorf("connect: %w", err)
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		return false, fmt.Errorf("listen: %w", err)
-	}
-	// Whatever committed while no connection listened was not notified.
-	st.conn.Add(1)
-	st.up.Store(true)
-	signal(ch)
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-				return true, ctx.Err()
+	l := &pgxlisten.Listener{
+		Connect: func(ctx context.Context) (*pgx.Conn, error) {
+			if st.backoff == 0 {
+				st.backoff = listenBackoffMin
+			} else {
+				t := time.NewTimer(st.backoff)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return nil, ctx.Err()
+				case <-t.C:
+				}
+				st.backoff = min(2*st.backoff, listenBackoffMax)
 			}
-			return true, fmt.Errorf("wait for notification: %w", err)
-		}
-		signal(ch)
+			return pgx.ConnectConfig(ctx, cfg)
+		},
+		// The handler never fails, so every error reported ended the
+		// connection (or an attempt at one).
+		LogError: func(ctx context.Context, err error) {
+			st.up.Store(false)
+			if ctx.Err() == nil {
+				n.s.log.WarnContext(ctx, "change notifications: listener connection lost; reconnecting",
+					slog.Duration("in", st.backoff), slog.Any("error", err))
+			}
+		},
+		ReconnectDelay: -1,
 	}
+	l.Handle(notifyChannel, &listenHandler{n: n, st: st})
+	go func() { _ = l.Listen(ctx) }() // it returns once ctx ends
+}
+
+// listenHandler wakes the subscribers for every notification, and for
+// every connection once it LISTENs: whatever committed while none
+// listened was not notified.
+type listenHandler struct {
+	n  *Notifier
+	st *listenState
+}
+
+func (h *listenHandler) HandleNotification(context.Context, *pgconn.Notification, *pgx.Conn) error {
+	h.n.wake()
+	return nil
+}
+
+// HandleBacklog runs once LISTEN has succeeded on a new connection.
+func (h *listenHandler) HandleBacklog(context.Context, string, *pgx.Conn) error {
+	h.st.conn.Store(h.n.conns.Add(1))
+	h.st.up.Store(true)
+	h.st.backoff = listenBackoffMin
+	h.n.wake()
+	return nil
 }
 
 // notifyInTx queues the PostgreSQL notification of a change-log append in

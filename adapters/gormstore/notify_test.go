@@ -13,6 +13,7 @@ import (
 
 	"github.com/userservice/userservice/adapters/gormstore"
 	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
 	"github.com/userservice/userservice/tests/testdb"
 )
 
@@ -176,21 +177,7 @@ func TestNotifierReconnectsAndWakes(t *testing.T) {
 	}
 	// The reconnection wakes the reader, which catches up from the log.
 	awaitWake(t, ch, "the listener's reconnection")
-	deadline := time.Now().Add(wakeWithin)
-	for {
-		var listening int
-		if err := admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
-			WHERE application_name = 'userservice-listen' AND datname = current_database()`).Scan(&listening); err != nil {
-			t.Fatal(err)
-		}
-		if listening == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the listener did not come back")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitListenConns(t, admin, 1, "the listener did not come back")
 	drained(ch)
 	create(t, writer, 1)
 	awaitWake(t, ch, "a commit after the reconnection")
@@ -245,31 +232,64 @@ func TestWatchTellsTheListenerState(t *testing.T) {
 	})
 }
 
-func TestNotifierStopsWithItsContext(t *testing.T) {
+// TestNotifierListensOnceForAllSubscribers: every subscriber of a store
+// (the fan-out and the token cache of an instance) shares one LISTEN
+// connection, which ends with the context of the last of them; a
+// subscriber joining a listener already up is woken at once.
+func TestNotifierListensOnceForAllSubscribers(t *testing.T) {
 	t.Parallel()
 	url := testdb.PostgresURL(t)
 	s := migrated(t, url)
-	ctx, cancel := context.WithCancel(t.Context())
-	ch := s.ChangeNotifier().Changes(ctx)
+	first, cancelFirst := context.WithCancel(t.Context())
+	ch := s.ChangeNotifier().Changes(first)
 	awaitWake(t, ch, "the listener's first connection")
-	cancel()
+	second, cancelSecond := context.WithCancel(t.Context())
+	wch, listening := s.ChangeNotifier().Watch(second)
+	awaitWake(t, wch, "joining a listener that is up")
+	if _, up := listening(); !up {
+		t.Fatal("the shared listener reports itself down")
+	}
+	admin := adminConn(t, url)
+	if n := listenConns(t, admin); n != 1 {
+		t.Fatalf("%d LISTEN connections for two subscribers, want 1", n)
+	}
+	cancelFirst()
+	drained(wch)
+	create(t, s, 1)
+	awaitWake(t, wch, "a commit, after the other subscriber left")
+	cancelSecond()
+	awaitListenConns(t, admin, 0, "the listener connection outlived its last subscriber")
+}
+
+// adminConn is a connection to the database at url, closed when t ends.
+func adminConn(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
 	admin, err := pgx.Connect(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close(context.Background())
+	t.Cleanup(func() { admin.Close(context.Background()) })
+	return admin
+}
+
+// listenConns counts the store's LISTEN connections.
+func listenConns(t *testing.T, admin *pgx.Conn) int {
+	t.Helper()
+	var n int
+	if err := admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+		WHERE application_name = 'userservice-listen' AND datname = current_database()`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// awaitListenConns waits until the store holds want LISTEN connections.
+func awaitListenConns(t *testing.T, admin *pgx.Conn, want int, failure string) {
+	t.Helper()
 	deadline := time.Now().Add(wakeWithin)
-	for {
-		var listening int
-		if err := admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
-			WHERE application_name = 'userservice-listen' AND datname = current_database()`).Scan(&listening); err != nil {
-			t.Fatal(err)
-		}
-		if listening == 0 {
-			return
-		}
+	for listenConns(t, admin) != want {
 		if time.Now().After(deadline) {
-			t.Fatal("the listener connection outlived its context")
+			t.Fatal(failure)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -293,52 +313,131 @@ func (c *steppingClock) set(t time.Time) {
 	c.now = t
 }
 
-func TestChangeLogBoundsAndPrune(t *testing.T) {
-	t.Parallel()
+// steppedOnEachDialect runs test as parallel subtests on a fresh SQLite
+// file and a fresh PostgreSQL database, each with a store whose clock stands
+// at day until the test steps it.
+func steppedOnEachDialect(t *testing.T, test func(t *testing.T, s *gormstore.Store, clock *steppingClock, day time.Time)) {
 	for name, url := range map[string]func(*testing.T) string{"sqlite": sqliteURL, "postgres": func(t *testing.T) string { return testdb.PostgresURL(t) }} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			day := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 			clock := &steppingClock{now: day}
-			s := migrated(t, url(t), gormstore.WithClock(clock))
-			ret := s.ChangeLogRetention()
-			if first, last, err := ret.SeqBounds(t.Context()); err != nil || first != 0 || last != 0 {
-				t.Fatalf("SeqBounds of an empty log = %d, %d, %v; want 0, 0", first, last, err)
-			}
-			if n, err := ret.Prune(t.Context(), day.Add(time.Hour)); err != nil || n != 0 {
-				t.Fatalf("Prune of an empty log = %d, %v", n, err)
-			}
-			for i := range 5 {
-				clock.set(day.Add(time.Duration(i) * time.Minute))
-				create(t, s, i)
-			}
-			all, err := s.ChangeLog().ChangesAfter(t.Context(), 0, 0)
-			if err != nil || len(all) != 5 {
-				t.Fatalf("ChangesAfter: %d entries, %v", len(all), err)
-			}
-			first, last, err := ret.SeqBounds(t.Context())
-			if err != nil || first != all[0].Seq || last != all[4].Seq {
-				t.Fatalf("SeqBounds = %d, %d, %v; want %d, %d", first, last, err, all[0].Seq, all[4].Seq)
-			}
-			// Entries at minutes 0 and 1 are older than 2m; 2 is not (strictly before).
-			n, err := ret.Prune(t.Context(), day.Add(2*time.Minute))
-			if err != nil || n != 2 {
-				t.Fatalf("Prune = %d, %v; want 2", n, err)
-			}
-			if first, _, _ := ret.SeqBounds(t.Context()); first != all[2].Seq {
-				t.Fatalf("after pruning, first seq %d, want %d", first, all[2].Seq)
-			}
-			// Everything is old now, but the newest entry stays.
-			n, err = ret.Prune(t.Context(), day.Add(time.Hour))
-			if err != nil || n != 2 {
-				t.Fatalf("Prune = %d, %v; want 2", n, err)
-			}
-			first, last, err = ret.SeqBounds(t.Context())
-			if err != nil || first != all[4].Seq || last != all[4].Seq {
-				t.Fatalf("after pruning all, SeqBounds = %d, %d, %v; want the newest, %d", first, last, err, all[4].Seq)
-			}
+			test(t, migrated(t, url(t), gormstore.WithClock(clock)), clock, day)
 		})
 	}
+}
+
+func TestChangeLogBoundsAndPrune(t *testing.T) {
+	t.Parallel()
+	steppedOnEachDialect(t, func(t *testing.T, s *gormstore.Store, clock *steppingClock, day time.Time) {
+		ret := s.ChangeLogRetention()
+		if first, last, err := ret.SeqBounds(t.Context()); err != nil || first != 0 || last != 0 {
+			t.Fatalf("SeqBounds of an empty log = %d, %d, %v; want 0, 0", first, last, err)
+		}
+		if n, err := ret.Prune(t.Context(), day.Add(time.Hour)); err != nil || n != 0 {
+			t.Fatalf("Prune of an empty log = %d, %v", n, err)
+		}
+		for i := range 5 {
+			clock.set(day.Add(time.Duration(i) * time.Minute))
+			create(t, s, i)
+		}
+		all, err := s.ChangeLog().ChangesAfter(t.Context(), 0, 0)
+		if err != nil || len(all) != 5 {
+			t.Fatalf("ChangesAfter: %d entries, %v", len(all), err)
+		}
+		first, last, err := ret.SeqBounds(t.Context())
+		if err != nil || first != all[0].Seq || last != all[4].Seq {
+			t.Fatalf("SeqBounds = %d, %d, %v; want %d, %d", first, last, err, all[0].Seq, all[4].Seq)
+		}
+		// Entries at minutes 0 and 1 are older than 2m; 2 is not (strictly before).
+		n, err := ret.Prune(t.Context(), day.Add(2*time.Minute))
+		if err != nil || n != 2 {
+			t.Fatalf("Prune = %d, %v; want 2", n, err)
+		}
+		if first, _, _ := ret.SeqBounds(t.Context()); first != all[2].Seq {
+			t.Fatalf("after pruning, first seq %d, want %d", first, all[2].Seq)
+		}
+		// Everything is old now, but the newest entry stays.
+		n, err = ret.Prune(t.Context(), day.Add(time.Hour))
+		if err != nil || n != 2 {
+			t.Fatalf("Prune = %d, %v; want 2", n, err)
+		}
+		first, last, err = ret.SeqBounds(t.Context())
+		if err != nil || first != all[4].Seq || last != all[4].Seq {
+			t.Fatalf("after pruning all, SeqBounds = %d, %d, %v; want the newest, %d", first, last, err, all[4].Seq)
+		}
+	})
+}
+
+// TestChangeLogNarrowReads: TargetsAfter tells every entry's seq and
+// target, internal ones included; CatchUp gives the public entries after a
+// seq (one user's, or everyone's) a page at a time, with the time of the
+// next entry of the whole log and the first seq held, which pruning moves.
+func TestChangeLogNarrowReads(t *testing.T) {
+	t.Parallel()
+	steppedOnEachDialect(t, func(t *testing.T, s *gormstore.Store, clock *steppingClock, day time.Time) {
+		ctx, log := t.Context(), s.ChangeLog()
+		if page, err := log.CatchUp(ctx, ports.CatchUpQuery{Limit: 10}); err != nil || len(page.Changes) != 0 || !page.NextAt.IsZero() || page.FirstSeq != 0 {
+			t.Fatalf("CatchUp of an empty log = %+v, %v", page, err)
+		}
+		a := create(t, s, 1) // minute 0
+		clock.set(day.Add(time.Minute))
+		b := create(t, s, 2)
+		clock.set(day.Add(2 * time.Minute))
+		if err := s.Users().UpdateInternal(ctx, a.ID(), func(u *domain.User) error {
+			u.InvalidateTokens()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		clock.set(day.Add(3 * time.Minute))
+		if _, err := s.Users().Update(ctx, a.ID(), domain.Operator(), func(u *domain.User, _ domain.SuperadminCount) (domain.ChangeAction, error) {
+			return domain.ActionUpdated, u.ApplyProfile(domain.ProfilePatch{FirstName: ptr("Ann")}, clock.Now())
+		}); err != nil {
+			t.Fatal(err)
+		}
+
+		targets, err := log.TargetsAfter(ctx, 0, 10)
+		if err != nil || len(targets) != 4 {
+			t.Fatalf("TargetsAfter(0) = %v, %v; want the 4 entries", targets, err)
+		}
+		want := []int64{a.ID(), b.ID(), a.ID(), a.ID()}
+		for i, tg := range targets {
+			if tg.TargetID != want[i] || (i > 0 && tg.Seq <= targets[i-1].Seq) {
+				t.Fatalf("TargetsAfter(0) = %v; want targets %v in seq order", targets, want)
+			}
+		}
+		seq := func(i int) int64 { return targets[i].Seq }
+		if page, err := log.TargetsAfter(ctx, seq(1), 1); err != nil || len(page) != 1 || page[0] != targets[2] {
+			t.Fatalf("TargetsAfter(second, 1) = %v, %v; want the internal entry", page, err)
+		}
+
+		id := a.ID()
+		page, err := log.CatchUp(ctx, ports.CatchUpQuery{After: 0, TargetID: &id, Limit: 10})
+		if err != nil || len(page.Changes) != 2 || page.Changes[0].Seq != seq(0) || page.Changes[1].Seq != seq(3) ||
+			page.Changes[1].After.FirstName() != "Ann" || page.Changes[1].Before.FirstName() != a.FirstName() {
+			t.Fatalf("CatchUp of a's public entries = %+v, %v", page.Changes, err)
+		}
+		if !page.NextAt.Equal(day) || page.FirstSeq != seq(0) {
+			t.Fatalf("CatchUp's bounds after 0 = %v, %d; want %v, %d", page.NextAt, page.FirstSeq, day, seq(0))
+		}
+		// After b's creation the next entry is the internal one, which
+		// dates the resume although it is not replayed.
+		page, err = log.CatchUp(ctx, ports.CatchUpQuery{After: seq(1), Limit: 1})
+		if err != nil || len(page.Changes) != 1 || page.Changes[0].Seq != seq(3) || !page.NextAt.Equal(day.Add(2*time.Minute)) {
+			t.Fatalf("CatchUp of everyone's after b's creation = %+v, %v", page, err)
+		}
+		page, err = log.CatchUp(ctx, ports.CatchUpQuery{After: seq(3)})
+		if err != nil || len(page.Changes) != 0 || !page.NextAt.IsZero() || page.FirstSeq != seq(0) {
+			t.Fatalf("CatchUp after the last entry, bounds only = %+v, %v", page, err)
+		}
+		if _, err := s.ChangeLogRetention().Prune(ctx, day.Add(90*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if page, err = log.CatchUp(ctx, ports.CatchUpQuery{After: 0, TargetID: &id}); err != nil || page.FirstSeq != seq(2) {
+			t.Fatalf("CatchUp's first seq after pruning = %+v, %v; want %d", page, err, seq(2))
+		}
+	})
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -104,3 +104,65 @@ func (s *Store) onPgxConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 	}
 	return err
 }
+
+// rowScanner is a row as pgx and database/sql both give it.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// readRows runs query (its placeholders $n, which SQLite takes too) on the
+// read pool without GORM and calls row for each of its rows: for the
+// change-log reads that run as often as a user is read by id. On
+// PostgreSQL it goes through pgx as getUserPostgres does, on SQLite through
+// database/sql; like getUserPostgres it traces through GORM's logger.
+func (s *Store) readRows(ctx context.Context, query string, args []any, row func(rowScanner) error) error {
+	begin := time.Now()
+	var n int64
+	each := func(r rowScanner) error {
+		n++
+		return row(r)
+	}
+	var err error
+	if s.dialect == dialectPostgres {
+		err = s.withPgx(ctx, func(c *pgx.Conn) error {
+			rows, err := c.Query(ctx, query, args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			return eachRow(rows, each)
+		})
+	} else {
+		err = s.readSQL(ctx, query, args, each)
+	}
+	s.read.Logger.Trace(ctx, begin, func() (string, int64) { return query, n }, err)
+	return translate(ctx, err, false)
+}
+
+func (s *Store) readSQL(ctx context.Context, query string, args []any, row func(rowScanner) error) error {
+	db, err := s.read.DB()
+	if err != nil {
+		return err
+	}
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	return eachRow(rows, row)
+}
+
+// rowIter is pgx's rows or database/sql's.
+type rowIter interface {
+	rowScanner
+	Next() bool
+	Err() error
+}
+
+// eachRow calls row for each row of rows.
+func eachRow(rows rowIter, row func(rowScanner) error) error {
+	for rows.Next() {
+		if err := row(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -50,7 +50,7 @@ type Store struct {
 	// pg is PostgreSQL's pool (nil on SQLite), which the hand-written read
 	// of pgread.go borrows connections from.
 	pg *sql.DB
-	// pgConfig opens the notifier's LISTEN connections (PostgreSQL only).
+	// pgConfig opens the notifier's LISTEN connection (PostgreSQL only).
 	pgConfig *pgx.ConnConfig
 	// searchTimeout bounds each statement of a user search (searching).
 	searchTimeout time.Duration

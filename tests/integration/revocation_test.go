@@ -16,7 +16,7 @@ import (
 const revocationBound = time.Second
 
 // listeners counts the LISTEN connections of the database at dbURL (each
-// instance holds one for its WebSocket fan-out and one for its token
+// instance holds one, shared by its WebSocket fan-out and its token
 // states, named userservice-listen).
 func listeners(t *testing.T, db *pgx.Conn) int {
 	t.Helper()
@@ -98,7 +98,7 @@ func TestRevocationAcrossInstances(t *testing.T) {
 // token B holds in memory, and asserts B refuses the old token, REST and
 // WebSocket, within revocationBound of A's answer.
 func revokeThroughA(t *testing.T, a, b *harness.Service, db *pgx.Conn, root *harness.Account, change func(*testing.T, *harness.Account), kill bool) {
-	const instances, listenersEach = 2, 2
+	const instances = 2 // one LISTEN connection each
 	var worst, wsWorst time.Duration
 	for i := range 20 {
 		u := a.CreateAndLogin(t, root, "user")
@@ -110,7 +110,7 @@ func revokeThroughA(t *testing.T, a, b *harness.Service, db *pgx.Conn, root *har
 		ws.Send(map[string]any{"action": "ping"})
 		ws.Expect("pong")
 		if kill {
-			killListeners(t, db, instances*listenersEach)
+			killListeners(t, db, instances)
 		}
 		old := *u
 		change(t, u)
