@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
 )
@@ -257,22 +255,22 @@ func replySubscribed(sub ports.Subscription) []byte {
 }
 
 // eventEncoder encodes events. The service hands one *ports.Event to every
-// connection a change reaches, so the encoder keeps the messages of the
-// live event it saw last: every connection after the first shares them,
-// framed once (a PreparedMessage), and a client's event costs neither JSON
-// nor a frame of its own.
+// connection a change reaches, so the encoder keeps the encoding of the
+// live event it saw last: every connection after the first shares it, and
+// a client's event costs neither JSON nor a slice of its own (melody only
+// reads what it is given).
 type eventEncoder struct {
 	mu   sync.Mutex
 	ev   *ports.Event // held, so its address cannot come back as another Event
 	last *eventEncoding
 }
 
-// eventEncoding is one event's messages: their common prefix, and the
-// message to each subscription id met. Connections number their
+// eventEncoding is one event's messages: their common prefix, and the full
+// message for each subscription id met. Connections number their
 // subscriptions alike (s1, s2, ...), so a few messages serve them all.
 type eventEncoding struct {
-	prefix []byte               // {"type":..,"user":{..},"seq":N,"at":".."
-	shared map[string]*outgoing // by subscription id
+	prefix []byte            // {"type":..,"user":{..},"seq":N,"at":".."
+	full   map[string][]byte // by subscription id
 }
 
 // maxSharedIDs bounds the messages kept per event: subscription ids are
@@ -280,34 +278,25 @@ type eventEncoding struct {
 const maxSharedIDs = 128
 
 // message returns ev's message to subscription id.
-func (e *eventEncoder) message(ev *ports.Event, id string) *outgoing {
+func (e *eventEncoder) message(ev *ports.Event, id string) []byte {
 	if ev.Replay {
 		// A replay reaches one subscription: there is nothing to share,
-		// and keeping it would drop the live event's messages.
-		return &outgoing{text: eventMessage(eventPrefix(ev.Change), id)}
+		// and keeping it would drop the live event's encoding.
+		return eventMessage(eventPrefix(ev.Change), id)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ev != ev {
-		e.ev, e.last = ev, &eventEncoding{prefix: eventPrefix(ev.Change), shared: map[string]*outgoing{}}
+		e.ev, e.last = ev, &eventEncoding{prefix: eventPrefix(ev.Change), full: map[string][]byte{}}
 	}
-	if o, ok := e.last.shared[id]; ok {
-		return o
+	if msg, ok := e.last.full[id]; ok {
+		return msg
 	}
-	o := prepared(eventMessage(e.last.prefix, id))
-	if len(e.last.shared) < maxSharedIDs {
-		e.last.shared[id] = o
+	msg := eventMessage(e.last.prefix, id)
+	if len(e.last.full) < maxSharedIDs {
+		e.last.full[id] = msg
 	}
-	return o
-}
-
-// prepared is msg framed once for every connection it is written to.
-func prepared(msg []byte) *outgoing {
-	o := &outgoing{text: msg}
-	// Framing an uncompressed message writes to memory only; should it
-	// ever fail, each connection frames the text itself.
-	o.prepared, _ = websocket.NewPreparedMessage(websocket.TextMessage, msg)
-	return o
+	return msg
 }
 
 // eventMessage completes prefix into the message to subscription id.

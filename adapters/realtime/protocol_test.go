@@ -170,7 +170,7 @@ func TestEventEncoding(t *testing.T) {
 		c := &domain.Change{Seq: 42, At: at, Action: tc.action, TargetID: 17, Before: tc.before, After: tc.after}
 		for _, ev := range []*ports.Event{{Change: c}, {Change: c, Replay: true}} {
 			for _, id := range []string{"s1", `s"2`} {
-				raw := enc.message(ev, id).text
+				raw := enc.message(ev, id)
 				var got map[string]any
 				if err := json.Unmarshal(raw, &got); err != nil {
 					t.Fatalf("%s: %v", raw, err)
@@ -208,23 +208,20 @@ func TestEventEncodedOncePerEvent(t *testing.T) {
 	var enc eventEncoder
 	live := &ports.Event{Change: &domain.Change{Seq: 7, Action: domain.ActionUpdated, TargetID: 17, Before: u, After: u}}
 	first := enc.message(live, "s1")
-	if first.prepared == nil {
-		t.Fatal("a live event's message is not framed for sharing")
-	}
 	replay := enc.message(&ports.Event{Change: &domain.Change{Seq: 3, Action: domain.ActionCreated, TargetID: 17, After: u}, Replay: true}, "s1")
-	if bytes.Equal(replay.text, first.text) || replay.prepared != nil {
-		t.Fatalf("the replay got %+v", replay)
+	if bytes.Equal(replay, first) {
+		t.Fatalf("the replay got the live event's message %s", replay)
 	}
 	for range 3 {
-		if again := enc.message(live, "s1"); again != first {
-			t.Fatalf("a later connection got a message of its own: %s", again.text)
+		if again := enc.message(live, "s1"); &again[0] != &first[0] {
+			t.Fatalf("a later connection got a message of its own: %s", again)
 		}
 	}
-	if other := enc.message(live, "s2"); other == first || !bytes.HasSuffix(other.text, []byte(`"subscription_id":"s2"}`)) {
-		t.Errorf("subscription s2 got %s", other.text)
+	if other := enc.message(live, "s2"); bytes.Equal(other, first) || !bytes.HasSuffix(other, []byte(`"subscription_id":"s2"}`)) {
+		t.Errorf("subscription s2 got %s", other)
 	}
 	next := &ports.Event{Change: &domain.Change{Seq: 8, Action: domain.ActionDeleted, TargetID: 17, Before: u}}
-	if msg := enc.message(next, "s1").text; !bytes.Contains(msg, []byte(`"type":"deleted"`)) || !bytes.Contains(msg, []byte(`"seq":8`)) {
+	if msg := enc.message(next, "s1"); !bytes.Contains(msg, []byte(`"type":"deleted"`)) || !bytes.Contains(msg, []byte(`"seq":8`)) {
 		t.Errorf("the next event got %s", msg)
 	}
 }

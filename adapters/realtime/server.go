@@ -16,8 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
+	"github.com/olahol/melody"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/userservice/userservice/ports"
@@ -30,7 +30,7 @@ const Path = "/api/v1/users/ws"
 const (
 	CloseGoingAway       = 1001 // the server shuts down
 	ClosePolicyViolation = 1008 // a client that does not read its events
-	CloseMessageTooBig   = 1009 // a frame over MaxMessageSize (sent by gorilla/websocket)
+	CloseMessageTooBig   = 1009 // a frame over MaxMessageSize (sent by the WebSocket library)
 	CloseInternalError   = 1011 // a bug met while serving the connection
 	CloseUnauthenticated = 4401 // no, an invalid, an expired or a revoked token
 )
@@ -90,25 +90,23 @@ const (
 	defaultSendBuffer  = 256
 	defaultPingPeriod  = 30 * time.Second
 	defaultWriteWait   = 10 * time.Second
+	// sessionKey holds a melody session's *session in its Keys.
+	sessionKey = "userservice.session"
 	// shutdownPoll spaces the checks for the last session to leave.
 	shutdownPoll = 10 * time.Millisecond
 )
 
-// Server serves GET /api/v1/users/ws.
-//
-// It is built on gorilla/websocket directly rather than on melody (a hub
-// over gorilla/websocket): an event reaches many connections with the
-// same message, which gorilla/websocket can frame once for all of them
-// (PreparedMessage), while melody only writes bytes it frames anew per
-// connection, each through an envelope of its own. The bench's fan-out row
-// measures the difference against a bare melody server.
+// Server serves GET /api/v1/users/ws with melody. Events go to each
+// connection with its own Session.Write, never through melody's hub: the
+// service decides who gets what, one Deliver per connection, and an
+// event's bytes are shared by every connection it reaches.
 type Server struct {
-	cfg      Config
-	svc      ports.RealtimeService
-	log      *slog.Logger
-	upgrader websocket.Upgrader
-	metrics  *metrics
-	events   eventEncoder
+	cfg     Config
+	svc     ports.RealtimeService
+	log     *slog.Logger
+	m       *melody.Melody
+	metrics *metrics
+	events  eventEncoder
 
 	closing atomic.Bool
 	// idPrefix and nextID name sessions (their rate-limit keys) uniquely,
@@ -155,24 +153,32 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
-		cfg: cfg, svc: cfg.Service, log: log, metrics: met, sessions: map[*session]struct{}{},
-		idPrefix: rand.Text()[:8] + "-",
-		upgrader: websocket.Upgrader{
-			ReadBufferSize: bufferSize, WriteBufferSize: bufferSize,
-			// Events are written from their prepared frames, past the
-			// write buffer: only replies need one, for the moment of
-			// their write, so connections share a pool of them rather
-			// than each holding its own.
-			WriteBufferPool: &sync.Pool{},
-			CheckOrigin:     checkOrigin(cfg.AllowedOrigins), Error: upgradeError,
-		},
-	}, nil
-}
+	m := melody.New()
+	m.Config.MaxMessageSize = MaxMessageSize
+	// One slot more than SendBuffer: the adapter counts what it queues and
+	// never fills the last slot with a message, so the close frame that
+	// ends a connection always fits (melody drops what does not).
+	m.Config.MessageBufferSize = cfg.SendBuffer + 1
+	m.Config.PingPeriod = cfg.PingPeriod
+	m.Config.PongWait = cfg.PongWait
+	m.Config.WriteWait = cfg.WriteWait
+	// A connection needs a write buffer only while a message is being
+	// written, and is idle between events nearly all its life: the
+	// connections share a pool of buffers rather than each holding one.
+	m.Upgrader.WriteBufferPool = &sync.Pool{}
+	m.Upgrader.CheckOrigin = checkOrigin(cfg.AllowedOrigins)
+	m.Upgrader.Error = upgradeError
 
-// bufferSize is the size of a connection's read buffer and of the write
-// buffers (melody's sizes: client messages and replies are small).
-const bufferSize = 1024
+	s := &Server{cfg: cfg, svc: cfg.Service, log: log, m: m, metrics: met, sessions: map[*session]struct{}{},
+		idPrefix: rand.Text()[:8] + "-"}
+	m.HandleConnect(s.onConnect)
+	m.HandleMessage(s.onMessage)
+	m.HandleMessageBinary(s.onBinary)
+	m.HandleSentMessage(s.onSent)
+	m.HandleError(s.onError)
+	m.HandleDisconnect(s.onDisconnect)
+	return s, nil
+}
 
 // checkOrigin refuses handshakes from pages of foreign origins (403). The
 // token is what authenticates, and a page could only use one it holds, but
@@ -200,30 +206,44 @@ func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason err
 }
 
 // Handle upgrades the request to a WebSocket connection, which then lives
-// on in goroutines of its own (a reader and a writer) while Handle returns.
-// A token may come with the handshake (Authorization: Bearer, or the
-// access_token query parameter, for clients that cannot set headers);
-// otherwise the first message must carry it.
+// on in a goroutine of its own while Handle returns. A token may come with
+// the handshake (Authorization: Bearer, or the access_token query
+// parameter, for clients that cannot set headers); otherwise the first
+// message must carry it.
 //
-// The connection's goroutines start fresh rather than going on in the
-// request's: that one's stack holds the whole middleware chain (measured:
-// about 14 KiB more per connection), and nothing of the request is kept.
+// Melody serves a connection in the goroutine that calls it. Were that the
+// request's goroutine, its stack would keep the whole middleware chain for
+// the connection's life (measured: about 14 KiB more per connection than a
+// bare melody server), and the request's context and headers would stay
+// reachable too. So the connection gets a fresh goroutine and a copy of the
+// request without its context, and the request's goroutine waits only for
+// the upgrade.
 func (s *Server) Handle(c echo.Context) error {
 	if s.closing.Load() {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "the server is shutting down")
 	}
-	token := handshakeToken(c.Request())
-	conn, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil)
-	if err != nil {
-		return nil // answered by upgradeError
+	req := c.Request()
+	sess := &session{
+		srv: s, id: s.idPrefix + strconv.FormatUint(s.nextID.Add(1), 36),
+		token: handshakeToken(req), upgraded: make(chan struct{}),
 	}
-	// For the access log and the HTTP metrics: the answer was 101, written
-	// on the hijacked connection, which Echo did not see.
-	c.Response().Status = http.StatusSwitchingProtocols
-	sess := newSession(s, conn, s.idPrefix+strconv.FormatUint(s.nextID.Add(1), 36), token)
-	go sess.writeLoop()
-	go sess.readLoop()
-	return nil
+	bare := req.WithContext(context.Background())
+	w := c.Response()
+	served := make(chan error, 1)
+	go func() { served <- s.m.HandleRequestWithKeys(w, bare, map[string]any{sessionKey: sess}) }()
+	select {
+	case <-sess.upgraded:
+		// For the access log and the HTTP metrics: the answer was 101,
+		// written on the hijacked connection, which Echo did not see.
+		c.Response().Status = http.StatusSwitchingProtocols
+		return nil
+	case err := <-served:
+		if errors.Is(err, melody.ErrClosed) {
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "the server is shutting down")
+		}
+		// Any other error is a failed upgrade, already answered by upgradeError.
+		return nil
+	}
 }
 
 func handshakeToken(r *http.Request) string {
@@ -236,8 +256,7 @@ func handshakeToken(r *http.Request) string {
 }
 
 // Shutdown closes every connection with 1001 and waits, until ctx ends, for
-// them to go; new handshakes are refused (503) from its start. Connections
-// still open when ctx ends are dropped without their close frame.
+// them to go; new handshakes are refused (503) from its start.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	for _, sess := range s.snapshot() {
@@ -246,19 +265,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	t := time.NewTicker(shutdownPoll)
 	defer t.Stop()
 	for {
-		left := s.snapshot()
-		if len(left) == 0 {
-			return nil
+		s.mu.Lock()
+		left := len(s.sessions)
+		s.mu.Unlock()
+		if left == 0 {
+			break
 		}
 		select {
 		case <-ctx.Done():
-			for _, sess := range left {
-				_ = sess.ws.Close()
-			}
-			return fmt.Errorf("realtime: %d connections still open at shutdown: %w", len(left), ctx.Err())
+			_ = s.m.Close()
+			return fmt.Errorf("realtime: %d connections still open at shutdown: %w", left, ctx.Err())
 		case <-t.C:
 		}
 	}
+	if err := s.m.Close(); err != nil && !errors.Is(err, melody.ErrClosed) {
+		return fmt.Errorf("realtime: closing melody: %w", err)
+	}
+	return nil
 }
 
 func (s *Server) snapshot() []*session {
@@ -271,8 +294,17 @@ func (s *Server) snapshot() []*session {
 	return out
 }
 
-// onConnect starts serving sess, before its first message is read.
-func (s *Server) onConnect(sess *session) {
+func sessionOf(ms *melody.Session) *session {
+	// Keys is the map given to HandleRequestWithKeys and is never written
+	// afterwards (nothing calls Set), so reading it needs no lock.
+	sess, _ := ms.Keys[sessionKey].(*session)
+	return sess
+}
+
+func (s *Server) onConnect(ms *melody.Session) {
+	sess := sessionOf(ms)
+	sess.ms = ms
+	close(sess.upgraded) // Handle may return: the request is done with
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
@@ -294,7 +326,8 @@ func (s *Server) onConnect(sess *session) {
 	sess.mu.Unlock()
 }
 
-func (s *Server) onMessage(sess *session, data []byte) {
+func (s *Server) onMessage(ms *melody.Session, data []byte) {
+	sess := sessionOf(ms)
 	s.offStack(sess, func() { sess.handle(context.Background(), data) })
 }
 
@@ -322,7 +355,8 @@ func (s *Server) offStack(sess *session, fn func()) {
 	<-done
 }
 
-func (s *Server) onBinary(sess *session) {
+func (s *Server) onBinary(ms *melody.Session, _ []byte) {
+	sess := sessionOf(ms)
 	if sess.connection() == nil {
 		sess.closeWith(CloseUnauthenticated, "authentication required")
 		return
@@ -330,8 +364,26 @@ func (s *Server) onBinary(sess *session) {
 	sess.send(replyError("bad JSON: messages are JSON text frames"))
 }
 
-// onDisconnect forgets sess once its client is gone.
-func (s *Server) onDisconnect(sess *session) {
+func (s *Server) onSent(ms *melody.Session, _ []byte) {
+	sessionOf(ms).queued.Add(-1)
+}
+
+// onError sees every failure melody meets. Reads end with an error when
+// the client leaves or breaks the protocol (a frame over the size limit:
+// the WebSocket library then closes with 1009); none of that is the
+// service's fault, so it is logged at debug.
+func (s *Server) onError(ms *melody.Session, err error) {
+	if errors.Is(err, melody.ErrMessageBufferFull) {
+		// The adapter keeps a slot free for the close frame; melody's own
+		// close on its final Close may still find none.
+		s.log.Debug("websocket: a message found the send buffer full", "error", err)
+		return
+	}
+	s.log.Debug("websocket: connection error", "error", err)
+}
+
+func (s *Server) onDisconnect(ms *melody.Session) {
+	sess := sessionOf(ms)
 	sess.disconnected()
 	s.mu.Lock()
 	delete(s.sessions, sess)

@@ -9,29 +9,25 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/olahol/melody"
 
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
 )
 
 // session is one WebSocket connection. It is the service's EventSink for
-// the connection: every method the service calls only queues a message for
-// the connection's writer, never waits.
+// the connection: every method the service calls only queues bytes for
+// melody's writer, never waits.
 type session struct {
 	srv   *Server
-	ws    *websocket.Conn
-	id    string // unique in the process: the connection's rate-limit key
-	token string // from the handshake, if any
+	ms    *melody.Session // set by onConnect, before anything else runs
+	id    string          // unique in the process: the connection's rate-limit key
+	token string          // from the handshake, if any
+	// upgraded is closed once the connection is established.
+	upgraded chan struct{}
 
-	// out feeds the writer. It holds SendBuffer entries (messages and
-	// pings) and one slot more: push never fills the last one, so the
-	// close frame that ends a connection always fits.
-	out chan *outgoing
-	// queued counts the entries pushed to out and not yet written.
+	// queued counts the text messages given to melody and not yet written.
 	queued atomic.Int32
-	// pinger pushes a ping every PingPeriod.
-	pinger *time.Timer
 	// closing is set once a close frame is queued (or the client left).
 	closing   atomic.Bool
 	mu        sync.Mutex
@@ -41,51 +37,7 @@ type session struct {
 	gone      bool // the client left: the gauge no longer counts subs
 }
 
-// outgoing is one entry of a connection's writer: a reply made for the
-// connection, an event's message shared by every connection it reaches, a
-// ping, the close frame, or the end of the writer.
-type outgoing struct {
-	kind outKind
-	text []byte // a message, or the close frame's payload
-	// prepared, when set, is text framed once for all the connections that
-	// share the message.
-	prepared *websocket.PreparedMessage
-}
-
-type outKind uint8
-
-const (
-	outMessage outKind = iota
-	outPing
-	outClose
-	outStop
-)
-
-var (
-	pingEntry = &outgoing{kind: outPing}
-	stopEntry = &outgoing{kind: outStop}
-)
-
 var _ ports.EventSink = (*session)(nil)
-
-func newSession(srv *Server, ws *websocket.Conn, id, token string) *session {
-	sess := &session{srv: srv, ws: ws, id: id, token: token, out: make(chan *outgoing, srv.cfg.SendBuffer+1)}
-	// Armed only once set: ping reads it.
-	sess.pinger = time.AfterFunc(math.MaxInt64, sess.ping)
-	sess.pinger.Reset(srv.cfg.PingPeriod)
-	return sess
-}
-
-// ping has the writer ping the client, and comes again in PingPeriod,
-// until the connection closes. A client whose entries fill the queue is
-// not pinged: it has enough to answer.
-func (sess *session) ping() {
-	if sess.closing.Load() {
-		return
-	}
-	sess.push(pingEntry)
-	sess.pinger.Reset(sess.srv.cfg.PingPeriod)
-}
 
 func (sess *session) connection() ports.RealtimeConn {
 	sess.mu.Lock()
@@ -93,100 +45,22 @@ func (sess *session) connection() ports.RealtimeConn {
 	return sess.conn
 }
 
-// readLoop serves the client's messages until the connection ends, then
-// lets the writer go and forgets the session.
-func (sess *session) readLoop() {
-	srv, c := sess.srv, sess.ws
-	c.SetReadLimit(MaxMessageSize)
-	_ = c.SetReadDeadline(time.Now().Add(srv.cfg.PongWait))
-	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(srv.cfg.PongWait)) })
-	srv.onConnect(sess)
-	for {
-		typ, data, err := c.ReadMessage()
-		if err != nil {
-			// The client left or broke the protocol (a frame over the
-			// size limit: gorilla/websocket then closes with 1009); none
-			// of that is the service's fault.
-			srv.log.Debug("websocket: connection ended", "error", err)
-			break
-		}
-		switch typ {
-		case websocket.TextMessage:
-			srv.onMessage(sess, data)
-		case websocket.BinaryMessage:
-			srv.onBinary(sess)
-		}
-	}
-	// Wakes a waiting writer; a busy one fails on the closed connection.
-	sess.push(stopEntry)
-	_ = c.Close()
-	srv.onDisconnect(sess)
-}
-
-// writeLoop writes what is pushed, in order, until the close frame is
-// written, a write fails or the reader is done; it then closes the
-// connection, which ends the reader too. It waits on out alone: a wait on
-// several channels (a ticker's, a stop signal's) would cost every message
-// a select.
-func (sess *session) writeLoop() {
-	c, cfg := sess.ws, sess.srv.cfg
-	defer func() {
-		sess.closing.Store(true)
-		sess.pinger.Stop()
-		_ = c.Close()
-	}()
-	for o := range sess.out {
-		var err error
-		switch o.kind {
-		case outStop:
-			return
-		case outClose:
-			_ = c.WriteControl(websocket.CloseMessage, o.text, time.Now().Add(cfg.WriteWait))
-			return
-		case outPing:
-			err = c.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait))
-		case outMessage:
-			_ = c.SetWriteDeadline(time.Now().Add(cfg.WriteWait))
-			if o.prepared != nil {
-				err = c.WritePreparedMessage(o.prepared)
-			} else {
-				err = c.WriteMessage(websocket.TextMessage, o.text)
-			}
-		}
-		sess.queued.Add(-1)
-		if err != nil {
-			sess.srv.log.Debug("websocket: write failed", "error", err)
-			return
-		}
-	}
-}
-
-// push queues o for the writer unless SendBuffer entries already wait.
-func (sess *session) push(o *outgoing) bool {
-	if sess.queued.Add(1) > int32(sess.srv.cfg.SendBuffer) {
-		sess.queued.Add(-1)
-		return false
-	}
-	sess.out <- o // never blocks: the close frame's slot stays free
-	return true
-}
-
-// send queues a reply made for this connection.
+// send queues msg for the writer. It refuses when the connection is
+// closing, and when SendBuffer messages already wait: the client does not
+// read, so it is disconnected (1008) instead of holding anyone up.
 func (sess *session) send(msg []byte) bool {
-	return sess.enqueue(&outgoing{text: msg})
-}
-
-// enqueue queues message o for the writer. It refuses when the connection
-// is closing, and when SendBuffer entries already wait: the client does
-// not read, so it is disconnected (1008) instead of holding anyone up.
-func (sess *session) enqueue(o *outgoing) bool {
 	if sess.closing.Load() {
 		return false
 	}
-	if !sess.push(o) {
+	if sess.queued.Add(1) > int32(sess.srv.cfg.SendBuffer) {
+		sess.queued.Add(-1)
 		if sess.closeWith(ClosePolicyViolation, "too slow: messages were not read") {
 			sess.srv.metrics.slowClosed.Inc()
 		}
+		return false
+	}
+	if err := sess.ms.Write(msg); err != nil {
+		sess.queued.Add(-1)
 		return false
 	}
 	return true
@@ -205,8 +79,7 @@ func (sess *session) closeWith(code int, reason string) bool {
 	}
 	sess.mu.Unlock()
 	sess.srv.metrics.closed.WithLabelValues(fmt.Sprint(code)).Inc()
-	// Never blocks: push leaves this slot free.
-	sess.out <- &outgoing{kind: outClose, text: websocket.FormatCloseMessage(code, reason)}
+	_ = sess.ms.CloseWithMsg(melody.FormatCloseMessage(code, reason))
 	return true
 }
 
@@ -363,7 +236,7 @@ func (sess *session) Subscribed(sub ports.Subscription) {
 func (sess *session) Deliver(ev *ports.Event, ids []string) bool {
 	m := sess.srv.metrics
 	for i, id := range ids {
-		if !sess.enqueue(sess.srv.events.message(ev, id)) {
+		if !sess.send(sess.srv.events.message(ev, id)) {
 			m.dropped.Add(float64(len(ids) - i))
 			return false
 		}
