@@ -166,6 +166,10 @@ func New(cfg Config) (*Server, error) {
 	// written, and is idle between events nearly all its life: the
 	// connections share a pool of buffers rather than each holding one.
 	m.Upgrader.WriteBufferPool = &sync.Pool{}
+	// The read buffer is each connection's own for its whole life, while
+	// clients send little: a control frame, a subscribe, an auth message
+	// with its token. A larger message is read in a few parts.
+	m.Upgrader.ReadBufferSize = readBufferSize
 	m.Upgrader.CheckOrigin = checkOrigin(cfg.AllowedOrigins)
 	m.Upgrader.Error = upgradeError
 
@@ -179,6 +183,10 @@ func New(cfg Config) (*Server, error) {
 	m.HandleDisconnect(s.onDisconnect)
 	return s, nil
 }
+
+// readBufferSize holds any control frame (at most 125 bytes of payload)
+// and most client messages whole.
+const readBufferSize = 256
 
 // checkOrigin refuses handshakes from pages of foreign origins (403). The
 // token is what authenticates, and a page could only use one it holds, but
@@ -214,10 +222,10 @@ func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason err
 // Melody serves a connection in the goroutine that calls it. Were that the
 // request's goroutine, its stack would keep the whole middleware chain for
 // the connection's life (measured: about 14 KiB more per connection than a
-// bare melody server), and the request's context and headers would stay
-// reachable too. So the connection gets a fresh goroutine and a copy of the
-// request without its context, and the request's goroutine waits only for
-// the upgrade.
+// bare melody server), and the request's context would stay reachable
+// too. So the connection gets a fresh goroutine and a copy of the request
+// without its context, and the request's goroutine waits only for the
+// upgrade.
 func (s *Server) Handle(c echo.Context) error {
 	if s.closing.Load() {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "the server is shutting down")
@@ -225,24 +233,29 @@ func (s *Server) Handle(c echo.Context) error {
 	req := c.Request()
 	sess := &session{
 		srv: s, id: s.idPrefix + strconv.FormatUint(s.nextID.Add(1), 36),
-		token: handshakeToken(req), upgraded: make(chan struct{}),
+		token: handshakeToken(req),
 	}
-	bare := req.WithContext(context.Background())
-	w := c.Response()
-	served := make(chan error, 1)
-	go func() { served <- s.m.HandleRequestWithKeys(w, bare, map[string]any{sessionKey: sess}) }()
-	select {
-	case <-sess.upgraded:
-		// For the access log and the HTTP metrics: the answer was 101,
-		// written on the hijacked connection, which Echo did not see.
-		c.Response().Status = http.StatusSwitchingProtocols
-		return nil
-	case err := <-served:
+	upgraded := make(chan error, 1)
+	sess.upgraded = upgraded
+	go s.serve(c.Response(), req.WithContext(context.Background()), sess)
+	if err := <-upgraded; err != nil {
 		if errors.Is(err, melody.ErrClosed) {
 			return echo.NewHTTPError(http.StatusServiceUnavailable, "the server is shutting down")
 		}
 		// Any other error is a failed upgrade, already answered by upgradeError.
 		return nil
+	}
+	// For the access log and the HTTP metrics: the answer was 101, written
+	// on the hijacked connection, which Echo did not see.
+	c.Response().Status = http.StatusSwitchingProtocols
+	return nil
+}
+
+// serve has melody upgrade r and serve the connection until it ends. An
+// error comes before the upgrade, onConnect having not run.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, sess *session) {
+	if err := s.m.HandleRequestWithKeys(w, r, map[string]any{sessionKey: sess}); err != nil {
+		sess.upgraded <- err
 	}
 }
 
@@ -304,7 +317,14 @@ func sessionOf(ms *melody.Session) *session {
 func (s *Server) onConnect(ms *melody.Session) {
 	sess := sessionOf(ms)
 	sess.ms = ms
-	close(sess.upgraded) // Handle may return: the request is done with
+	sess.upgraded <- nil // Handle may return: the request is done with
+	// A connection lives for hours: it keeps nothing of its handshake.
+	// melody keeps the request, headers and all, for handlers that read
+	// it; this adapter took the token, needed once, at the handshake.
+	sess.upgraded = nil
+	ms.Request = nil
+	token := sess.token
+	sess.token = ""
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
@@ -313,8 +333,8 @@ func (s *Server) onConnect(ms *melody.Session) {
 		sess.closeWith(CloseGoingAway, "server shutting down")
 		return
 	}
-	if sess.token != "" {
-		s.offStack(sess, func() { sess.authenticate(context.Background(), sess.token, false) })
+	if token != "" {
+		s.offStack(sess, func() { sess.authenticate(context.Background(), token, false) })
 		return
 	}
 	sess.mu.Lock()

@@ -22,9 +22,10 @@ type session struct {
 	srv   *Server
 	ms    *melody.Session // set by onConnect, before anything else runs
 	id    string          // unique in the process: the connection's rate-limit key
-	token string          // from the handshake, if any
-	// upgraded is closed once the connection is established.
-	upgraded chan struct{}
+	token string          // from the handshake, if any, until onConnect
+	// upgraded tells Handle how the upgrade went: nil once the connection
+	// is established, or the error that kept it from being.
+	upgraded chan error
 
 	// queued counts the text messages given to melody and not yet written.
 	queued atomic.Int32
