@@ -5,8 +5,10 @@
 // authentication (a token in the handshake, or a first {"action":"auth"}
 // message within AuthTimeout), authorization, matching, replay and
 // revocation. Each connection is the service's EventSink and only ever
-// queues bytes for melody's writer, so the fan-out never waits for a
-// client.
+// queues bytes for its melody writer (Session.Write, never melody's hub
+// broadcast: the service decides who gets what), so the fan-out never waits
+// for a client; an event is encoded once per subscription id, and the same
+// bytes go to every connection it reaches.
 //
 // Close codes: 4401 when authentication fails, times out or stops holding
 // (token expired or revoked); 1008 for a client that lets SendBuffer
