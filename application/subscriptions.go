@@ -136,10 +136,7 @@ func NewSubscriptions(deps Deps, cfg SubscriptionsConfig) *Subscriptions {
 	setDefault(&cfg.SweepEvery, defaultSweepEvery)
 	setDefault(&cfg.MaxSubscriptions, DefaultMaxSubscriptions)
 	setDefault(&cfg.BatchSize, defaultBatchSize)
-	log := deps.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := deps.logger()
 	return &Subscriptions{
 		changes: deps.Changes, retention: cfg.Retention, notifier: cfg.Notifier,
 		repo: deps.Repo, authz: deps.Authz, verifier: deps.Verifier, clock: deps.Clock,
@@ -160,6 +157,38 @@ func setDefault[T int | time.Duration](v *T, def T) {
 	}
 }
 
+// followLog calls read at once, then whenever wake fires and at least
+// every poll, until ctx ends: a reader of the change log, whose wake-ups
+// are hints that can be lost, so a lost one only delays.
+func followLog(ctx context.Context, wake <-chan struct{}, poll time.Duration, read func()) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		read()
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-t.C:
+		}
+	}
+}
+
+// every calls fn every d, the first time after d, until ctx ends: the
+// background chores of the use cases (sweeps).
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
+
 // Start positions the reader at the end of the change log (a new instance
 // delivers what commits from now on; older changes are had with since_seq)
 // and starts the background work: following the log, expiring tokens and
@@ -174,7 +203,7 @@ func (sv *Subscriptions) Start(ctx context.Context) error {
 	wake := sv.notifier.Changes(ctx)
 	sv.started.Store(true)
 	go sv.follow(ctx, wake)
-	go sv.sweep(ctx)
+	go every(ctx, sv.cfg.SweepEvery, func() { sv.sweep(ctx) })
 	go sv.prune(ctx)
 	return nil
 }
@@ -475,22 +504,7 @@ func (sv *Subscriptions) authorizeWatch(ctx context.Context, actor domain.Actor,
 	if !errors.Is(err, domain.ErrNotFound) {
 		return fmt.Errorf("load user %d: %w", id, err)
 	}
-	var refusal error
-	for _, r := range domain.Roles() {
-		hypothetical, herr := domain.RestoreUser(domain.StoredUser{ID: id, Role: r.String()})
-		if herr != nil {
-			return fmt.Errorf("hypothetical %s: %w", r, herr)
-		}
-		err := authorize(ctx, sv.authz, actor, domain.PermSubscribeID, hypothetical, domain.Role{})
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, domain.ErrForbidden) {
-			return err
-		}
-		refusal = err
-	}
-	return refusal
+	return authorizeAnyRole(ctx, sv.authz, actor, domain.PermSubscribeID, id, domain.Role{})
 }
 
 // resume refuses a since_seq older than the resume window (tooOld) and,

@@ -25,19 +25,11 @@ var (
 // committed since the last seq it saw, whenever woken and at least every
 // PollEvery (a lost wake-up only delays).
 func (sv *Subscriptions) follow(ctx context.Context, wake <-chan struct{}) {
-	poll := time.NewTicker(sv.cfg.PollEvery)
-	defer poll.Stop()
-	for {
+	followLog(ctx, wake, sv.cfg.PollEvery, func() {
 		if err := sv.drain(ctx); err != nil && ctx.Err() == nil {
 			sv.log.WarnContext(ctx, "reading the change log failed; retrying", slog.Any("error", err))
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-		case <-poll.C:
-		}
-	}
+	})
 }
 
 // drain fans out every committed change after head, in seq order.
@@ -311,38 +303,29 @@ func (sv *Subscriptions) connsOf(userID int64) []*subscriberConn {
 	return slices.Collect(maps.Keys(sv.byUser[userID]))
 }
 
-// sweep ends connections whose token expired, and retries token-version
+// sweep (every SweepEvery) ends connections whose token expired, and retries token-version
 // checks that failed.
 func (sv *Subscriptions) sweep(ctx context.Context) {
-	t := time.NewTicker(sv.cfg.SweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	now := sv.clock.Now()
+	var expired []*subscriberConn
+	sv.mu.RLock()
+	for c := range sv.conns {
+		if !c.expires.IsZero() && !now.Before(c.expires) {
+			expired = append(expired, c)
 		}
-		now := sv.clock.Now()
-		var expired []*subscriberConn
-		sv.mu.RLock()
-		for c := range sv.conns {
-			if !c.expires.IsZero() && !now.Before(c.expires) {
-				expired = append(expired, c)
-			}
-		}
-		sv.mu.RUnlock()
-		for _, c := range expired {
-			c.end(errTokenExpired)
-		}
+	}
+	sv.mu.RUnlock()
+	for _, c := range expired {
+		c.end(errTokenExpired)
+	}
 
-		sv.recheckMu.Lock()
-		ids := slices.Collect(maps.Keys(sv.recheck))
-		clear(sv.recheck)
-		sv.recheckMu.Unlock()
-		for _, id := range ids {
-			if conns := sv.connsOf(id); len(conns) > 0 {
-				sv.verifyVersions(ctx, id, conns)
-			}
+	sv.recheckMu.Lock()
+	ids := slices.Collect(maps.Keys(sv.recheck))
+	clear(sv.recheck)
+	sv.recheckMu.Unlock()
+	for _, id := range ids {
+		if conns := sv.connsOf(id); len(conns) > 0 {
+			sv.verifyVersions(ctx, id, conns)
 		}
 	}
 }

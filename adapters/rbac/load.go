@@ -17,6 +17,7 @@ import (
 	"github.com/casbin/casbin/v2/util"
 
 	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
 )
 
 // The files of the policy directory.
@@ -84,27 +85,11 @@ func (s *policySet) sameFiles(o *policySet) bool {
 	return bytes.Equal(s.model, o.model) && bytes.Equal(s.policy, o.policy)
 }
 
-// fileError says where a policy is wrong, for the operator who edits it.
-type fileError struct {
-	file string
-	line int // 0: the file as a whole
-	err  error
-}
-
-func (e *fileError) Error() string {
-	if e.line > 0 {
-		return fmt.Sprintf("%s line %d: %v", e.file, e.line, e.err)
-	}
-	return fmt.Sprintf("%s: %v", e.file, e.err)
-}
-
-func (e *fileError) Unwrap() error { return e.err }
-
 // load reads and checks both files of dir and builds an enforcer from them.
 // Each file is read once, so the checks and the enforcer see the same bytes
 // even while an editor is rewriting it. warnings are rows that load but, by
 // naming no permission the service asks about, can never grant anything.
-func load(dir string) (set *policySet, warnings []*fileError, err error) {
+func load(dir string) (set *policySet, warnings []*ports.PolicyFileError, err error) {
 	modelPath := filepath.Join(dir, modelFile)
 	policyPath := filepath.Join(dir, policyFile)
 	modelText, err := readFile(modelPath)
@@ -120,13 +105,13 @@ func load(dir string) (set *policySet, warnings []*fileError, err error) {
 	// a bad edit must be rejected like any other, not take the service down.
 	defer func() {
 		if r := recover(); r != nil {
-			set, warnings, err = nil, nil, &fileError{file: dir, err: fmt.Errorf("casbin cannot load the files: %v", r)}
+			set, warnings, err = nil, nil, &ports.PolicyFileError{File: dir, Err: fmt.Errorf("casbin cannot load the files: %v", r)}
 		}
 	}()
 
 	m, err := model.NewModelFromString(string(modelText))
 	if err != nil {
-		return nil, nil, &fileError{file: modelPath, err: err}
+		return nil, nil, &ports.PolicyFileError{File: modelPath, Err: err}
 	}
 	rules, warnings, err := parsePolicy(policyPath, policyText, m)
 	if err != nil {
@@ -135,7 +120,7 @@ func load(dir string) (set *policySet, warnings []*fileError, err error) {
 
 	enforcer, err := casbin.NewEnforcer(m, false)
 	if err != nil {
-		return nil, nil, &fileError{file: modelPath, err: err}
+		return nil, nil, &ports.PolicyFileError{File: modelPath, Err: err}
 	}
 	for _, r := range rules {
 		var added bool
@@ -148,7 +133,7 @@ func load(dir string) (set *policySet, warnings []*fileError, err error) {
 			err = errors.New("casbin did not add the row")
 		}
 		if err != nil {
-			return nil, nil, &fileError{file: policyPath, line: r.line, err: err}
+			return nil, nil, &ports.PolicyFileError{File: policyPath, Line: r.line, Err: err}
 		}
 	}
 
@@ -156,7 +141,7 @@ func load(dir string) (set *policySet, warnings []*fileError, err error) {
 	// whose matcher does not parse, or whose request does not have the five
 	// parts the service sends, is rejected here rather than on every request.
 	if _, err := enforcer.Enforce(domain.RoleUser.String(), string(domain.PermUsersList), relNone, none, none); err != nil {
-		return nil, nil, &fileError{file: modelPath, err: fmt.Errorf("cannot decide a request: %w", err)}
+		return nil, nil, &ports.PolicyFileError{File: modelPath, Err: fmt.Errorf("cannot decide a request: %w", err)}
 	}
 
 	n := 0
@@ -175,7 +160,7 @@ func readFile(path string) ([]byte, error) {
 		err = pe.Err // the path is said once, by fileError
 	}
 	if err != nil {
-		return nil, &fileError{file: path, err: err}
+		return nil, &ports.PolicyFileError{File: path, Err: err}
 	}
 	return b, nil
 }
@@ -193,7 +178,7 @@ type rule struct {
 // rejects what the adapter would load silently or panic on: unknown row
 // types, wrong column counts, empty values, unknown roles and relations.
 // Duplicate rows are dropped, as Casbin does.
-func parsePolicy(path string, text []byte, m model.Model) (rules []rule, warnings []*fileError, err error) {
+func parsePolicy(path string, text []byte, m model.Model) (rules []rule, warnings []*ports.PolicyFileError, err error) {
 	seen := make(map[string]bool)
 	permissionRows := 0
 	for i, raw := range strings.Split(string(text), "\n") {
@@ -202,8 +187,8 @@ func parsePolicy(path string, text []byte, m model.Model) (rules []rule, warning
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		bad := func(format string, args ...any) ([]rule, []*fileError, error) {
-			return nil, nil, &fileError{file: path, line: n, err: fmt.Errorf(format, args...)}
+		bad := func(format string, args ...any) ([]rule, []*ports.PolicyFileError, error) {
+			return nil, nil, &ports.PolicyFileError{File: path, Line: n, Err: fmt.Errorf(format, args...)}
 		}
 		r := csv.NewReader(strings.NewReader(line))
 		r.TrimLeadingSpace = true
@@ -241,8 +226,8 @@ func parsePolicy(path string, text []byte, m model.Model) (rules []rule, warning
 				return bad("%w", err)
 			}
 			if column == "perm" && !knownPermission(v) {
-				warnings = append(warnings, &fileError{file: path, line: n,
-					err: fmt.Errorf("permission %q matches no permission the service asks about", v)})
+				warnings = append(warnings, &ports.PolicyFileError{File: path, Line: n,
+					Err: fmt.Errorf("permission %q matches no permission the service asks about", v)})
 			}
 		}
 		key := strings.Join(fields, "\x00")
@@ -258,7 +243,7 @@ func parsePolicy(path string, text []byte, m model.Model) (rules []rule, warning
 	if permissionRows == 0 {
 		// An empty file is far more likely a half-written or truncated one
 		// than a wish to forbid everything to everyone.
-		return nil, nil, &fileError{file: path, err: errors.New("no permission rows (p)")}
+		return nil, nil, &ports.PolicyFileError{File: path, Err: errors.New("no permission rows (p)")}
 	}
 	return rules, warnings, nil
 }
