@@ -3,6 +3,8 @@ package ports
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 )
 
 // PolicyFileError says where a file of the policy directory (the Casbin
@@ -36,4 +38,19 @@ func FileErrorAttrs(err error) []any {
 		attrs = append(attrs, "line", fe.Line)
 	}
 	return attrs
+}
+
+// ReadPolicyFile reads a file of the policy directory whole (so every check
+// sees the same bytes even while an editor rewrites it); a failure is a
+// PolicyFileError naming the path once.
+func ReadPolicyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if err != nil {
+		return nil, &PolicyFileError{File: path, Err: err}
+	}
+	return b, nil
 }

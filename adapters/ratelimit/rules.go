@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -107,13 +105,9 @@ var (
 // is rewriting it. Stores are not made here.
 func readLimits(dir string) (*ruleSet, error) {
 	path := filepath.Join(dir, limitsFile)
-	data, err := os.ReadFile(path)
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err // the path is said once, by fileError
-	}
+	data, err := ports.ReadPolicyFile(path)
 	if err != nil {
-		return nil, &ports.PolicyFileError{File: path, Err: err}
+		return nil, err
 	}
 	set, line, err := parseLimits(data)
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -92,11 +90,11 @@ func (s *policySet) sameFiles(o *policySet) bool {
 func load(dir string) (set *policySet, warnings []*ports.PolicyFileError, err error) {
 	modelPath := filepath.Join(dir, modelFile)
 	policyPath := filepath.Join(dir, policyFile)
-	modelText, err := readFile(modelPath)
+	modelText, err := ports.ReadPolicyFile(modelPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	policyText, err := readFile(policyPath)
+	policyText, err := ports.ReadPolicyFile(policyPath)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -151,18 +149,6 @@ func load(dir string) (set *policySet, warnings []*ports.PolicyFileError, err er
 		}
 	}
 	return &policySet{enforcer: enforcer, model: modelText, policy: policyText, rules: n}, warnings, nil
-}
-
-func readFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err // the path is said once, by fileError
-	}
-	if err != nil {
-		return nil, &ports.PolicyFileError{File: path, Err: err}
-	}
-	return b, nil
 }
 
 // rule is one row of policy.csv.
