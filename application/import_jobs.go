@@ -78,11 +78,7 @@ func NewImportJobs(imports *Import, deps Deps, cfg ImportJobsConfig) *ImportJobs
 	setDefault(&cfg.HeartbeatEvery, defaultHeartbeatEvery)
 	setDefault(&cfg.StaleAfter, defaultStaleAfter)
 	setDefault(&cfg.SweepEvery, defaultJobSweepEvery)
-	log := deps.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &ImportJobs{imports: imports, authz: deps.Authz, clock: deps.Clock, log: log, cfg: cfg}
+	return &ImportJobs{imports: imports, authz: deps.Authz, clock: deps.Clock, log: deps.logger(), cfg: cfg}
 }
 
 // Start marks failed the jobs lost with an instance that stopped (this
@@ -95,20 +91,11 @@ func (j *ImportJobs) Start(ctx context.Context) error {
 	j.mu.Lock()
 	j.ctx = ctx
 	j.mu.Unlock()
-	go func() {
-		t := time.NewTicker(j.cfg.SweepEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := j.sweep(ctx); err != nil && ctx.Err() == nil {
-					j.log.Warn("import jobs: failing lost jobs", "err", err)
-				}
-			}
+	go every(ctx, j.cfg.SweepEvery, func() {
+		if err := j.sweep(ctx); err != nil && ctx.Err() == nil {
+			j.log.Warn("import jobs: failing lost jobs", "err", err)
 		}
-	}()
+	})
 	return nil
 }
 

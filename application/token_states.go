@@ -261,9 +261,7 @@ func (t *TokenStates) len() int {
 
 // follow reads the log whenever woken and every PollEvery.
 func (t *TokenStates) follow(ctx context.Context, wake <-chan struct{}) {
-	poll := time.NewTicker(t.cfg.PollEvery)
-	defer poll.Stop()
-	for {
+	followLog(ctx, wake, t.cfg.PollEvery, func() {
 		err := t.sync(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil && !t.failing:
@@ -273,13 +271,7 @@ func (t *TokenStates) follow(ctx context.Context, wake <-chan struct{}) {
 			t.failing = false
 			t.log.InfoContext(ctx, "token states: reading the change log again")
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-		case <-poll.C:
-		}
-	}
+	})
 }
 
 // sync evicts the account of every entry after applied, up to the end of

@@ -109,7 +109,7 @@ func authorize(ctx context.Context, az ports.Authorizer, actor domain.Actor, per
 func (s *Users) target(ctx context.Context, actor domain.Actor, id int64, w userWrite) (*domain.User, error) {
 	u, err := s.repo.Get(ctx, id)
 	if errors.Is(err, domain.ErrNotFound) {
-		if aerr := s.authorizeAnyRole(ctx, actor, w.perm, id, w.roleAsked()); aerr != nil {
+		if aerr := authorizeAnyRole(ctx, s.authz, actor, w.perm, id, w.roleAsked()); aerr != nil {
 			return nil, aerr
 		}
 		return nil, fmt.Errorf("user %d: %w", id, err)
@@ -127,7 +127,7 @@ func (s *Users) target(ctx context.Context, actor domain.Actor, id int64, w user
 // holding some role. The question is put with hypothetical users rather than
 // with no target, because "no target" means an action on no user at all
 // (listing, creating), which policies answer differently.
-func (s *Users) authorizeAnyRole(ctx context.Context, actor domain.Actor, perm domain.Permission, id int64, newRole domain.Role) error {
+func authorizeAnyRole(ctx context.Context, az ports.Authorizer, actor domain.Actor, perm domain.Permission, id int64, newRole domain.Role) error {
 	var refusal error
 	for _, r := range domain.Roles() {
 		// Only what a policy looks at: the id (self or other) and the role.
@@ -135,7 +135,7 @@ func (s *Users) authorizeAnyRole(ctx context.Context, actor domain.Actor, perm d
 		if err != nil {
 			return fmt.Errorf("hypothetical %s: %w", r, err)
 		}
-		err = authorize(ctx, s.authz, actor, perm, hypothetical, newRole)
+		err = authorize(ctx, az, actor, perm, hypothetical, newRole)
 		if err == nil {
 			return nil
 		}

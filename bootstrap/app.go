@@ -46,7 +46,7 @@ type App struct {
 	imports *application.Import
 	jobs    *application.ImportJobs
 	stats   *application.Stats
-	rt      *application.Realtime
+	sv      *application.Subscriptions
 	ws      *realtime.Server
 	http    *http.Server
 	ln      net.Listener
@@ -125,7 +125,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, registry *prometh
 	deps.Repo = states.Repository(deps.Repo)
 	authCfg := application.AuthConfig{AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, States: states}
 	imports := application.NewImport(deps)
-	rt := application.NewRealtime(deps, application.RealtimeConfig{
+	sv := application.NewSubscriptions(deps, application.SubscriptionsConfig{
 		Notifier: store.ChangeNotifier(), Retention: store.ChangeLogRetention(),
 		KeepFor: cfg.ChangeLogRetention, ResumeWindow: cfg.ResumeWindow,
 	})
@@ -143,9 +143,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, registry *prometh
 		imports: imports,
 		// Background imports push their progress to the starter's
 		// WebSocket connections through the real-time use case.
-		jobs:  application.NewImportJobs(imports, deps, application.ImportJobsConfig{Store: store.ImportJobs(), Notifier: rt}),
+		jobs:  application.NewImportJobs(imports, deps, application.ImportJobsConfig{Store: store.ImportJobs(), Notifier: sv}),
 		stats: application.NewStats(deps),
-		rt:    rt,
+		sv:    sv,
 	}, nil
 }
 
@@ -239,7 +239,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	// After routing (Use, not Pre): limits are per route template.
 	e.Use(a.limit.Middleware())
-	a.ws, err = realtime.New(realtime.Config{Service: a.rt, Registry: registry, Log: log, Allow: a.limit.Allow,
+	a.ws, err = realtime.New(realtime.Config{Service: a.sv, Registry: registry, Log: log, Allow: a.limit.Allow,
 		AllowedOrigins: cfg.AllowedOrigins})
 	if err != nil {
 		a.Close()
@@ -290,7 +290,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}()
 
-	if err := a.rt.Start(ctx); err != nil {
+	if err := a.sv.Start(ctx); err != nil {
 		return err
 	}
 	if err := a.states.Start(ctx); err != nil {

@@ -236,13 +236,5 @@ func (l *ChangeLog) find(ctx context.Context, db *gorm.DB, limit int) ([]domain.
 }
 
 func changes(recs []changeRecord) ([]domain.Change, error) {
-	out := make([]domain.Change, len(recs))
-	for i, r := range recs {
-		c, err := r.change()
-		if err != nil {
-			return nil, err
-		}
-		out[i] = c
-	}
-	return out, nil
+	return convertAll(recs, changeRecord.change)
 }

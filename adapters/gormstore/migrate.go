@@ -67,24 +67,28 @@ func migrationError(op string, err error) error {
 
 // MigrateUp applies every pending migration.
 func (s *Store) MigrateUp(ctx context.Context) error {
-	p, err := s.migrator()
-	if err != nil {
+	return s.migrate("migrate up", func(p *goose.Provider) error {
+		_, err := p.Up(ctx)
 		return err
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return migrationError("migrate up", err)
-	}
-	return nil
+	})
 }
 
 // MigrateDown rolls back the most recently applied migration.
 func (s *Store) MigrateDown(ctx context.Context) error {
+	return s.migrate("migrate down", func(p *goose.Provider) error {
+		_, err := p.Down(ctx)
+		return err
+	})
+}
+
+// migrate runs step, named what in its error, with the store's migrator.
+func (s *Store) migrate(what string, step func(*goose.Provider) error) error {
 	p, err := s.migrator()
 	if err != nil {
 		return err
 	}
-	if _, err := p.Down(ctx); err != nil {
-		return migrationError("migrate down", err)
+	if err := step(p); err != nil {
+		return migrationError(what, err)
 	}
 	return nil
 }

@@ -168,13 +168,18 @@ func (r userRecord) user() (*domain.User, error) {
 }
 
 func usersOf(recs []userRecord) ([]*domain.User, error) {
-	out := make([]*domain.User, len(recs))
+	return convertAll(recs, userRecord.user)
+}
+
+// convertAll converts every record with conv, stopping at the first error.
+func convertAll[R, T any](recs []R, conv func(R) (T, error)) ([]T, error) {
+	out := make([]T, len(recs))
 	for i, r := range recs {
-		u, err := r.user()
+		v, err := conv(r)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = u
+		out[i] = v
 	}
 	return out, nil
 }

@@ -98,12 +98,17 @@ func malformedJSON(err error) error {
 
 // readError turns a failed body read into 413 when the limit cut it short.
 func readError(err error) error {
+	return bodyReadError(err, "malformed_body", "request body could not be read")
+}
+
+// bodyReadError is 413 when the body limit cut the read short, else a
+// malformed body with code and message.
+func bodyReadError(err error, code, message string) error {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return errBodyTooLarge(tooLarge.Limit)
 	}
-	return &domain.Error{Kind: domain.KindMalformed, Code: "malformed_body",
-		Message: "request body could not be read", Err: err}
+	return &domain.Error{Kind: domain.KindMalformed, Code: code, Message: message, Err: err}
 }
 
 func errBodyTooLarge(limit int64) *domain.Error {

@@ -149,12 +149,7 @@ func importFile(r *http.Request, opts *ports.ImportOptions) (io.Reader, error) {
 // malformedMultipart is a multipart body that cannot be read, or the body
 // limit cutting it short (413).
 func malformedMultipart(err error) error {
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return errBodyTooLarge(tooLarge.Limit)
-	}
-	return &domain.Error{Kind: domain.KindMalformed, Code: "malformed_multipart",
-		Message: "the multipart body could not be read", Err: err}
+	return bodyReadError(err, "malformed_multipart", "the multipart body could not be read")
 }
 
 func importReportDTO(r ports.ImportReport) ImportReport {

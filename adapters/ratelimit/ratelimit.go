@@ -136,8 +136,8 @@ func New(cfg Config) (*Limiter, error) {
 func (l *Limiter) check(set *ruleSet) error {
 	for _, r := range set.rules {
 		if r.key == keyUser && l.verifier == nil {
-			return &fileError{file: filepath.Join(l.dir, limitsFile),
-				err: fmt.Errorf("rule %q counts by user, and the service gave the limiter no token verifier", r.name)}
+			return &ports.PolicyFileError{File: filepath.Join(l.dir, limitsFile),
+				Err: fmt.Errorf("rule %q counts by user, and the service gave the limiter no token verifier", r.name)}
 		}
 	}
 	return nil
@@ -209,14 +209,7 @@ func (l *Limiter) Reload() error {
 	}
 	if err != nil {
 		l.failed = true
-		attrs := []any{"error", err}
-		var fe *fileError
-		if errors.As(err, &fe) {
-			attrs = []any{"file", fe.file, "error", fe.err}
-			if fe.line > 0 {
-				attrs = append(attrs, "line", fe.line)
-			}
-		}
+		attrs := ports.FileErrorAttrs(err)
 		l.log.Error("rate limits rejected; the previous limits stay in force", attrs...)
 		return fmt.Errorf("ratelimit: reloading the limits: %w", err)
 	}

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -17,6 +15,8 @@ import (
 	// archived gopkg.in/yaml.v3 (same API, maintained); it is already in
 	// the module graph.
 	"go.yaml.in/yaml/v3"
+
+	"github.com/userservice/userservice/ports"
 )
 
 // limitsFile is the file of the policy directory this package reads.
@@ -78,22 +78,6 @@ func (s *ruleSet) match(method, path string) []*rule {
 	return s.fallback
 }
 
-// fileError says where the limits file is wrong, for the operator editing it.
-type fileError struct {
-	file string
-	line int // 0: the file as a whole
-	err  error
-}
-
-func (e *fileError) Error() string {
-	if e.line > 0 {
-		return fmt.Sprintf("%s line %d: %v", e.file, e.line, e.err)
-	}
-	return fmt.Sprintf("%s: %v", e.file, e.err)
-}
-
-func (e *fileError) Unwrap() error { return e.err }
-
 // limitsDoc is the file's shape. Unknown fields are rejected: a misspelt
 // "toknes" must not silently leave a route at the default.
 type limitsDoc struct {
@@ -121,17 +105,13 @@ var (
 // is rewriting it. Stores are not made here.
 func readLimits(dir string) (*ruleSet, error) {
 	path := filepath.Join(dir, limitsFile)
-	data, err := os.ReadFile(path)
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err // the path is said once, by fileError
-	}
+	data, err := ports.ReadPolicyFile(path)
 	if err != nil {
-		return nil, &fileError{file: path, err: err}
+		return nil, err
 	}
 	set, line, err := parseLimits(data)
 	if err != nil {
-		return nil, &fileError{file: path, line: line, err: err}
+		return nil, &ports.PolicyFileError{File: path, Line: line, Err: err}
 	}
 	return set, nil
 }

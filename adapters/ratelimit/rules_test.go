@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/userservice/userservice/ports"
 )
 
 // The shipped file holds the defaults of docs/api.md, Rate limits.
@@ -93,12 +95,12 @@ func TestLimitsRejected(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err := readLimits(dir)
-			var fe *fileError
+			var fe *ports.PolicyFileError
 			if !errors.As(err, &fe) {
-				t.Fatalf("readLimits: %v, want a *fileError", err)
+				t.Fatalf("readLimits: %v, want a *ports.PolicyFileError", err)
 			}
-			if fe.line != tc.line || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), limitsFile) {
-				t.Fatalf("error %q at line %d, want %q at line %d", err, fe.line, tc.want, tc.line)
+			if fe.Line != tc.line || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), limitsFile) {
+				t.Fatalf("error %q at line %d, want %q at line %d", err, fe.Line, tc.want, tc.line)
 			}
 		})
 	}

@@ -5,8 +5,6 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	"github.com/casbin/casbin/v2/util"
 
 	"github.com/userservice/userservice/domain"
+	"github.com/userservice/userservice/ports"
 )
 
 // The files of the policy directory.
@@ -84,34 +83,18 @@ func (s *policySet) sameFiles(o *policySet) bool {
 	return bytes.Equal(s.model, o.model) && bytes.Equal(s.policy, o.policy)
 }
 
-// fileError says where a policy is wrong, for the operator who edits it.
-type fileError struct {
-	file string
-	line int // 0: the file as a whole
-	err  error
-}
-
-func (e *fileError) Error() string {
-	if e.line > 0 {
-		return fmt.Sprintf("%s line %d: %v", e.file, e.line, e.err)
-	}
-	return fmt.Sprintf("%s: %v", e.file, e.err)
-}
-
-func (e *fileError) Unwrap() error { return e.err }
-
 // load reads and checks both files of dir and builds an enforcer from them.
 // Each file is read once, so the checks and the enforcer see the same bytes
 // even while an editor is rewriting it. warnings are rows that load but, by
 // naming no permission the service asks about, can never grant anything.
-func load(dir string) (set *policySet, warnings []*fileError, err error) {
+func load(dir string) (set *policySet, warnings []*ports.PolicyFileError, err error) {
 	modelPath := filepath.Join(dir, modelFile)
 	policyPath := filepath.Join(dir, policyFile)
-	modelText, err := readFile(modelPath)
+	modelText, err := ports.ReadPolicyFile(modelPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	policyText, err := readFile(policyPath)
+	policyText, err := ports.ReadPolicyFile(policyPath)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -120,13 +103,13 @@ func load(dir string) (set *policySet, warnings []*fileError, err error) {
 	// a bad edit must be rejected like any other, not take the service down.
 	defer func() {
 		if r := recover(); r != nil {
-			set, warnings, err = nil, nil, &fileError{file: dir, err: fmt.Errorf("casbin cannot load the files: %v", r)}
+			set, warnings, err = nil, nil, &ports.PolicyFileError{File: dir, Err: fmt.Errorf("casbin cannot load the files: %v", r)}
 		}
 	}()
 
 	m, err := model.NewModelFromString(string(modelText))
 	if err != nil {
-		return nil, nil, &fileError{file: modelPath, err: err}
+		return nil, nil, &ports.PolicyFileError{File: modelPath, Err: err}
 	}
 	rules, warnings, err := parsePolicy(policyPath, policyText, m)
 	if err != nil {
@@ -135,7 +118,7 @@ func load(dir string) (set *policySet, warnings []*fileError, err error) {
 
 	enforcer, err := casbin.NewEnforcer(m, false)
 	if err != nil {
-		return nil, nil, &fileError{file: modelPath, err: err}
+		return nil, nil, &ports.PolicyFileError{File: modelPath, Err: err}
 	}
 	for _, r := range rules {
 		var added bool
@@ -148,7 +131,7 @@ func load(dir string) (set *policySet, warnings []*fileError, err error) {
 			err = errors.New("casbin did not add the row")
 		}
 		if err != nil {
-			return nil, nil, &fileError{file: policyPath, line: r.line, err: err}
+			return nil, nil, &ports.PolicyFileError{File: policyPath, Line: r.line, Err: err}
 		}
 	}
 
@@ -156,7 +139,7 @@ func load(dir string) (set *policySet, warnings []*fileError, err error) {
 	// whose matcher does not parse, or whose request does not have the five
 	// parts the service sends, is rejected here rather than on every request.
 	if _, err := enforcer.Enforce(domain.RoleUser.String(), string(domain.PermUsersList), relNone, none, none); err != nil {
-		return nil, nil, &fileError{file: modelPath, err: fmt.Errorf("cannot decide a request: %w", err)}
+		return nil, nil, &ports.PolicyFileError{File: modelPath, Err: fmt.Errorf("cannot decide a request: %w", err)}
 	}
 
 	n := 0
@@ -166,18 +149,6 @@ func load(dir string) (set *policySet, warnings []*fileError, err error) {
 		}
 	}
 	return &policySet{enforcer: enforcer, model: modelText, policy: policyText, rules: n}, warnings, nil
-}
-
-func readFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err // the path is said once, by fileError
-	}
-	if err != nil {
-		return nil, &fileError{file: path, err: err}
-	}
-	return b, nil
 }
 
 // rule is one row of policy.csv.
@@ -193,7 +164,7 @@ type rule struct {
 // rejects what the adapter would load silently or panic on: unknown row
 // types, wrong column counts, empty values, unknown roles and relations.
 // Duplicate rows are dropped, as Casbin does.
-func parsePolicy(path string, text []byte, m model.Model) (rules []rule, warnings []*fileError, err error) {
+func parsePolicy(path string, text []byte, m model.Model) (rules []rule, warnings []*ports.PolicyFileError, err error) {
 	seen := make(map[string]bool)
 	permissionRows := 0
 	for i, raw := range strings.Split(string(text), "\n") {
@@ -202,8 +173,8 @@ func parsePolicy(path string, text []byte, m model.Model) (rules []rule, warning
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		bad := func(format string, args ...any) ([]rule, []*fileError, error) {
-			return nil, nil, &fileError{file: path, line: n, err: fmt.Errorf(format, args...)}
+		bad := func(format string, args ...any) ([]rule, []*ports.PolicyFileError, error) {
+			return nil, nil, &ports.PolicyFileError{File: path, Line: n, Err: fmt.Errorf(format, args...)}
 		}
 		r := csv.NewReader(strings.NewReader(line))
 		r.TrimLeadingSpace = true
@@ -241,8 +212,8 @@ func parsePolicy(path string, text []byte, m model.Model) (rules []rule, warning
 				return bad("%w", err)
 			}
 			if column == "perm" && !knownPermission(v) {
-				warnings = append(warnings, &fileError{file: path, line: n,
-					err: fmt.Errorf("permission %q matches no permission the service asks about", v)})
+				warnings = append(warnings, &ports.PolicyFileError{File: path, Line: n,
+					Err: fmt.Errorf("permission %q matches no permission the service asks about", v)})
 			}
 		}
 		key := strings.Join(fields, "\x00")
@@ -258,7 +229,7 @@ func parsePolicy(path string, text []byte, m model.Model) (rules []rule, warning
 	if permissionRows == 0 {
 		// An empty file is far more likely a half-written or truncated one
 		// than a wish to forbid everything to everyone.
-		return nil, nil, &fileError{file: path, err: errors.New("no permission rows (p)")}
+		return nil, nil, &ports.PolicyFileError{File: path, Err: errors.New("no permission rows (p)")}
 	}
 	return rules, warnings, nil
 }

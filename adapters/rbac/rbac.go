@@ -8,7 +8,6 @@ package rbac
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -90,14 +89,7 @@ func (a *Authorizer) Reload() error {
 	set, warnings, err := load(a.dir)
 	if err != nil {
 		a.failed = true
-		attrs := []any{"error", err}
-		var fe *fileError
-		if errors.As(err, &fe) {
-			attrs = []any{"file", fe.file, "error", fe.err}
-			if fe.line > 0 {
-				attrs = append(attrs, "line", fe.line)
-			}
-		}
+		attrs := ports.FileErrorAttrs(err)
 		a.log.Error("policy rejected; the previous policy stays in force", attrs...)
 		return fmt.Errorf("rbac: reloading the policy: %w", err)
 	}
@@ -114,8 +106,8 @@ func (a *Authorizer) Reload() error {
 }
 
 // warn logs the doubts about a policy that loaded anyway.
-func (a *Authorizer) warn(warnings []*fileError) {
+func (a *Authorizer) warn(warnings []*ports.PolicyFileError) {
 	for _, w := range warnings {
-		a.log.Warn("policy row grants nothing", "file", w.file, "line", w.line, "reason", w.err)
+		a.log.Warn("policy row grants nothing", "file", w.File, "line", w.Line, "reason", w.Err)
 	}
 }

@@ -24,35 +24,27 @@ var (
 // follow is the instance's one reader of the change log: it fans out what
 // committed since the last seq it saw, whenever woken and at least every
 // PollEvery (a lost wake-up only delays).
-func (rt *Realtime) follow(ctx context.Context, wake <-chan struct{}) {
-	poll := time.NewTicker(rt.cfg.PollEvery)
-	defer poll.Stop()
-	for {
-		if err := rt.drain(ctx); err != nil && ctx.Err() == nil {
-			rt.log.WarnContext(ctx, "reading the change log failed; retrying", slog.Any("error", err))
+func (sv *Subscriptions) follow(ctx context.Context, wake <-chan struct{}) {
+	followLog(ctx, wake, sv.cfg.PollEvery, func() {
+		if err := sv.drain(ctx); err != nil && ctx.Err() == nil {
+			sv.log.WarnContext(ctx, "reading the change log failed; retrying", slog.Any("error", err))
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-		case <-poll.C:
-		}
-	}
+	})
 }
 
 // drain fans out every committed change after head, in seq order.
-func (rt *Realtime) drain(ctx context.Context) error {
+func (sv *Subscriptions) drain(ctx context.Context) error {
 	for {
-		batch, err := rt.changes.ChangesAfter(ctx, rt.head.Load(), rt.cfg.BatchSize)
+		batch, err := sv.changes.ChangesAfter(ctx, sv.head.Load(), sv.cfg.BatchSize)
 		if err != nil {
 			return fmt.Errorf("realtime: reading the change log: %w", err)
 		}
 		for i := range batch {
 			c := &batch[i]
-			rt.fanOut(c)
-			rt.revoke(ctx, c)
+			sv.fanOut(c)
+			sv.revoke(ctx, c)
 		}
-		if len(batch) < rt.cfg.BatchSize {
+		if len(batch) < sv.cfg.BatchSize {
 			return nil
 		}
 	}
@@ -60,7 +52,7 @@ func (rt *Realtime) drain(ctx context.Context) error {
 
 // refusal is a subscription whose subscriber may no longer see its events.
 type refusal struct {
-	sub *rtSub
+	sub *subscription
 	err error
 }
 
@@ -68,12 +60,12 @@ type refusal struct {
 // per connection for all of its matching subscriptions and one Event for
 // all connections, and advances head, all under mu held for reading, so no
 // subscription starts or hands over in the middle.
-func (rt *Realtime) fanOut(c *domain.Change) {
+func (sv *Subscriptions) fanOut(c *domain.Change) {
 	var refused []refusal
 	memo := map[decisionKey]error{}
-	reached := rt.reached
-	rt.mu.RLock()
-	match := func(s *rtSub) {
+	reached := sv.reached
+	sv.mu.RLock()
+	match := func(s *subscription) {
 		if !s.live || c.Seq <= s.last {
 			return
 		}
@@ -81,7 +73,7 @@ func (rt *Realtime) fanOut(c *domain.Change) {
 		if s.conn.dead.Load() {
 			return
 		}
-		if err := rt.allowed(s, c, memo); err != nil {
+		if err := sv.allowed(s, c, memo); err != nil {
 			refused = append(refused, refusal{s, err})
 			return
 		}
@@ -91,10 +83,10 @@ func (rt *Realtime) fanOut(c *domain.Change) {
 		s.conn.matched = append(s.conn.matched, s.id)
 	}
 	if !c.Action.Internal() { // bookkeeping is never an event
-		for s := range rt.byTarget[c.TargetID] {
+		for s := range sv.byTarget[c.TargetID] {
 			match(s)
 		}
-		for f, subs := range rt.byFilter {
+		for f, subs := range sv.byFilter {
 			if !c.Matches(f) {
 				continue
 			}
@@ -111,31 +103,31 @@ func (rt *Realtime) fanOut(c *domain.Change) {
 		conn.matched = conn.matched[:0]
 		reached[i] = nil // the scratch keeps no connection alive
 	}
-	rt.reached = reached[:0]
-	rt.head.Store(c.Seq)
-	rt.mu.RUnlock()
+	sv.reached = reached[:0]
+	sv.head.Store(c.Seq)
+	sv.mu.RUnlock()
 	for _, r := range refused {
-		rt.endSubscription(r.sub, r.err)
+		sv.endSubscription(r.sub, r.err)
 	}
 }
 
 // runCatchUps runs the catch-ups queued on c, one after another, until
 // none is left: a connection runs one catch-up at a time, so one client's
 // resumes cost the database one reader, not a hundred.
-func (rt *Realtime) runCatchUps(c *subscriberConn) {
+func (sv *Subscriptions) runCatchUps(c *subscriberConn) {
 	for {
-		rt.mu.Lock()
+		sv.mu.Lock()
 		s := c.catchUps[0]
-		rt.mu.Unlock()
-		rt.runCatchUp(s)
-		rt.mu.Lock()
+		sv.mu.Unlock()
+		sv.runCatchUp(s)
+		sv.mu.Lock()
 		c.catchUps[0] = nil
 		c.catchUps = c.catchUps[1:]
 		done := len(c.catchUps) == 0
 		if done {
 			c.catchUps = nil
 		}
-		rt.mu.Unlock()
+		sv.mu.Unlock()
 		if done {
 			return
 		}
@@ -143,40 +135,40 @@ func (rt *Realtime) runCatchUps(c *subscriberConn) {
 }
 
 // runCatchUp runs s's catch-up, unless s ended while it waited its turn.
-func (rt *Realtime) runCatchUp(s *rtSub) {
+func (sv *Subscriptions) runCatchUp(s *subscription) {
 	s.mu.Lock()
 	if s.removed {
 		s.mu.Unlock()
 		return
 	}
-	ctx, stop := context.WithCancel(rt.ctx)
+	ctx, stop := context.WithCancel(sv.ctx)
 	s.stopCatchUp = stop
 	s.mu.Unlock()
 	defer stop()
-	rt.catchUp(ctx, s)
+	sv.catchUp(ctx, s)
 }
 
 // catchUp delivers to s the matching changes after its since_seq up to the
 // reader's position, then hands s over to the reader's fan-out. The
 // handover happens under mu held for writing, when head cannot move: the
 // changes up to head were the catch-up's, those after it are the reader's.
-func (rt *Realtime) catchUp(ctx context.Context, s *rtSub) {
+func (sv *Subscriptions) catchUp(ctx context.Context, s *subscription) {
 	// The page read by Subscribe holds the entries up to its upTo only: the
 	// first round goes that far.
-	first, h := s.resumed, rt.head.Load()
+	first, h := s.resumed, sv.head.Load()
 	s.resumed = nil
 	if first != nil {
 		h = first.upTo
 	}
 	for ctx.Err() == nil {
 		for s.last < h {
-			batch, err := rt.pending(ctx, s, first)
+			batch, err := sv.pending(ctx, s, first)
 			first = nil
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
-				rt.log.WarnContext(ctx, "replaying the change log failed; retrying", slog.Any("error", err))
+				sv.log.WarnContext(ctx, "replaying the change log failed; retrying", slog.Any("error", err))
 				if !sleep(ctx, retryEvery) {
 					return
 				}
@@ -188,12 +180,12 @@ func (rt *Realtime) catchUp(ctx context.Context, s *rtSub) {
 				if c.Seq > h {
 					break
 				}
-				if !rt.replay(s, c) {
+				if !sv.replay(s, c) {
 					return
 				}
 				reached = c.Seq
 			}
-			if len(batch) < rt.cfg.BatchSize || batch[len(batch)-1].Seq >= h {
+			if len(batch) < sv.cfg.BatchSize || batch[len(batch)-1].Seq >= h {
 				// Every entry up to h that s may match was in the batch:
 				// seq follows commit order, so none of them can still
 				// appear.
@@ -201,36 +193,36 @@ func (rt *Realtime) catchUp(ctx context.Context, s *rtSub) {
 			}
 			s.last = reached
 		}
-		rt.mu.Lock()
-		if s.last >= rt.head.Load() {
+		sv.mu.Lock()
+		if s.last >= sv.head.Load() {
 			s.live = true
-			rt.mu.Unlock()
+			sv.mu.Unlock()
 			return
 		}
-		rt.mu.Unlock()
-		first, h = nil, rt.head.Load()
+		sv.mu.Unlock()
+		first, h = nil, sv.head.Load()
 	}
 }
 
 // pending returns the page read ahead when there is one, else reads the
 // next page of the entries after s.last that s may match, in seq order
 // (catchUpQuery).
-func (rt *Realtime) pending(ctx context.Context, s *rtSub, ahead *catchUpPage) ([]domain.Change, error) {
+func (sv *Subscriptions) pending(ctx context.Context, s *subscription, ahead *catchUpPage) ([]domain.Change, error) {
 	if ahead != nil {
 		return ahead.changes, nil
 	}
-	page, err := rt.changes.CatchUp(ctx, rt.catchUpQuery(s, s.last))
+	page, err := sv.changes.CatchUp(ctx, sv.catchUpQuery(s, s.last))
 	return page.Changes, err
 }
 
 // replay delivers c to s if it matches and s still may see it; false means
 // the catch-up is over (subscription or connection ended).
-func (rt *Realtime) replay(s *rtSub, c *domain.Change) bool {
+func (sv *Subscriptions) replay(s *subscription, c *domain.Change) bool {
 	if c.Action.Internal() || !s.matches(c) {
 		return true
 	}
-	if err := rt.allowed(s, c, nil); err != nil {
-		rt.endSubscription(s, err)
+	if err := sv.allowed(s, c, nil); err != nil {
+		sv.endSubscription(s, err)
 		return false
 	}
 	s.mu.Lock()
@@ -262,11 +254,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // revocation). The version is read from the repository rather than from c,
 // because the change log does not keep it (it is not public) and because a
 // connection opened after the change with a fresh token must stay.
-func (rt *Realtime) revoke(ctx context.Context, c *domain.Change) {
+func (sv *Subscriptions) revoke(ctx context.Context, c *domain.Change) {
 	if c.Action == domain.ActionCreated {
 		return
 	}
-	conns := rt.connsOf(c.TargetID)
+	conns := sv.connsOf(c.TargetID)
 	if len(conns) == 0 {
 		return
 	}
@@ -276,14 +268,14 @@ func (rt *Realtime) revoke(ctx context.Context, c *domain.Change) {
 		}
 		return
 	}
-	rt.verifyVersions(ctx, c.TargetID, conns)
+	sv.verifyVersions(ctx, c.TargetID, conns)
 }
 
 // verifyVersions ends conns (all of user id) whose token version is no
 // longer the user's. When the user cannot be read it is tried again by the
 // sweep.
-func (rt *Realtime) verifyVersions(ctx context.Context, id int64, conns []*subscriberConn) {
-	u, err := rt.repo.Get(ctx, id)
+func (sv *Subscriptions) verifyVersions(ctx context.Context, id int64, conns []*subscriberConn) {
+	u, err := sv.repo.Get(ctx, id)
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
 		for _, conn := range conns {
@@ -291,11 +283,11 @@ func (rt *Realtime) verifyVersions(ctx context.Context, id int64, conns []*subsc
 		}
 	case err != nil:
 		if ctx.Err() == nil {
-			rt.log.WarnContext(ctx, "checking a subscriber's token version failed; retrying", slog.Int64("user_id", id), slog.Any("error", err))
+			sv.log.WarnContext(ctx, "checking a subscriber's token version failed; retrying", slog.Int64("user_id", id), slog.Any("error", err))
 		}
-		rt.recheckMu.Lock()
-		rt.recheck[id] = struct{}{}
-		rt.recheckMu.Unlock()
+		sv.recheckMu.Lock()
+		sv.recheck[id] = struct{}{}
+		sv.recheckMu.Unlock()
 	default:
 		for _, conn := range conns {
 			if conn.version != u.TokenVersion() {
@@ -305,44 +297,35 @@ func (rt *Realtime) verifyVersions(ctx context.Context, id int64, conns []*subsc
 	}
 }
 
-func (rt *Realtime) connsOf(userID int64) []*subscriberConn {
-	rt.mu.RLock()
-	defer rt.mu.RUnlock()
-	return slices.Collect(maps.Keys(rt.byUser[userID]))
+func (sv *Subscriptions) connsOf(userID int64) []*subscriberConn {
+	sv.mu.RLock()
+	defer sv.mu.RUnlock()
+	return slices.Collect(maps.Keys(sv.byUser[userID]))
 }
 
-// sweep ends connections whose token expired, and retries token-version
+// sweep (every SweepEvery) ends connections whose token expired, and retries token-version
 // checks that failed.
-func (rt *Realtime) sweep(ctx context.Context) {
-	t := time.NewTicker(rt.cfg.SweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+func (sv *Subscriptions) sweep(ctx context.Context) {
+	now := sv.clock.Now()
+	var expired []*subscriberConn
+	sv.mu.RLock()
+	for c := range sv.conns {
+		if !c.expires.IsZero() && !now.Before(c.expires) {
+			expired = append(expired, c)
 		}
-		now := rt.clock.Now()
-		var expired []*subscriberConn
-		rt.mu.RLock()
-		for c := range rt.conns {
-			if !c.expires.IsZero() && !now.Before(c.expires) {
-				expired = append(expired, c)
-			}
-		}
-		rt.mu.RUnlock()
-		for _, c := range expired {
-			c.end(errTokenExpired)
-		}
+	}
+	sv.mu.RUnlock()
+	for _, c := range expired {
+		c.end(errTokenExpired)
+	}
 
-		rt.recheckMu.Lock()
-		ids := slices.Collect(maps.Keys(rt.recheck))
-		clear(rt.recheck)
-		rt.recheckMu.Unlock()
-		for _, id := range ids {
-			if conns := rt.connsOf(id); len(conns) > 0 {
-				rt.verifyVersions(ctx, id, conns)
-			}
+	sv.recheckMu.Lock()
+	ids := slices.Collect(maps.Keys(sv.recheck))
+	clear(sv.recheck)
+	sv.recheckMu.Unlock()
+	for _, id := range ids {
+		if conns := sv.connsOf(id); len(conns) > 0 {
+			sv.verifyVersions(ctx, id, conns)
 		}
 	}
 }
@@ -350,16 +333,16 @@ func (rt *Realtime) sweep(ctx context.Context) {
 // prune deletes change-log entries older than KeepFor, at start and every
 // PruneEvery. Every instance prunes; deleting what another already deleted
 // costs nothing.
-func (rt *Realtime) prune(ctx context.Context) {
-	t := time.NewTicker(rt.cfg.PruneEvery)
+func (sv *Subscriptions) prune(ctx context.Context) {
+	t := time.NewTicker(sv.cfg.PruneEvery)
 	defer t.Stop()
 	for {
-		n, err := rt.retention.Prune(ctx, rt.clock.Now().Add(-rt.cfg.KeepFor))
+		n, err := sv.retention.Prune(ctx, sv.clock.Now().Add(-sv.cfg.KeepFor))
 		switch {
 		case err != nil && ctx.Err() == nil:
-			rt.log.WarnContext(ctx, "pruning the change log failed", slog.Any("error", err))
+			sv.log.WarnContext(ctx, "pruning the change log failed", slog.Any("error", err))
 		case n > 0:
-			rt.log.InfoContext(ctx, "pruned the change log", slog.Int64("entries", n), slog.Duration("kept_for", rt.cfg.KeepFor))
+			sv.log.InfoContext(ctx, "pruned the change log", slog.Int64("entries", n), slog.Duration("kept_for", sv.cfg.KeepFor))
 		}
 		select {
 		case <-ctx.Done():
@@ -423,7 +406,7 @@ func (d *decisionCache) decide(key decisionKey, now time.Time, ask func() error)
 // allowed re-checks that s's subscriber may still receive c: the
 // permission s was granted, asked again about the changed user (by id) or
 // about no user (search). memo, when not nil, holds this fan-out's answers.
-func (rt *Realtime) allowed(s *rtSub, c *domain.Change, memo map[decisionKey]error) error {
+func (sv *Subscriptions) allowed(s *subscription, c *domain.Change, memo map[decisionKey]error) error {
 	a := s.conn.actor
 	key := decisionKey{role: a.Role, perm: s.perm}
 	var target *domain.User
@@ -439,8 +422,8 @@ func (rt *Realtime) allowed(s *rtSub, c *domain.Change, memo map[decisionKey]err
 			return err
 		}
 	}
-	err := rt.decisions.decide(key, rt.clock.Now(), func() error {
-		return authorize(rt.ctx, rt.authz, a, s.perm, target, domain.Role{})
+	err := sv.decisions.decide(key, sv.clock.Now(), func() error {
+		return authorize(sv.ctx, sv.authz, a, s.perm, target, domain.Role{})
 	})
 	if memo != nil {
 		memo[key] = err

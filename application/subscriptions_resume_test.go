@@ -17,7 +17,7 @@ import (
 
 func TestRealtimeResumeWindow(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, func(c *RealtimeConfig) { c.ResumeWindow = time.Hour })
+	f := newSubsFixture(t, func(c *SubscriptionsConfig) { c.ResumeWindow = time.Hour })
 	// The whole history of user 99, deleted before the window began (the
 	// log still keeps it for /audit: retention is not the window), then
 	// changes inside the window, the first at its very start.
@@ -63,7 +63,7 @@ func TestRealtimeResumeWindow(t *testing.T) {
 
 func TestRealtimeResumeWindowIsAtMostTheRetention(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, func(c *RealtimeConfig) { c.ResumeWindow = 48 * time.Hour; c.KeepFor = time.Hour })
+	f := newSubsFixture(t, func(c *SubscriptionsConfig) { c.ResumeWindow = 48 * time.Hour; c.KeepFor = time.Hour })
 	u := f.seed(t, 1, domain.RoleUser)
 	u0, _ := f.repo.Get(t.Context(), u.ID())
 	old := f.log.add(domain.Change{Action: domain.ActionUpdated, TargetID: u.ID(), Before: u0, After: u0, At: testNow.Add(-2 * time.Hour)})
@@ -78,7 +78,7 @@ func TestRealtimeResumeWindowIsAtMostTheRetention(t *testing.T) {
 // follows what it returns.
 func TestRealtimeCatchUpByIDReadsOnlyItsUser(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, func(c *RealtimeConfig) { c.BatchSize = 4 })
+	f := newSubsFixture(t, func(c *SubscriptionsConfig) { c.BatchSize = 4 })
 	u, other := f.seed(t, 1, domain.RoleUser), f.seed(t, 2, domain.RoleUser)
 	mine := []int64{1}
 	for i := range 60 {
@@ -110,7 +110,7 @@ func TestRealtimeCatchUpByIDReadsOnlyItsUser(t *testing.T) {
 // A catch-up by search reads the log a page at a time, never at once.
 func TestRealtimeCatchUpBySearchReadsPages(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, func(c *RealtimeConfig) { c.BatchSize = 3 })
+	f := newSubsFixture(t, func(c *SubscriptionsConfig) { c.BatchSize = 3 })
 	admin := f.seed(t, 1, domain.RoleAdmin)
 	u := f.seed(t, 2, domain.RoleUser)
 	var gmail []int64
@@ -153,7 +153,7 @@ func TestRealtimeCatchUpBySearchReadsPages(t *testing.T) {
 // that starts at once is read by Subscribe, with the resume check).
 func TestRealtimeOneCatchUpAtATimePerConnection(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, func(c *RealtimeConfig) { c.BatchSize = 2 })
+	f := newSubsFixture(t, func(c *SubscriptionsConfig) { c.BatchSize = 2 })
 	// Seeded in order: user i+1 is created by change i+1; renamed twice
 	// after.
 	var users []*domain.User
@@ -220,7 +220,7 @@ func TestRealtimeOneCatchUpAtATimePerConnection(t *testing.T) {
 // reason to refuse: only entries pruned from below are.
 func TestRealtimeResumeAcrossARolledBackSeq(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleUser)
 	f.log.skip() // seq 2
 	s3 := f.rename(t, u.ID(), "a@example.com")

@@ -313,30 +313,30 @@ func events(lines []string, id string) []int64 {
 	return out
 }
 
-type rtFixture struct {
+type subsFixture struct {
 	repo  *testRepo
 	log   *memLog
 	authz *fakeAuthz
 	clock *movingClock
-	rt    *Realtime
+	sv    *Subscriptions
 }
 
-func newRTFixture(t *testing.T, tune func(*RealtimeConfig)) *rtFixture {
+func newSubsFixture(t *testing.T, tune func(*SubscriptionsConfig)) *subsFixture {
 	t.Helper()
-	f := &rtFixture{repo: newTestRepo(t), log: newMemLog(), authz: &fakeAuthz{decide: shippedPolicy}, clock: &movingClock{now: testNow}}
-	cfg := RealtimeConfig{Notifier: f.log, Retention: f.log, SweepEvery: 5 * time.Millisecond, PollEvery: 20 * time.Millisecond}
+	f := &subsFixture{repo: newTestRepo(t), log: newMemLog(), authz: &fakeAuthz{decide: shippedPolicy}, clock: &movingClock{now: testNow}}
+	cfg := SubscriptionsConfig{Notifier: f.log, Retention: f.log, SweepEvery: 5 * time.Millisecond, PollEvery: 20 * time.Millisecond}
 	if tune != nil {
 		tune(&cfg)
 	}
-	f.rt = NewRealtime(Deps{Repo: f.repo, Changes: f.log, Authz: f.authz, Verifier: expiringTokens{}, Clock: f.clock}, cfg)
-	if err := f.rt.Start(t.Context()); err != nil {
+	f.sv = NewSubscriptions(Deps{Repo: f.repo, Changes: f.log, Authz: f.authz, Verifier: expiringTokens{}, Clock: f.clock}, cfg)
+	if err := f.sv.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
 // seed stores a user and logs its creation.
-func (f *rtFixture) seed(t *testing.T, n int, role domain.Role) *domain.User {
+func (f *subsFixture) seed(t *testing.T, n int, role domain.Role) *domain.User {
 	t.Helper()
 	u, err := domain.NewUser(domain.NewUserParams{
 		FirstName: "Ann", LastName: "Lee", Email: fmt.Sprintf("user%d@example.com", n), Gender: "Female", Role: role,
@@ -353,7 +353,7 @@ func (f *rtFixture) seed(t *testing.T, n int, role domain.Role) *domain.User {
 }
 
 // update changes user id with fn in the repository and logs the change.
-func (f *rtFixture) update(t *testing.T, id int64, action domain.ChangeAction, fn func(u *domain.User)) int64 {
+func (f *subsFixture) update(t *testing.T, id int64, action domain.ChangeAction, fn func(u *domain.User)) int64 {
 	t.Helper()
 	before, err := f.repo.Get(t.Context(), id)
 	if err != nil {
@@ -369,7 +369,7 @@ func (f *rtFixture) update(t *testing.T, id int64, action domain.ChangeAction, f
 	return f.log.add(domain.Change{Action: action, TargetID: id, Before: before, After: after})
 }
 
-func (f *rtFixture) rename(t *testing.T, id int64, email string) int64 {
+func (f *subsFixture) rename(t *testing.T, id int64, email string) int64 {
 	t.Helper()
 	return f.update(t, id, domain.ActionUpdated, func(u *domain.User) {
 		if err := u.ApplyProfile(domain.ProfilePatch{Email: &email}, testNow); err != nil {
@@ -380,12 +380,12 @@ func (f *rtFixture) rename(t *testing.T, id int64, email string) int64 {
 
 // connect opens a connection for u once the reader has fanned out what
 // the fixture logged so far, so its subscriptions start after that.
-func (f *rtFixture) connect(t *testing.T, u *domain.User) (ports.RealtimeConn, *recSink) {
+func (f *subsFixture) connect(t *testing.T, u *domain.User) (ports.RealtimeConn, *recSink) {
 	t.Helper()
 	_, last, _ := f.log.SeqBounds(t.Context())
 	f.awaitHead(t, last)
 	sink := &recSink{}
-	c, err := f.rt.Connect(t.Context(), tokenOf(u), sink)
+	c, err := f.sv.Connect(t.Context(), tokenOf(u), sink)
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -403,12 +403,12 @@ func subscribe(t *testing.T, c ports.RealtimeConn, req ports.SubscribeRequest) p
 }
 
 // awaitHead waits until the engine has fanned out seq.
-func (f *rtFixture) awaitHead(t *testing.T, seq int64) {
+func (f *subsFixture) awaitHead(t *testing.T, seq int64) {
 	t.Helper()
 	deadline := time.Now().Add(rtWait)
-	for f.rt.Head() < seq {
+	for f.sv.Head() < seq {
 		if time.Now().After(deadline) {
-			t.Fatalf("the reader is at %d, want %d", f.rt.Head(), seq)
+			t.Fatalf("the reader is at %d, want %d", f.sv.Head(), seq)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -416,18 +416,18 @@ func (f *rtFixture) awaitHead(t *testing.T, seq int64) {
 
 func TestRealtimeConnectAuthenticates(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleUser)
 	for name, token := range map[string]string{
 		"garbage":       "nope",
 		"no such user":  "access:99:0",
 		"stale version": fmt.Sprintf("access:%d:%d", u.ID(), u.TokenVersion()+1),
 	} {
-		if _, err := f.rt.Connect(t.Context(), token, &recSink{}); domain.KindOf(err) != domain.KindUnauthenticated {
+		if _, err := f.sv.Connect(t.Context(), token, &recSink{}); domain.KindOf(err) != domain.KindUnauthenticated {
 			t.Errorf("%s: Connect error %v, want unauthenticated", name, err)
 		}
 	}
-	if got := len(f.rt.connsOf(u.ID())) + len(f.rt.connsOf(99)); got != 0 {
+	if got := len(f.sv.connsOf(u.ID())) + len(f.sv.connsOf(99)); got != 0 {
 		t.Errorf("%d refused connections stayed registered", got)
 	}
 	f.connect(t, u)
@@ -436,16 +436,16 @@ func TestRealtimeConnectAuthenticates(t *testing.T) {
 func TestRealtimeNotStarted(t *testing.T) {
 	t.Parallel()
 	l := newMemLog()
-	rt := NewRealtime(Deps{Repo: newTestRepo(t), Changes: l, Authz: &fakeAuthz{}, Verifier: expiringTokens{}, Clock: fixedClock{testNow}},
-		RealtimeConfig{Notifier: l, Retention: l})
-	if _, err := rt.Connect(t.Context(), "access:1:0", &recSink{}); domain.KindOf(err) != domain.KindUnavailable {
+	sv := NewSubscriptions(Deps{Repo: newTestRepo(t), Changes: l, Authz: &fakeAuthz{}, Verifier: expiringTokens{}, Clock: fixedClock{testNow}},
+		SubscriptionsConfig{Notifier: l, Retention: l})
+	if _, err := sv.Connect(t.Context(), "access:1:0", &recSink{}); domain.KindOf(err) != domain.KindUnavailable {
 		t.Fatalf("Connect before Start: %v, want unavailable", err)
 	}
 }
 
 func TestRealtimeSubscribeAuthorization(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	user, admin := f.seed(t, 1, domain.RoleUser), f.seed(t, 2, domain.RoleAdmin)
 	uc, _ := f.connect(t, user)
 	ac, _ := f.connect(t, admin)
@@ -488,7 +488,7 @@ func TestRealtimeSubscribeAuthorization(t *testing.T) {
 
 func TestRealtimeSubscribeValidates(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, func(c *RealtimeConfig) { c.MaxSubscriptions = 3 })
+	f := newSubsFixture(t, func(c *SubscriptionsConfig) { c.MaxSubscriptions = 3 })
 	admin := f.seed(t, 1, domain.RoleAdmin)
 	c, _ := f.connect(t, admin)
 	if _, err := c.Subscribe(t.Context(), ports.SubscribeRequest{Search: true, Filter: domain.FilterParams{Gender: "robot", IPAddress: "10.0.0.0/99"}}); domain.KindOf(err) != domain.KindInvalid || len(domain.AsError(err).Fields) != 2 {
@@ -517,7 +517,7 @@ func TestRealtimeSubscribeValidates(t *testing.T) {
 
 func TestRealtimePasswordChangeRequiredCannotSubscribe(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleUser)
 	f.update(t, u.ID(), domain.ActionUpdated, func(u *domain.User) { u.SetInitialPassword("hash:x", true) })
 	u, _ = f.repo.Get(t.Context(), u.ID())
@@ -529,7 +529,7 @@ func TestRealtimePasswordChangeRequiredCannotSubscribe(t *testing.T) {
 
 func TestRealtimeDeliversMatchingChangesInOrder(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	admin := f.seed(t, 1, domain.RoleAdmin)
 	watched, other := f.seed(t, 2, domain.RoleUser), f.seed(t, 3, domain.RoleUser)
 	f.awaitHead(t, 3)
@@ -569,7 +569,7 @@ func TestRealtimeDeliversMatchingChangesInOrder(t *testing.T) {
 
 func TestRealtimeUnsubscribeStopsEvents(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleUser)
 	c, sink := f.connect(t, u)
 	a := subscribe(t, c, ports.SubscribeRequest{UserID: u.ID()})
@@ -589,7 +589,7 @@ func TestRealtimeUnsubscribeStopsEvents(t *testing.T) {
 
 func TestRealtimeRolledBackSeqIsNoGap(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleUser)
 	c, sink := f.connect(t, u)
 	sub := subscribe(t, c, ports.SubscribeRequest{UserID: u.ID()})
@@ -603,7 +603,7 @@ func TestRealtimeRolledBackSeqIsNoGap(t *testing.T) {
 
 func TestRealtimeReplaysSinceSeq(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, func(c *RealtimeConfig) { c.BatchSize = 2 })
+	f := newSubsFixture(t, func(c *SubscriptionsConfig) { c.BatchSize = 2 })
 	u := f.seed(t, 1, domain.RoleUser)
 	other := f.seed(t, 2, domain.RoleUser)
 	var mine []int64
@@ -633,7 +633,7 @@ func TestRealtimeReplaysSinceSeq(t *testing.T) {
 // order, whichever of the catch-up and the fan-out delivers it.
 func TestRealtimeReplayHandsOverWithoutGapOrDuplicate(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, func(c *RealtimeConfig) { c.BatchSize = 3 })
+	f := newSubsFixture(t, func(c *SubscriptionsConfig) { c.BatchSize = 3 })
 	u := f.seed(t, 1, domain.RoleUser)
 	c, sink := f.connect(t, u)
 	var (
@@ -682,7 +682,7 @@ func TestRealtimeReplayHandsOverWithoutGapOrDuplicate(t *testing.T) {
 
 func TestRealtimeResumeTooOld(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleUser)
 	for i := range 5 {
 		f.rename(t, u.ID(), fmt.Sprintf("a%d@example.com", i))
@@ -704,7 +704,7 @@ func TestRealtimeResumeTooOld(t *testing.T) {
 
 func TestRealtimeSinceAheadOfTheReaderSkipsToIt(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleUser)
 	f.awaitHead(t, 1)
 	c, sink := f.connect(t, u)
@@ -721,7 +721,7 @@ func TestRealtimeSinceAheadOfTheReaderSkipsToIt(t *testing.T) {
 
 func TestRealtimeRechecksRightsOnEvents(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, func(c *RealtimeConfig) { c.RecheckEvery = 30 * time.Second })
+	f := newSubsFixture(t, func(c *SubscriptionsConfig) { c.RecheckEvery = 30 * time.Second })
 	admin, watched := f.seed(t, 1, domain.RoleAdmin), f.seed(t, 2, domain.RoleUser)
 	c, sink := f.connect(t, admin)
 	search := subscribe(t, c, ports.SubscribeRequest{Search: true})
@@ -761,7 +761,7 @@ func TestRealtimeRechecksRightsOnEvents(t *testing.T) {
 
 func TestRealtimeAsksTheAuthorizerOncePerDecisionPerFanOut(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	admin, watched := f.seed(t, 1, domain.RoleAdmin), f.seed(t, 2, domain.RoleUser)
 	for range 20 {
 		c, _ := f.connect(t, admin)
@@ -778,7 +778,7 @@ func TestRealtimeAsksTheAuthorizerOncePerDecisionPerFanOut(t *testing.T) {
 
 func TestRealtimeHandsAChangeToEachConnectionOnce(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	admin, watched := f.seed(t, 1, domain.RoleAdmin), f.seed(t, 2, domain.RoleUser)
 	var sinks []*recSink
 	for range 3 {
@@ -810,7 +810,7 @@ func TestRealtimeHandsAChangeToEachConnectionOnce(t *testing.T) {
 
 func TestRealtimeRevokesOnDeletionAndTokenVersion(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	u, v, w := f.seed(t, 1, domain.RoleUser), f.seed(t, 2, domain.RoleUser), f.seed(t, 3, domain.RoleUser)
 	_, uSink := f.connect(t, u)
 	_, vSink := f.connect(t, v)
@@ -845,14 +845,14 @@ func TestRealtimeRevokesOnDeletionAndTokenVersion(t *testing.T) {
 	if l := wSink.got(); slices.ContainsFunc(l, func(s string) bool { return strings.HasPrefix(s, "end") }) {
 		t.Fatalf("an unrelated connection was ended: %q", l)
 	}
-	if n := len(f.rt.connsOf(u.ID())); n != 1 {
+	if n := len(f.sv.connsOf(u.ID())); n != 1 {
 		t.Errorf("%d connections of u registered, want the fresh one", n)
 	}
 }
 
 func TestRealtimeEndsExpiredConnections(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleUser)
 	c, sink := f.connect(t, u)
 	f.clock.advance(59 * time.Second)
@@ -870,7 +870,7 @@ func TestRealtimeEndsExpiredConnections(t *testing.T) {
 
 func TestRealtimeSlowSinkIsSkippedOthersKeepReceiving(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleUser)
 	slow, slowSink := f.connect(t, u)
 	healthy, healthySink := f.connect(t, u)
@@ -892,7 +892,7 @@ func TestRealtimeSlowSinkIsSkippedOthersKeepReceiving(t *testing.T) {
 
 func TestRealtimeCatchesUpAfterReadErrors(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, nil)
+	f := newSubsFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleUser)
 	c, sink := f.connect(t, u)
 	sub := subscribe(t, c, ports.SubscribeRequest{UserID: u.ID()})
@@ -915,14 +915,14 @@ func TestRealtimeCatchesUpAfterReadErrors(t *testing.T) {
 // committed before the subscribe is never delivered as news.
 func TestRealtimeFreshSubscriptionStartsAtTheCommittedHead(t *testing.T) {
 	t.Parallel()
-	f := newRTFixture(t, func(c *RealtimeConfig) { c.PollEvery = time.Hour })
+	f := newSubsFixture(t, func(c *SubscriptionsConfig) { c.PollEvery = time.Hour })
 	admin := f.seed(t, 1, domain.RoleAdmin)
 	watched := f.seed(t, 2, domain.RoleUser)
 	f.awaitHead(t, 2)
 	c, sink := f.connect(t, admin)
 	before := f.log.addUnannounced(domain.Change{Action: domain.ActionUpdated, TargetID: watched.ID(), Before: watched, After: watched})
-	if f.rt.Head() >= before {
-		t.Fatalf("fixture: the reader is at %d, want it behind %d", f.rt.Head(), before)
+	if f.sv.Head() >= before {
+		t.Fatalf("fixture: the reader is at %d, want it behind %d", f.sv.Head(), before)
 	}
 	sub := subscribe(t, c, ports.SubscribeRequest{UserID: watched.ID()})
 	if sub.Seq != before {

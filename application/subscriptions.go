@@ -13,9 +13,9 @@ import (
 	"github.com/userservice/userservice/ports"
 )
 
-// RealtimeConfig gives real-time delivery its driven ports beyond Deps and
+// SubscriptionsConfig gives real-time delivery its driven ports beyond Deps and
 // tunes it; zero durations and sizes take the defaults.
-type RealtimeConfig struct {
+type SubscriptionsConfig struct {
 	// Notifier wakes the change-log reader (required).
 	Notifier ports.ChangeNotifier
 	// Retention bounds the change log (required).
@@ -46,7 +46,7 @@ type RealtimeConfig struct {
 	BatchSize int
 }
 
-// Defaults of RealtimeConfig.
+// Defaults of SubscriptionsConfig.
 const (
 	DefaultKeepChangesFor   = 24 * time.Hour
 	DefaultResumeWindow     = 24 * time.Hour
@@ -64,7 +64,7 @@ const (
 // what the change log keeps. Its message is the contract's detail.
 var ErrResumeTooOld = &domain.Error{Kind: domain.KindInvalid, Code: "resume_too_old", Message: "resume_too_old"}
 
-// Realtime implements ports.RealtimeService: connections and their
+// Subscriptions implements ports.RealtimeService: connections and their
 // subscriptions, and the fan-out that follows the change log and hands each
 // committed change to the subscriptions it matches.
 //
@@ -78,7 +78,7 @@ var ErrResumeTooOld = &domain.Error{Kind: domain.KindInvalid, Code: "resume_too_
 // one by search reads the window a page at a time. Its first page comes
 // with the resume check, in one read. A connection runs one catch-up at a
 // time; the others wait their turn.
-type Realtime struct {
+type Subscriptions struct {
 	changes   ports.ChangeLog
 	retention ports.ChangeLogRetention
 	notifier  ports.ChangeNotifier
@@ -87,7 +87,7 @@ type Realtime struct {
 	verifier  ports.TokenVerifier
 	clock     ports.Clock
 	log       *slog.Logger
-	cfg       RealtimeConfig
+	cfg       SubscriptionsConfig
 
 	// ctx is Start's: catch-ups and background work end with it.
 	ctx     context.Context
@@ -102,9 +102,9 @@ type Realtime struct {
 	// fall between two changes.
 	mu       sync.RWMutex
 	conns    map[*subscriberConn]struct{}
-	byUser   map[int64]map[*subscriberConn]struct{} // connections by their user (revocation)
-	byTarget map[int64]map[*rtSub]struct{}          // id subscriptions by watched user
-	byFilter map[domain.Filter]map[*rtSub]struct{}  // search subscriptions, grouped by filter so each filter is tested once per change
+	byUser   map[int64]map[*subscriberConn]struct{}       // connections by their user (revocation)
+	byTarget map[int64]map[*subscription]struct{}         // id subscriptions by watched user
+	byFilter map[domain.Filter]map[*subscription]struct{} // search subscriptions, grouped by filter so each filter is tested once per change
 
 	decisions decisionCache
 	// reached is fanOut's scratch (the reader's alone): the connections the
@@ -117,14 +117,14 @@ type Realtime struct {
 	recheck   map[int64]struct{}
 }
 
-var _ ports.RealtimeService = (*Realtime)(nil)
+var _ ports.RealtimeService = (*Subscriptions)(nil)
 
-// NewRealtime returns the real-time service; Start must run before it
+// NewSubscriptions returns the real-time service; Start must run before it
 // accepts connections. It uses Changes, Repo, Authz, Verifier, Clock and Log
 // from deps. A missing Notifier or Retention is a wiring mistake and panics.
-func NewRealtime(deps Deps, cfg RealtimeConfig) *Realtime {
+func NewSubscriptions(deps Deps, cfg SubscriptionsConfig) *Subscriptions {
 	if cfg.Notifier == nil || cfg.Retention == nil {
-		panic("application.NewRealtime: Notifier and Retention are required")
+		panic("application.NewSubscriptions: Notifier and Retention are required")
 	}
 	setDefault(&cfg.KeepFor, DefaultKeepChangesFor)
 	setDefault(&cfg.ResumeWindow, DefaultResumeWindow)
@@ -136,19 +136,16 @@ func NewRealtime(deps Deps, cfg RealtimeConfig) *Realtime {
 	setDefault(&cfg.SweepEvery, defaultSweepEvery)
 	setDefault(&cfg.MaxSubscriptions, DefaultMaxSubscriptions)
 	setDefault(&cfg.BatchSize, defaultBatchSize)
-	log := deps.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Realtime{
+	log := deps.logger()
+	return &Subscriptions{
 		changes: deps.Changes, retention: cfg.Retention, notifier: cfg.Notifier,
 		repo: deps.Repo, authz: deps.Authz, verifier: deps.Verifier, clock: deps.Clock,
 		log: log, cfg: cfg,
 		ctx:       context.Background(),
 		conns:     map[*subscriberConn]struct{}{},
 		byUser:    map[int64]map[*subscriberConn]struct{}{},
-		byTarget:  map[int64]map[*rtSub]struct{}{},
-		byFilter:  map[domain.Filter]map[*rtSub]struct{}{},
+		byTarget:  map[int64]map[*subscription]struct{}{},
+		byFilter:  map[domain.Filter]map[*subscription]struct{}{},
 		decisions: decisionCache{ttl: cfg.RecheckEvery, entries: map[decisionKey]cachedDecision{}},
 		recheck:   map[int64]struct{}{},
 	}
@@ -160,104 +157,136 @@ func setDefault[T int | time.Duration](v *T, def T) {
 	}
 }
 
+// followLog calls read at once, then whenever wake fires and at least
+// every poll, until ctx ends: a reader of the change log, whose wake-ups
+// are hints that can be lost, so a lost one only delays.
+func followLog(ctx context.Context, wake <-chan struct{}, poll time.Duration, read func()) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		read()
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-t.C:
+		}
+	}
+}
+
+// every calls fn every d, the first time after d, until ctx ends: the
+// background chores of the use cases (sweeps).
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
+
 // Start positions the reader at the end of the change log (a new instance
 // delivers what commits from now on; older changes are had with since_seq)
 // and starts the background work: following the log, expiring tokens and
 // pruning old entries, until ctx ends. Call it once.
-func (rt *Realtime) Start(ctx context.Context) error {
-	_, last, err := rt.retention.SeqBounds(ctx)
+func (sv *Subscriptions) Start(ctx context.Context) error {
+	_, last, err := sv.retention.SeqBounds(ctx)
 	if err != nil {
 		return fmt.Errorf("realtime: reading the change log's position: %w", err)
 	}
-	rt.head.Store(last)
-	rt.ctx = ctx
-	wake := rt.notifier.Changes(ctx)
-	rt.started.Store(true)
-	go rt.follow(ctx, wake)
-	go rt.sweep(ctx)
-	go rt.prune(ctx)
+	sv.head.Store(last)
+	sv.ctx = ctx
+	wake := sv.notifier.Changes(ctx)
+	sv.started.Store(true)
+	go sv.follow(ctx, wake)
+	go every(ctx, sv.cfg.SweepEvery, func() { sv.sweep(ctx) })
+	go sv.prune(ctx)
 	return nil
 }
 
 // Head is the last seq this instance has fanned out.
-func (rt *Realtime) Head() int64 { return rt.head.Load() }
+func (sv *Subscriptions) Head() int64 { return sv.head.Load() }
 
 // Connect authenticates accessToken and opens a connection for sink.
-func (rt *Realtime) Connect(ctx context.Context, accessToken string, sink ports.EventSink) (ports.RealtimeConn, error) {
-	if !rt.started.Load() {
+func (sv *Subscriptions) Connect(ctx context.Context, accessToken string, sink ports.EventSink) (ports.RealtimeConn, error) {
+	if !sv.started.Load() {
 		return nil, domain.ErrUnavailable.Wrap(errors.New("real-time delivery has not started"))
 	}
-	claims, err := rt.verifier.VerifyAccess(accessToken, rt.clock.Now())
+	claims, err := sv.verifier.VerifyAccess(accessToken, sv.clock.Now())
 	if err != nil {
 		return nil, fmt.Errorf("verify access token: %w", err)
 	}
 	c := &subscriberConn{
-		rt: rt, sink: sink,
+		sv: sv, sink: sink,
 		userID: claims.UserID, version: claims.TokenVersion, expires: claims.ExpiresAt,
-		subs: map[string]*rtSub{},
+		subs: map[string]*subscription{},
 	}
 	// Registered before the user is read: a revocation committed after the
 	// read below is then seen by the reader, which finds c registered; one
 	// committed before it is seen by the read.
-	rt.register(c)
-	u, err := rt.repo.Get(ctx, claims.UserID)
+	sv.register(c)
+	u, err := sv.repo.Get(ctx, claims.UserID)
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
-		rt.unregister(c)
+		sv.unregister(c)
 		return nil, domain.ErrUnauthenticated.Wrap(err)
 	case err != nil:
-		rt.unregister(c)
+		sv.unregister(c)
 		return nil, fmt.Errorf("load user %d: %w", claims.UserID, err)
 	case u.TokenVersion() != claims.TokenVersion:
-		rt.unregister(c)
+		sv.unregister(c)
 		return nil, domain.ErrUnauthenticated
 	}
 	c.actor = domain.Actor{ID: u.ID(), Role: u.Role(), PasswordChangeRequired: u.MustChangePassword()}
 	return c, nil
 }
 
-func (rt *Realtime) register(c *subscriberConn) {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	rt.conns[c] = struct{}{}
-	addTo(rt.byUser, c.userID, c)
+func (sv *Subscriptions) register(c *subscriberConn) {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	sv.conns[c] = struct{}{}
+	addTo(sv.byUser, c.userID, c)
 }
 
 // unregister removes c and its subscriptions; it is idempotent.
-func (rt *Realtime) unregister(c *subscriberConn) {
+func (sv *Subscriptions) unregister(c *subscriberConn) {
 	c.dead.Store(true)
-	rt.mu.Lock()
-	subs := make([]*rtSub, 0, len(c.subs))
-	if _, ok := rt.conns[c]; ok {
-		delete(rt.conns, c)
-		removeFrom(rt.byUser, c.userID, c)
+	sv.mu.Lock()
+	subs := make([]*subscription, 0, len(c.subs))
+	if _, ok := sv.conns[c]; ok {
+		delete(sv.conns, c)
+		removeFrom(sv.byUser, c.userID, c)
 		for id, s := range c.subs {
-			rt.unindex(s)
+			sv.unindex(s)
 			delete(c.subs, id)
 			subs = append(subs, s)
 		}
 	}
-	rt.mu.Unlock()
+	sv.mu.Unlock()
 	for _, s := range subs {
 		s.markRemoved()
 	}
 }
 
 // index adds s to the fan-out's indexes; mu is held for writing.
-func (rt *Realtime) index(s *rtSub) {
+func (sv *Subscriptions) index(s *subscription) {
 	if s.search {
-		addTo(rt.byFilter, s.filter, s)
+		addTo(sv.byFilter, s.filter, s)
 	} else {
-		addTo(rt.byTarget, s.userID, s)
+		addTo(sv.byTarget, s.userID, s)
 	}
 }
 
 // unindex removes s from the fan-out's indexes; mu is held for writing.
-func (rt *Realtime) unindex(s *rtSub) {
+func (sv *Subscriptions) unindex(s *subscription) {
 	if s.search {
-		removeFrom(rt.byFilter, s.filter, s)
+		removeFrom(sv.byFilter, s.filter, s)
 	} else {
-		removeFrom(rt.byTarget, s.userID, s)
+		removeFrom(sv.byTarget, s.userID, s)
 	}
 }
 
@@ -282,7 +311,7 @@ func removeFrom[K comparable, V comparable](m map[K]map[V]struct{}, k K, v V) {
 // subscriberConn is one subscriber's connection: its user, the token it
 // was opened with, and its subscriptions.
 type subscriberConn struct {
-	rt   *Realtime
+	sv   *Subscriptions
 	sink ports.EventSink
 
 	userID  int64
@@ -302,12 +331,12 @@ type subscriberConn struct {
 	// subscriptions the change being fanned out reaches.
 	matched []string
 
-	// Guarded by rt.mu.
-	subs    map[string]*rtSub
+	// Guarded by sv.mu.
+	subs    map[string]*subscription
 	nextSub uint64
 	// catchUps are the subscriptions waiting to catch up, in subscribe
 	// order; the first one's catch-up is running.
-	catchUps []*rtSub
+	catchUps []*subscription
 }
 
 var _ ports.RealtimeConn = (*subscriberConn)(nil)
@@ -315,8 +344,8 @@ var _ ports.RealtimeConn = (*subscriberConn)(nil)
 // UserID is the id of the user the connection authenticated as.
 func (c *subscriberConn) UserID() int64 { return c.userID }
 
-// rtSub is one subscription.
-type rtSub struct {
+// subscription is one subscription.
+type subscription struct {
 	conn   *subscriberConn
 	id     string
 	search bool
@@ -324,7 +353,7 @@ type rtSub struct {
 	filter domain.Filter
 	perm   domain.Permission
 
-	// live is set, under rt.mu held for writing, when the subscription's
+	// live is set, under sv.mu held for writing, when the subscription's
 	// events come from the reader's fan-out; before, its catch-up delivers
 	// them and the fan-out passes it by.
 	live bool
@@ -345,7 +374,7 @@ type rtSub struct {
 	stopCatchUp context.CancelFunc
 }
 
-func (s *rtSub) markRemoved() {
+func (s *subscription) markRemoved() {
 	s.mu.Lock()
 	s.removed = true
 	if s.stopCatchUp != nil {
@@ -356,7 +385,7 @@ func (s *rtSub) markRemoved() {
 
 // matches reports whether change c concerns the subscription: its user, or
 // a user matching its filter before or after the change.
-func (s *rtSub) matches(c *domain.Change) bool {
+func (s *subscription) matches(c *domain.Change) bool {
 	if s.search {
 		return c.Matches(s.filter)
 	}
@@ -368,29 +397,29 @@ func (c *subscriberConn) end(reason error) {
 	if c.ended.CompareAndSwap(false, true) {
 		c.dead.Store(true)
 		c.sink.End(reason)
-		c.rt.unregister(c)
+		c.sv.unregister(c)
 	}
 }
 
 // Close ends the connection: the client left.
-func (c *subscriberConn) Close() { c.rt.unregister(c) }
+func (c *subscriberConn) Close() { c.sv.unregister(c) }
 
 // Subscribe authorizes req, registers the subscription and acknowledges it
 // to the sink before any event; with SinceSeq it first catches up, after
 // the connection's earlier catch-ups.
 func (c *subscriberConn) Subscribe(ctx context.Context, req ports.SubscribeRequest) (ports.Subscription, error) {
-	rt := c.rt
+	sv := c.sv
 	if c.dead.Load() {
 		return ports.Subscription{}, domain.ErrUnauthenticated
 	}
 	if err := requireNoPasswordChange(c.actor); err != nil {
 		return ports.Subscription{}, err
 	}
-	s := &rtSub{conn: c, search: req.Search}
+	s := &subscription{conn: c, search: req.Search}
 	out := ports.Subscription{Search: req.Search}
 	if req.Search {
 		s.perm = domain.PermSubscribeSearch
-		if err := authorize(ctx, rt.authz, c.actor, s.perm, nil, domain.Role{}); err != nil {
+		if err := authorize(ctx, sv.authz, c.actor, s.perm, nil, domain.Role{}); err != nil {
 			return ports.Subscription{}, err
 		}
 		f, err := domain.ParseFilter(req.Filter)
@@ -403,7 +432,7 @@ func (c *subscriberConn) Subscribe(ctx context.Context, req ports.SubscribeReque
 		if req.UserID <= 0 {
 			return ports.Subscription{}, domain.Errorf(domain.KindInvalid, "invalid_user_id", "user_id must be a positive integer")
 		}
-		if err := rt.authorizeWatch(ctx, c.actor, req.UserID); err != nil {
+		if err := sv.authorizeWatch(ctx, c.actor, req.UserID); err != nil {
 			return ports.Subscription{}, err
 		}
 		s.userID, out.UserID = req.UserID, req.UserID
@@ -416,29 +445,29 @@ func (c *subscriberConn) Subscribe(ctx context.Context, req ports.SubscribeReque
 	var resumed *catchUpPage
 	if req.SinceSeq != nil {
 		var err error
-		if resumed, err = rt.resume(ctx, s, *req.SinceSeq); err != nil {
+		if resumed, err = sv.resume(ctx, s, *req.SinceSeq); err != nil {
 			return ports.Subscription{}, err
 		}
 	} else {
 		var err error
-		if _, committed, err = rt.retention.SeqBounds(ctx); err != nil {
+		if _, committed, err = sv.retention.SeqBounds(ctx); err != nil {
 			return ports.Subscription{}, fmt.Errorf("read the change log's head: %w", err)
 		}
 	}
 
-	rt.mu.Lock()
-	if _, ok := rt.conns[c]; !ok {
-		rt.mu.Unlock()
+	sv.mu.Lock()
+	if _, ok := sv.conns[c]; !ok {
+		sv.mu.Unlock()
 		return ports.Subscription{}, domain.ErrUnauthenticated
 	}
-	if len(c.subs) >= rt.cfg.MaxSubscriptions {
-		rt.mu.Unlock()
+	if len(c.subs) >= sv.cfg.MaxSubscriptions {
+		sv.mu.Unlock()
 		return ports.Subscription{}, domain.Errorf(domain.KindConflict, "too_many_subscriptions",
-			"at most %d subscriptions per connection", rt.cfg.MaxSubscriptions)
+			"at most %d subscriptions per connection", sv.cfg.MaxSubscriptions)
 	}
 	c.nextSub++
 	s.id = fmt.Sprintf("s%d", c.nextSub)
-	head := rt.head.Load()
+	head := sv.head.Load()
 	// Live either way: past the reader's head, the fan-out skips up to s.last.
 	s.last, s.live = max(head, committed), true
 	if req.SinceSeq != nil {
@@ -456,10 +485,10 @@ func (c *subscriberConn) Subscribe(ctx context.Context, req ports.SubscribeReque
 	// Acknowledged under the lock: no fan-out runs, so no event of s can
 	// precede it.
 	c.sink.Subscribed(out)
-	rt.index(s)
-	rt.mu.Unlock()
+	sv.index(s)
+	sv.mu.Unlock()
 	if startCatchUps {
-		go rt.runCatchUps(c)
+		go sv.runCatchUps(c)
 	}
 	return out, nil
 }
@@ -467,30 +496,15 @@ func (c *subscriberConn) Subscribe(ctx context.Context, req ports.SubscribeReque
 // authorizeWatch asks whether actor may subscribe to user id: to the user
 // as stored, or, for an id not taken yet, to a user with that id of some
 // role (so the answer does not tell taken ids from free ones).
-func (rt *Realtime) authorizeWatch(ctx context.Context, actor domain.Actor, id int64) error {
-	u, err := rt.repo.Get(ctx, id)
+func (sv *Subscriptions) authorizeWatch(ctx context.Context, actor domain.Actor, id int64) error {
+	u, err := sv.repo.Get(ctx, id)
 	if err == nil {
-		return authorize(ctx, rt.authz, actor, domain.PermSubscribeID, u, domain.Role{})
+		return authorize(ctx, sv.authz, actor, domain.PermSubscribeID, u, domain.Role{})
 	}
 	if !errors.Is(err, domain.ErrNotFound) {
 		return fmt.Errorf("load user %d: %w", id, err)
 	}
-	var refusal error
-	for _, r := range domain.Roles() {
-		hypothetical, herr := domain.RestoreUser(domain.StoredUser{ID: id, Role: r.String()})
-		if herr != nil {
-			return fmt.Errorf("hypothetical %s: %w", r, herr)
-		}
-		err := authorize(ctx, rt.authz, actor, domain.PermSubscribeID, hypothetical, domain.Role{})
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, domain.ErrForbidden) {
-			return err
-		}
-		refusal = err
-	}
-	return refusal
+	return authorizeAnyRole(ctx, sv.authz, actor, domain.PermSubscribeID, id, domain.Role{})
 }
 
 // resume refuses a since_seq older than the resume window (tooOld) and,
@@ -500,23 +514,23 @@ func (rt *Realtime) authorizeWatch(ctx context.Context, actor domain.Actor, id i
 // sees them all). The page is read only for a catch-up that starts at once:
 // one waiting its turn behind the connection's others would hold it in
 // memory meanwhile, and reads its pages when it runs.
-func (rt *Realtime) resume(ctx context.Context, s *rtSub, since int64) (*catchUpPage, error) {
+func (sv *Subscriptions) resume(ctx context.Context, s *subscription, since int64) (*catchUpPage, error) {
 	if since < 0 {
 		return nil, domain.Errorf(domain.KindInvalid, "invalid_since_seq", "since_seq must not be negative")
 	}
-	head := rt.head.Load()
-	q := rt.catchUpQuery(s, since)
-	rt.mu.RLock()
+	head := sv.head.Load()
+	q := sv.catchUpQuery(s, since)
+	sv.mu.RLock()
 	waiting := len(s.conn.catchUps) > 0
-	rt.mu.RUnlock()
+	sv.mu.RUnlock()
 	if since >= head || waiting {
 		q.Limit = 0
 	}
-	page, err := rt.changes.CatchUp(ctx, q)
+	page, err := sv.changes.CatchUp(ctx, q)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("realtime: reading the change log after since_seq: %w", err)
-	case rt.tooOld(since, page):
+	case sv.tooOld(since, page):
 		return nil, ErrResumeTooOld
 	case q.Limit == 0:
 		return nil, nil
@@ -532,8 +546,8 @@ func (rt *Realtime) resume(ctx context.Context, s *rtSub, since int64) (*catchUp
 // first seq held (less one) something may be gone. A gap left there by a
 // rolled-back write is indistinguishable and is refused too, which only
 // costs the client a fresh start.
-func (rt *Realtime) tooOld(since int64, p ports.CatchUpPage) bool {
-	if !p.NextAt.IsZero() && p.NextAt.Before(rt.clock.Now().Add(-rt.cfg.ResumeWindow)) {
+func (sv *Subscriptions) tooOld(since int64, p ports.CatchUpPage) bool {
+	if !p.NextAt.IsZero() && p.NextAt.Before(sv.clock.Now().Add(-sv.cfg.ResumeWindow)) {
 		return true
 	}
 	return since+1 < p.FirstSeq
@@ -544,8 +558,8 @@ func (rt *Realtime) tooOld(since int64, p ports.CatchUpPage) bool {
 // log's (target_id, seq) index, so its catch-up costs what it returns
 // however long the log is; a search reads every entry, a page at a time
 // (never the log at once), and tests each against its filter.
-func (rt *Realtime) catchUpQuery(s *rtSub, after int64) ports.CatchUpQuery {
-	q := ports.CatchUpQuery{After: after, Limit: rt.cfg.BatchSize}
+func (sv *Subscriptions) catchUpQuery(s *subscription, after int64) ports.CatchUpQuery {
+	q := ports.CatchUpQuery{After: after, Limit: sv.cfg.BatchSize}
 	if !s.search {
 		q.TargetID = &s.userID
 	}
@@ -562,14 +576,14 @@ type catchUpPage struct {
 
 // Unsubscribe ends subscription id; no event of it follows.
 func (c *subscriberConn) Unsubscribe(_ context.Context, id string) error {
-	rt := c.rt
-	rt.mu.Lock()
+	sv := c.sv
+	sv.mu.Lock()
 	s, ok := c.subs[id]
 	if ok {
 		delete(c.subs, id)
-		rt.unindex(s)
+		sv.unindex(s)
 	}
-	rt.mu.Unlock()
+	sv.mu.Unlock()
 	if !ok {
 		return domain.Errorf(domain.KindNotFound, "unknown_subscription", "no such subscription_id on this connection")
 	}
@@ -579,15 +593,15 @@ func (c *subscriberConn) Unsubscribe(_ context.Context, id string) error {
 
 // endSubscription ends s because its subscriber may no longer receive its
 // events, and tells the sink.
-func (rt *Realtime) endSubscription(s *rtSub, reason error) {
+func (sv *Subscriptions) endSubscription(s *subscription, reason error) {
 	c := s.conn
-	rt.mu.Lock()
+	sv.mu.Lock()
 	_, ok := c.subs[s.id]
 	if ok {
 		delete(c.subs, s.id)
-		rt.unindex(s)
+		sv.unindex(s)
 	}
-	rt.mu.Unlock()
+	sv.mu.Unlock()
 	s.markRemoved()
 	if ok {
 		c.sink.SubscriptionEnded(s.id, reason)
