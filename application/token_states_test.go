@@ -488,4 +488,3 @@ func TestTokenStatesMemory(t *testing.T) {
 	}
 	runtime.KeepAlive(ts)
 }
-
