@@ -847,3 +847,29 @@ func TestRealtimeFreshSubscriptionStartsAtTheCommittedHead(t *testing.T) {
 		t.Errorf("events %v, want only %d", got, after)
 	}
 }
+
+// The change log's bookkeeping (an internal entry: tokens ended without a
+// public change) is never an event.
+func TestRealtimeInternalEntriesAreNoEvents(t *testing.T) {
+	t.Parallel()
+	f := newSubsFixture(t, nil)
+	admin, watched := f.seed(t, 1, domain.RoleAdmin), f.seed(t, 2, domain.RoleUser)
+	c, sink := f.connect(t, admin)
+	byID := subscribe(t, c, ports.SubscribeRequest{UserID: watched.ID()})
+	search := subscribe(t, c, ports.SubscribeRequest{Search: true})
+	if err := f.repo.UpdateInternal(t.Context(), watched.ID(), func(u *domain.User) error {
+		u.RevokeTokens(testNow)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	internal := f.head(t)
+	after := f.rename(t, watched.ID(), "a@example.com")
+	f.awaitHead(t, after)
+	got := sink.got()
+	for _, s := range []ports.Subscription{byID, search} {
+		if ev := events(got, s.ID); !slices.Equal(ev, []int64{after}) {
+			t.Errorf("%s: events %v, want only %d (%d is internal)", s.ID, ev, after, internal)
+		}
+	}
+}
