@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/userservice/userservice/adapters/gormstore"
 	"github.com/userservice/userservice/adapters/rbac"
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
@@ -191,9 +192,9 @@ type fixture struct {
 	baseHashes int
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...gormstore.Option) *fixture {
 	t.Helper()
-	f := &fixture{repo: newTestRepo(t), authz: &fakeAuthz{}, hasher: &fakeHasher{}}
+	f := &fixture{repo: newTestRepo(t, opts...), authz: &fakeAuthz{}, hasher: &fakeHasher{}}
 	f.refresh = &refreshSpy{RefreshTokenStore: f.repo.store.RefreshTokens(), saved: map[string]ports.RefreshToken{}}
 	deps := Deps{
 		Repo: f.repo, Authz: f.authz, Hasher: f.hasher, Clock: fixedClock{testNow},

@@ -3,69 +3,42 @@ package application
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
-	"time"
 
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
 )
 
-// memChangeLog holds entries in seq order and filters them like storage.
-type memChangeLog struct {
-	// ports.ChangeLog is nil: the reads of the real-time service, which the
-	// audit never makes, are not implemented.
-	ports.ChangeLog
-	entries []domain.Change
-}
-
-func (l *memChangeLog) match(q ports.AuditQuery) []domain.Change {
-	var out []domain.Change
-	for _, c := range l.entries {
-		switch {
-		case q.TargetID != nil && c.TargetID != *q.TargetID,
-			q.ActorID != nil && c.ActorID != *q.ActorID,
-			q.Action != "" && c.Action != q.Action,
-			!q.Since.IsZero() && c.At.Before(q.Since),
-			!q.Until.IsZero() && !c.At.Before(q.Until):
-			continue
-		}
-		out = append(out, c)
-	}
-	return out
-}
-
-func (l *memChangeLog) ChangesAfter(_ context.Context, after int64, limit int) ([]domain.Change, error) {
-	return l.Audit(context.Background(), ports.AuditQuery{AfterSeq: after, Limit: limit})
-}
-
-func (l *memChangeLog) Audit(_ context.Context, q ports.AuditQuery) ([]domain.Change, error) {
-	var out []domain.Change
-	for _, c := range l.match(q) {
-		if c.Seq > q.AfterSeq && (q.Limit <= 0 || len(out) < q.Limit) {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
-func (l *memChangeLog) CountAudit(_ context.Context, q ports.AuditQuery, limit int64) (int64, bool, error) {
-	n := int64(len(l.match(q)))
-	return n, n <= limit, nil
-}
-
+// newAuditFixture stores five users (changes 1 to 5), then makes n
+// changes: change 5+i to user i%5+1, a role change when i is a multiple of
+// 3, else a rename. The audit reads them from the store's change log.
 func newAuditFixture(t *testing.T, n int) (*Audit, *fakeAuthz) {
 	t.Helper()
-	log := &memChangeLog{}
+	f := newFixture(t)
+	var users []*domain.User
+	for i := range 5 {
+		users = append(users, f.seed(t, i+1, domain.RoleUser, ""))
+	}
 	for i := 1; i <= n; i++ {
-		action := domain.ActionUpdated
-		if i%3 == 0 {
-			action = domain.ActionRoleChanged
+		u := users[i%5]
+		_, err := f.repo.Update(context.Background(), u.ID(), domain.Operator(), func(u *domain.User, count domain.SuperadminCount) (domain.ChangeAction, error) {
+			if i%3 == 0 {
+				to := domain.RoleAdmin
+				if u.Role() == to {
+					to = domain.RoleUser
+				}
+				return domain.ActionRoleChanged, u.ChangeRole(domain.Operator(), to, count, testNow)
+			}
+			email := fmt.Sprintf("renamed%d@example.com", i)
+			return domain.ActionUpdated, u.ApplyProfile(domain.ProfilePatch{Email: &email}, testNow)
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		log.entries = append(log.entries, domain.Change{Seq: int64(i), At: testNow.Add(time.Duration(i) * time.Minute),
-			ActorID: int64(i % 2), Action: action, TargetID: int64(i % 5)})
 	}
 	authz := &fakeAuthz{decide: shippedPolicy}
-	return NewAudit(Deps{Changes: log, Authz: authz, CursorKey: testCursorKey}), authz
+	return NewAudit(Deps{Changes: f.repo.store.ChangeLog(), Authz: authz, CursorKey: testCursorKey}), authz
 }
 
 func TestAuditIsForSuperadminsOnly(t *testing.T) {
@@ -98,7 +71,7 @@ func TestAuditPagesByCursorWithFilters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Page != page || p.Total != 5 || !p.TotalExact || p.Pages != 3 {
+		if p.Page != page || p.Total != 6 || !p.TotalExact || p.Pages != 3 {
 			t.Fatalf("page %d envelope %+v", page, p)
 		}
 		for _, c := range p.Items {
@@ -109,7 +82,7 @@ func TestAuditPagesByCursorWithFilters(t *testing.T) {
 		}
 		req.Cursor = p.NextCursor
 	}
-	want := []int64{2, 7, 12, 17, 22}
+	want := []int64{2, 6, 11, 16, 21, 26} // its creation, and i = 1, 6, 11, 16, 21
 	if len(seen) != len(want) {
 		t.Fatalf("seqs %v, want %v", seen, want)
 	}

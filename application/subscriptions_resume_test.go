@@ -18,30 +18,31 @@ import (
 func TestRealtimeResumeWindow(t *testing.T) {
 	t.Parallel()
 	f := newSubsFixture(t, func(c *SubscriptionsConfig) { c.ResumeWindow = time.Hour })
-	// The whole history of user 99, deleted before the window began (the
+	// The whole history of a user deleted before the window began (the
 	// log still keeps it for /audit: retention is not the window), then
 	// changes inside the window, the first at its very start.
-	gone, err := domain.RestoreUser(domain.StoredUser{ID: 99, Role: "user"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := []int64{
-		f.log.add(domain.Change{Action: domain.ActionCreated, TargetID: 99, After: gone, At: testNow.Add(-3 * time.Hour)}),
-		f.log.add(domain.Change{Action: domain.ActionUpdated, TargetID: 99, Before: gone, After: gone, At: testNow.Add(-2 * time.Hour)}),
-		f.log.add(domain.Change{Action: domain.ActionDeleted, TargetID: 99, Before: gone, At: testNow.Add(-time.Hour - time.Second)}),
-	}
-	u := f.seed(t, 1, domain.RoleUser)
-	_, created, _ := f.log.SeqBounds(t.Context())
-	u0, _ := f.repo.Get(t.Context(), u.ID())
-	edge := f.log.add(domain.Change{Action: domain.ActionUpdated, TargetID: u.ID(), Before: u0, After: u0, At: testNow.Add(-time.Hour)})
+	at := func(ago time.Duration) { f.stamps.set(testNow.Add(-ago)) }
+	at(3 * time.Hour)
+	gone := f.seed(t, 1, domain.RoleUser)
+	old := []int64{f.head(t)}
+	at(2 * time.Hour)
+	old = append(old, f.rename(t, gone.ID(), "gone@example.com"))
+	at(time.Hour + time.Second)
+	old = append(old, f.remove(t, gone.ID()))
+	at(time.Hour)
+	u := f.seed(t, 2, domain.RoleUser)
+	created := f.head(t)
+	at(30 * time.Minute)
+	inside := f.rename(t, u.ID(), "inside@example.com")
+	at(0)
 	recent := f.rename(t, u.ID(), "recent@example.com")
 	c, sink := f.connect(t, u)
 	for since, ok := range map[int64]bool{
 		0: false, old[0]: false, old[1]: false,
-		old[2]: true, // the next change is the window's first
-		edge:   true, recent: true, recent + 5: true,
+		old[2]:  true, // the next change is the window's first
+		created: true, inside: true, recent: true, recent + 5: true,
 	} {
-		for _, id := range []int64{99, u.ID()} {
+		for _, id := range []int64{gone.ID(), u.ID()} {
 			_, err := c.Subscribe(t.Context(), ports.SubscribeRequest{UserID: id, SinceSeq: &since})
 			if ok != (err == nil) || (!ok && !errors.Is(err, ErrResumeTooOld)) {
 				t.Errorf("user %d since %d: %v, want ok=%v", id, since, err, ok)
@@ -50,13 +51,13 @@ func TestRealtimeResumeWindow(t *testing.T) {
 	}
 	// Since the last change before the window: the window's changes only,
 	// and nothing of the user deleted before it.
-	gone99 := subscribe(t, c, ports.SubscribeRequest{UserID: 99, SinceSeq: &old[2]})
+	goneSub := subscribe(t, c, ports.SubscribeRequest{UserID: gone.ID(), SinceSeq: &old[2]})
 	sub := subscribe(t, c, ports.SubscribeRequest{UserID: u.ID(), SinceSeq: &old[2]})
 	got := sink.await(t, "the window's changes", func(l []string) bool { return len(events(l, sub.ID)) >= 3 })
-	if ev := events(got, sub.ID); !slices.Equal(ev, []int64{created, edge, recent}) {
-		t.Errorf("replayed %v, want the creation, %d and %d", ev, edge, recent)
+	if ev := events(got, sub.ID); !slices.Equal(ev, []int64{created, inside, recent}) {
+		t.Errorf("replayed %v, want the creation, %d and %d", ev, inside, recent)
 	}
-	if ev := events(got, gone99.ID); len(ev) != 0 {
+	if ev := events(got, goneSub.ID); len(ev) != 0 {
 		t.Errorf("replayed %v of the user deleted before the window", ev)
 	}
 }
@@ -65,8 +66,8 @@ func TestRealtimeResumeWindowIsAtMostTheRetention(t *testing.T) {
 	t.Parallel()
 	f := newSubsFixture(t, func(c *SubscriptionsConfig) { c.ResumeWindow = 48 * time.Hour; c.KeepFor = time.Hour })
 	u := f.seed(t, 1, domain.RoleUser)
-	u0, _ := f.repo.Get(t.Context(), u.ID())
-	old := f.log.add(domain.Change{Action: domain.ActionUpdated, TargetID: u.ID(), Before: u0, After: u0, At: testNow.Add(-2 * time.Hour)})
+	f.stamps.set(testNow.Add(-2 * time.Hour))
+	old := f.rename(t, u.ID(), "old@example.com")
 	c, _ := f.connect(t, u)
 	since := old - 1
 	if _, err := c.Subscribe(t.Context(), ports.SubscribeRequest{UserID: u.ID(), SinceSeq: &since}); !errors.Is(err, ErrResumeTooOld) {
@@ -137,7 +138,7 @@ func TestRealtimeCatchUpBySearchReadsPages(t *testing.T) {
 		if q.Limit <= 0 || q.Limit > 3 {
 			t.Errorf("read %+v: want a page of at most 3", q)
 		}
-		if q.Limit == 3 && q.AfterSeq < 12 {
+		if q.Limit == 3 && q.After < 12 {
 			pages++
 		}
 	}
@@ -149,7 +150,7 @@ func TestRealtimeCatchUpBySearchReadsPages(t *testing.T) {
 // A connection runs one catch-up at a time: the next starts when the one
 // before has handed over, and one unsubscribed while it waited never runs.
 // Each catch-up here reads a full page of two entries and a last one of
-// one; the memLog's gate holds the second page (the first of the catch-up
+// one; the observed log's gate holds the second page (the first of the catch-up
 // that starts at once is read by Subscribe, with the resume check).
 func TestRealtimeOneCatchUpAtATimePerConnection(t *testing.T) {
 	t.Parallel()
@@ -166,9 +167,8 @@ func TestRealtimeOneCatchUpAtATimePerConnection(t *testing.T) {
 		}
 	}
 	c, sink := f.connect(t, users[0])
-	f.log.mu.Lock()
-	f.log.gate = make(chan struct{})
-	f.log.mu.Unlock()
+	gate := make(chan struct{})
+	f.log.setGate(gate)
 	var subs []ports.Subscription
 	for _, u := range users[:4] {
 		subs = append(subs, subscribe(t, c, ports.SubscribeRequest{UserID: u.ID(), SinceSeq: ptr(int64(0))}))
@@ -187,7 +187,7 @@ func TestRealtimeOneCatchUpAtATimePerConnection(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		f.log.gate <- struct{}{}
+		gate <- struct{}{}
 	}
 	for i, s := range subs {
 		if i == 2 {
@@ -204,7 +204,7 @@ func TestRealtimeOneCatchUpAtATimePerConnection(t *testing.T) {
 	var order []int64
 	reads, _ := f.log.takeReads()
 	for _, q := range reads {
-		if q.TargetID != nil && q.AfterSeq > 0 {
+		if q.TargetID != nil && q.After > 0 {
 			order = append(order, *q.TargetID)
 		}
 	}
@@ -222,8 +222,7 @@ func TestRealtimeResumeAcrossARolledBackSeq(t *testing.T) {
 	t.Parallel()
 	f := newSubsFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleUser)
-	f.log.skip() // seq 2
-	s3 := f.rename(t, u.ID(), "a@example.com")
+	s3 := f.renameAfterGap(t, u.ID(), "a@example.com") // 2 unused
 	c, sink := f.connect(t, u)
 	sub := subscribe(t, c, ports.SubscribeRequest{UserID: u.ID(), SinceSeq: ptr(int64(1))})
 	sink.awaitLine(t, fmt.Sprintf("event %s %d", sub.ID, s3))

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/userservice/userservice/adapters/gormstore"
 	"github.com/userservice/userservice/domain"
 	"github.com/userservice/userservice/ports"
 )
@@ -38,67 +39,146 @@ func (r *countingRepo) Get(ctx context.Context, id int64) (*domain.User, error) 
 	return u, err
 }
 
-// watchedLog is memLog behind a feed whose connection state a test sets.
-type watchedLog struct {
-	*memLog
-	conn atomic.Uint64
-	down atomic.Bool
+// testFeed is the store's notifier behind a feed whose state a test sets,
+// as PostgreSQL's listener can be: down (its connection lost, and the
+// wake-ups with it), up again on a new connection, or up with its
+// wake-ups lost (muted). A wake-up the store sent before a change of state
+// is passed on, or lost, as the state before decides.
+type testFeed struct {
+	store ports.ChangeNotifier
+	out   chan struct{}
+	// flush asks the forwarder to pass on what the store has sent, and
+	// is closed back once done.
+	flush chan chan struct{}
+
+	mu          sync.Mutex
+	conn        uint64
+	down, muted bool
 }
 
-// ChangesAfter is the fan-out's read, of whole entries: the token cache
-// must not make it, but read the targets alone (TargetsAfter). Its failure
-// would keep the cache from ever trusting its memory.
-func (w *watchedLog) ChangesAfter(context.Context, int64, int) ([]domain.Change, error) {
-	return nil, errors.New("watchedLog: the token cache read whole entries")
+var _ ports.ChangeWatcher = (*testFeed)(nil)
+
+func newTestFeed(store ports.ChangeNotifier) *testFeed {
+	return &testFeed{store: store, out: make(chan struct{}, 1), flush: make(chan chan struct{})}
 }
 
-func (w *watchedLog) Watch(ctx context.Context) (<-chan struct{}, func() (uint64, bool)) {
-	return w.Changes(ctx), func() (uint64, bool) { return w.conn.Load(), !w.down.Load() }
+func (f *testFeed) Changes(ctx context.Context) <-chan struct{} {
+	ch, _ := f.Watch(ctx)
+	return ch
 }
 
-// reconnect is the feed coming back: a new connection, and its wake-up.
-func (w *watchedLog) reconnect() {
-	w.conn.Add(1)
-	w.down.Store(false)
+// Watch forwards the store's wake-ups; only one caller, the cache, watches.
+func (f *testFeed) Watch(ctx context.Context) (<-chan struct{}, func() (uint64, bool)) {
+	in := f.store.Changes(ctx)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-in:
+				f.pass()
+			case done := <-f.flush:
+				select {
+				case <-in:
+					f.pass()
+				default:
+				}
+				close(done)
+			}
+		}
+	}()
+	return f.out, f.listening
+}
+
+func (f *testFeed) listening() (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.conn, !f.down
+}
+
+func (f *testFeed) pass() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.down && !f.muted {
+		f.wake()
+	}
+}
+
+// wake is a wake-up of the feed's own, as a (re)connection sends.
+func (f *testFeed) wake() {
 	select {
-	case w.wake <- struct{}{}:
+	case f.out <- struct{}{}:
 	default:
 	}
+}
+
+// set changes the feed's state once the wake-ups sent so far are settled.
+func (f *testFeed) set(change func(f *testFeed)) {
+	done := make(chan struct{})
+	f.flush <- done
+	<-done
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f)
+}
+
+// targetsOnly is the change log the cache follows. ChangesAfter, the
+// fan-out's read of whole entries, fails: the cache must read the targets
+// alone (TargetsAfter), and were it to read whole entries it would never
+// trust its memory.
+type targetsOnly struct{ *observedLog }
+
+func (targetsOnly) ChangesAfter(context.Context, int64, int) ([]domain.Change, error) {
+	return nil, errors.New("targetsOnly: the token cache read whole entries")
 }
 
 type tsFixture struct {
 	*fixture
 	counting *countingRepo
-	log      *watchedLog
-	states   *TokenStates
+	// log is the store's change log, as the cache reads it, and feed its
+	// notifier.
+	log  *observedLog
+	feed *testFeed
+	// stamps dates the change-log entries written.
+	stamps *movingClock
+	states *TokenStates
 }
 
 // newTSFixture wires Users and Auth as bootstrap does: writes through the
-// evicting repository, token checks through the cache, following log.
+// evicting repository, token checks through the cache, following the
+// store's change log. The cache starts with start, once the test has
+// seeded the accounts it needs: it follows the log from there.
 func newTSFixture(t *testing.T, tune func(*TokenStatesConfig)) *tsFixture {
 	t.Helper()
-	f := &tsFixture{fixture: newFixture(t)}
+	stamps := &movingClock{now: testNow}
+	f := &tsFixture{fixture: newFixture(t, gormstore.WithClock(stamps)), stamps: stamps}
 	f.counting = &countingRepo{UserRepository: f.repo}
-	f.log = &watchedLog{memLog: newMemLog()}
-	cfg := TokenStatesConfig{Notifier: f.log, Retention: f.log, Lease: time.Hour, PollEvery: 10 * time.Millisecond}
+	f.log = observe(f.repo.store.ChangeLog())
+	f.feed = newTestFeed(f.repo.store.ChangeNotifier())
+	cfg := TokenStatesConfig{Notifier: f.feed, Retention: f.repo.store.ChangeLogRetention(), Lease: time.Hour, PollEvery: 10 * time.Millisecond}
 	if tune != nil {
 		tune(&cfg)
 	}
 	deps := Deps{
-		Repo: f.counting, Changes: f.log, Authz: f.authz, Hasher: f.hasher, Clock: fixedClock{testNow},
+		Repo: f.counting, Changes: targetsOnly{f.log}, Authz: f.authz, Hasher: f.hasher, Clock: fixedClock{testNow},
 		Tokens: fakeTokens{}, Verifier: fakeTokens{}, Refresh: f.refresh, CursorKey: testCursorKey,
 	}
 	f.states = NewTokenStates(deps, cfg)
 	deps.Repo = f.states.Repository(deps.Repo)
 	f.users = NewUsers(deps)
 	f.auth = NewAuth(deps, AuthConfig{AccessTTL: testAccessTTL, RefreshTTL: testRefreshTTL, States: f.states})
+	return f
+}
+
+// start starts the cache and waits until it trusts its memory.
+func (f *tsFixture) start(t *testing.T) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	if err := f.states.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	f.awaitTrusted(t)
-	return f
 }
 
 func (f *tsFixture) awaitTrusted(t *testing.T) {
@@ -122,20 +202,15 @@ func (f *tsFixture) authenticate(t *testing.T, id, version int64) (domain.Actor,
 }
 
 // elsewhere changes u's role as another instance would: straight in the
-// store, announced (or not) in the log.
-func (f *tsFixture) elsewhere(t *testing.T, id int64, to domain.Role, announce bool) {
+// store, past this instance's evicting repository, so that only the
+// change log tells the cache.
+func (f *tsFixture) elsewhere(t *testing.T, id int64, to domain.Role) {
 	t.Helper()
-	u, err := f.repo.Update(context.Background(), id, domain.Operator(), func(u *domain.User, n domain.SuperadminCount) (domain.ChangeAction, error) {
+	_, err := f.repo.Update(context.Background(), id, domain.Operator(), func(u *domain.User, n domain.SuperadminCount) (domain.ChangeAction, error) {
 		return domain.ActionRoleChanged, u.ChangeRole(domain.Operator(), to, n, testNow)
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	c := domain.Change{Action: domain.ActionRoleChanged, TargetID: id, After: u}
-	if announce {
-		f.log.add(c)
-	} else {
-		f.log.addUnannounced(c)
 	}
 }
 
@@ -161,6 +236,7 @@ func (f *tsFixture) awaitRefused(t *testing.T, id, version int64) {
 func TestTokenStatesServeFromMemory(t *testing.T) {
 	f := newTSFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleAdmin, "pw")
+	f.start(t)
 	a, reads, err := f.authenticate(t, u.ID(), u.TokenVersion())
 	if err != nil || reads != 1 || a != actorOf(u) {
 		t.Fatalf("first check: %+v, %v, %d reads; want %+v after one read", a, err, reads, actorOf(u))
@@ -180,18 +256,21 @@ func TestTokenStatesServeFromMemory(t *testing.T) {
 }
 
 // The instance that writes refuses the old token as the write returns,
-// before any change-log entry is read (the log it follows gets none here).
+// before any change-log entry is read (the log cannot be read here; memory
+// stays trusted for the lease).
 func TestTokenStatesLocalWritesEvictAtOnce(t *testing.T) {
 	f := newTSFixture(t, nil)
 	root := f.seed(t, 1, domain.RoleSuperadmin, "pw")
 	victim := f.seed(t, 2, domain.RoleAdmin, "pw")
 	other := f.seed(t, 3, domain.RoleUser, "pw")
+	f.start(t)
 	ctx := context.Background()
 	for _, u := range []*domain.User{victim, other} {
 		if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
 			t.Fatal(err)
 		}
 	}
+	f.log.setReadErr(errors.New("database away"))
 	if _, err := f.users.ChangeRole(ctx, actorOf(root), victim.ID(), "user"); err != nil {
 		t.Fatal(err)
 	}
@@ -212,10 +291,14 @@ func TestTokenStatesFollowTheLog(t *testing.T) {
 	for _, announce := range []bool{true, false} {
 		f := newTSFixture(t, nil)
 		u := f.seed(t, 1, domain.RoleAdmin, "pw")
+		f.start(t)
 		if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
 			t.Fatal(err)
 		}
-		f.elsewhere(t, u.ID(), domain.RoleUser, announce)
+		if !announce {
+			f.feed.set(func(f *testFeed) { f.muted = true })
+		}
+		f.elsewhere(t, u.ID(), domain.RoleUser)
 		f.awaitRefused(t, u.ID(), u.TokenVersion())
 		a, _, err := f.authenticate(t, u.ID(), u.TokenVersion()+1)
 		if err != nil || a.Role != domain.RoleUser {
@@ -230,6 +313,7 @@ func TestTokenStatesBound(t *testing.T) {
 	for i := range 25 {
 		users = append(users, f.seed(t, i+1, domain.RoleUser, "pw"))
 	}
+	f.start(t)
 	hot := users[0]
 	for _, u := range users {
 		if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
@@ -257,23 +341,19 @@ func TestTokenStatesGapForgetsEverything(t *testing.T) {
 	f := newTSFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleAdmin, "pw")
 	bystander := f.seed(t, 2, domain.RoleUser, "pw")
+	f.start(t)
 	for _, x := range []*domain.User{u, bystander} {
 		if _, _, err := f.authenticate(t, x.ID(), x.TokenVersion()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.log.mu.Lock()
-	f.log.readErr = errors.New("database away")
-	f.log.mu.Unlock()
-	f.elsewhere(t, u.ID(), domain.RoleUser, false)
+	f.log.setReadErr(errors.New("database away"))
+	f.elsewhere(t, u.ID(), domain.RoleUser)
 	// Pruned unseen; a later entry about someone else is all that is left.
-	f.log.mu.Lock()
-	f.log.entries = nil
-	f.log.mu.Unlock()
-	f.log.addUnannounced(domain.Change{Action: domain.ActionUpdated, TargetID: 999})
-	f.log.mu.Lock()
-	f.log.readErr = nil
-	f.log.mu.Unlock()
+	f.stamps.advance(2 * time.Hour)
+	f.seed(t, 3, domain.RoleUser, "pw")
+	f.repo.prune(t, testNow.Add(time.Hour))
+	f.log.setReadErr(nil)
 	f.awaitRefused(t, u.ID(), u.TokenVersion())
 	if _, reads, _ := f.authenticate(t, bystander.ID(), bystander.TokenVersion()); reads != 1 {
 		t.Fatal("an account held across the gap was served from memory")
@@ -285,12 +365,11 @@ func TestTokenStatesGapForgetsEverything(t *testing.T) {
 func TestTokenStatesLogDownReadsRows(t *testing.T) {
 	f := newTSFixture(t, func(c *TokenStatesConfig) { c.Lease = 50 * time.Millisecond })
 	u := f.seed(t, 1, domain.RoleAdmin, "pw")
+	f.start(t)
 	if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
 		t.Fatal(err)
 	}
-	f.log.mu.Lock()
-	f.log.readErr = errors.New("database away")
-	f.log.mu.Unlock()
+	f.log.setReadErr(errors.New("database away"))
 	deadline := time.Now().Add(rtWait)
 	for f.states.trusted() {
 		if time.Now().After(deadline) {
@@ -302,13 +381,11 @@ func TestTokenStatesLogDownReadsRows(t *testing.T) {
 		t.Fatalf("with the log down: %v after %d reads; want one row read", err, reads)
 	}
 	// Changed, and the entry is in the log, but the log cannot be read.
-	f.elsewhere(t, u.ID(), domain.RoleUser, true)
+	f.elsewhere(t, u.ID(), domain.RoleUser)
 	if _, reads, err := f.authenticate(t, u.ID(), u.TokenVersion()); !errors.Is(err, domain.ErrUnauthenticated) || reads != 1 {
 		t.Fatalf("a change while the log is down: %v after %d reads; want refused from the row", err, reads)
 	}
-	f.log.mu.Lock()
-	f.log.readErr = nil
-	f.log.mu.Unlock()
+	f.log.setReadErr(nil)
 	f.awaitTrusted(t)
 	if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()+1); err != nil {
 		t.Fatal(err)
@@ -323,22 +400,22 @@ func TestTokenStatesLogDownReadsRows(t *testing.T) {
 func TestTokenStatesFeedDownReadsRows(t *testing.T) {
 	f := newTSFixture(t, func(c *TokenStatesConfig) { c.PollEvery = time.Hour })
 	u := f.seed(t, 1, domain.RoleAdmin, "pw")
+	f.start(t)
 	if _, _, err := f.authenticate(t, u.ID(), u.TokenVersion()); err != nil {
 		t.Fatal(err)
 	}
-	f.log.down.Store(true)
+	f.feed.set(func(f *testFeed) { f.down = true })
 	// Lost with the connection: the reader is never told.
-	f.elsewhere(t, u.ID(), domain.RoleUser, false)
+	f.elsewhere(t, u.ID(), domain.RoleUser)
 	if _, reads, err := f.authenticate(t, u.ID(), u.TokenVersion()); !errors.Is(err, domain.ErrUnauthenticated) || reads != 1 {
 		t.Fatalf("feed down: %v after %d reads; want refused from the row", err, reads)
 	}
 	// Up again on a new connection, not yet read: still rows.
-	f.log.conn.Add(1)
-	f.log.down.Store(false)
+	f.feed.set(func(f *testFeed) { f.conn, f.down = f.conn+1, false })
 	if f.states.trusted() {
 		t.Fatal("memory trusted after a reconnection before the log was read")
 	}
-	f.log.reconnect()
+	f.feed.wake()
 	f.awaitTrusted(t)
 	v := u.TokenVersion() + 1
 	if _, _, err := f.authenticate(t, u.ID(), v); err != nil {
@@ -354,6 +431,7 @@ func TestTokenStatesFeedDownReadsRows(t *testing.T) {
 func TestTokenStatesLoadRacingEviction(t *testing.T) {
 	f := newTSFixture(t, nil)
 	u := f.seed(t, 1, domain.RoleAdmin, "pw")
+	f.start(t)
 	hold, release := make(chan struct{}), make(chan struct{})
 	f.counting.mu.Lock()
 	f.counting.hold, f.counting.release = hold, release
@@ -364,7 +442,7 @@ func TestTokenStatesLoadRacingEviction(t *testing.T) {
 		done <- err
 	}()
 	<-hold // the old row is read
-	f.elsewhere(t, u.ID(), domain.RoleUser, true)
+	f.elsewhere(t, u.ID(), domain.RoleUser)
 	deadline := time.Now().Add(rtWait)
 	for f.states.epochs[uint64(u.ID())%epochStripes].Load() == 0 {
 		if time.Now().After(deadline) {
@@ -387,7 +465,8 @@ func TestTokenStatesMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates a million entries")
 	}
-	ts := NewTokenStates(Deps{}, TokenStatesConfig{Notifier: newMemLog(), Retention: newMemLog()})
+	store := newTestRepo(t).store
+	ts := NewTokenStates(Deps{}, TokenStatesConfig{Notifier: store.ChangeNotifier(), Retention: store.ChangeLogRetention()})
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -409,5 +488,3 @@ func TestTokenStatesMemory(t *testing.T) {
 	}
 	runtime.KeepAlive(ts)
 }
-
-var _ ports.ChangeWatcher = (*watchedLog)(nil)
