@@ -126,6 +126,9 @@ func LoadConfig(getenv func(string) string, forServe bool) (Config, error) {
 			environ[v.Key] = value
 		}
 	}
+	if strings.EqualFold(environ["LOG_LEVEL"], "warning") {
+		environ["LOG_LEVEL"] = "warn" // an alias the service has always taken; slog has no name for it
+	}
 	var c Config
 	p := problems{}
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ, FuncMap: parsers}); err != nil {

@@ -140,6 +140,16 @@ func TestLoadConfigPostgresNeedsKeysOrASecretOnlyToServe(t *testing.T) {
 	}
 }
 
+func TestLoadConfigLogLevels(t *testing.T) {
+	t.Parallel()
+	for value, want := range map[string]slog.Level{"debug": slog.LevelDebug, "Info": slog.LevelInfo, "WARN": slog.LevelWarn, "warning": slog.LevelWarn, "error": slog.LevelError} {
+		c, err := LoadConfig(envOf(map[string]string{"LOG_LEVEL": value}), false)
+		if err != nil || c.LogLevel != want {
+			t.Errorf("LOG_LEVEL=%s: %v, %v; want %v", value, c.LogLevel, err, want)
+		}
+	}
+}
+
 func TestLoadConfigResumeWindow(t *testing.T) {
 	t.Parallel()
 	c, err := LoadConfig(envOf(map[string]string{"WS_RESUME_WINDOW": "90m", "CHANGE_LOG_RETENTION": "48h"}), true)
